@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kycgate/kycgate/internal/config"
+	"github.com/kycgate/kycgate/internal/didit"
+	"github.com/kycgate/kycgate/internal/didit/diditsim"
+	"github.com/kycgate/kycgate/internal/httpapi"
+	"github.com/kycgate/kycgate/internal/kyc"
+	"github.com/kycgate/kycgate/internal/mail"
+	"github.com/kycgate/kycgate/internal/store"
+)
+
+// webhooks adapts the didit package to what httpapi needs.
+type webhooks struct{ secret string }
+
+func (w webhooks) Verify(h http.Header, body []byte, now time.Time) error {
+	return didit.VerifyWebhook(w.secret, h, body, now)
+}
+
+func (w webhooks) Parse(body []byte) (kyc.SessionEvent, error) {
+	ev, err := didit.ParseWebhook(body)
+	if errors.Is(err, didit.ErrIgnoredEvent) {
+		return ev, httpapi.ErrIgnoredEvent
+	}
+	return ev, err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randomUUID() string {
+	h := randomHex(16)
+	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-a" + h[17:20] + "-" + h[20:32]
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("serve: unexpected argument %q (configuration comes from KYCGATE_* variables)", args[0])
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	sec, err := secret(cfg)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxOpenConns: cfg.DBMaxConns})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	// Listen first: the embedded simulator and its webhooks need the real
+	// address (KYCGATE_ADDR may ask for port 0).
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+	local := "http://" + ln.Addr().String()
+	public := cfg.PublicURL
+	if strings.HasSuffix(cfg.Addr, ":0") && getenv("KYCGATE_PUBLIC_URL") == "" {
+		public = local
+	}
+
+	mounts := map[string]http.Handler{}
+	var mailer kyc.Mailer
+	if cfg.SMTPURL == "" {
+		box := mail.NewMailbox()
+		mailer = box
+		mounts["/_dev/mail/"] = http.StripPrefix("/_dev/mail", box.Handler())
+		mounts["/_dev/mail"] = http.RedirectHandler("/_dev/mail/", http.StatusFound)
+		log.Warn("development mailbox: codes are NOT emailed; read them at "+public+"/_dev/mail/ (set KYCGATE_SMTP_URL for real delivery)",
+			"mailbox", public+"/_dev/mail/")
+	} else {
+		smtp, err := mail.NewSMTP(mail.Config{URL: cfg.SMTPURL, From: cfg.MailFrom, Subject: cfg.MailSubject, Logger: log})
+		if err != nil {
+			return &config.Error{Var: "KYCGATE_SMTP_URL", Problem: err.Error()}
+		}
+		defer smtp.Close()
+		mailer = smtp
+		log.Info("mail via SMTP", "smtp", smtp.Endpoint().String())
+	}
+
+	diditURL, diditKey, workflow, hookSecret := cfg.DiditURL, cfg.DiditAPIKey, cfg.DiditWorkflowID, cfg.DiditWebhookSecret
+	if cfg.Embedded() {
+		diditKey, workflow, hookSecret = randomHex(16), randomUUID(), randomHex(24)
+		simCfg := diditsim.DefaultConfig()
+		simCfg.APIKey = diditKey
+		simCfg.WorkflowIDs = []string{workflow}
+		simCfg.BaseURL = public + "/_didit"
+		simCfg.Webhooks = []diditsim.Destination{{URL: local + "/webhooks/didit", Secret: hookSecret}}
+		simCfg.Logger = log.With("component", "didit-sim")
+		sim, err := diditsim.New(simCfg)
+		if err != nil {
+			return fmt.Errorf("didit simulator: %w", err)
+		}
+		defer sim.Close()
+		mounts["/_didit/"] = http.StripPrefix("/_didit", sim.Handler())
+		diditURL = local + "/_didit"
+		log.Warn("built-in Didit simulator: verifications are SIMULATED; open a session_url to pick an outcome (set KYCGATE_DIDIT_API_KEY for real Didit)",
+			"simulator", public+"/_didit/")
+	}
+	client, err := didit.NewClient(didit.ClientConfig{BaseURL: diditURL, APIKey: diditKey, WorkflowID: workflow,
+		Logger: log.With("component", "didit")})
+	if err != nil {
+		return fmt.Errorf("didit client: %w", err)
+	}
+
+	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mailer, Provider: client, Logger: log},
+		kyc.Config{Secret: sec, ChallengeTitle: cfg.ChallengeTitle})
+	if err != nil {
+		return err
+	}
+	var counter httpapi.Counter = httpapi.NewMemory()
+	if db.Dialect() == store.Postgres {
+		counter = db // replicas share one count
+	}
+	api := httpapi.New(httpapi.Config{Service: svc, Logger: log, Counter: counter,
+		Webhooks: webhooks{secret: hookSecret}, Ready: db.Ping, Mounts: mounts})
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      45 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+
+	var wg sync.WaitGroup
+	recCtx, stopRec := context.WithCancel(ctx)
+	defer stopRec()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		reconcile(recCtx, svc, cfg.ReconcileInterval, log)
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("kycgate listening", "addr", ln.Addr().String(), "public_url", public, "database", dbKind(cfg.DatabaseURL))
+
+	select {
+	case err := <-errc:
+		stopRec()
+		wg.Wait()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests")
+	api.Drain()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutCtx)
+	stopRec()
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func dbKind(url string) string {
+	if strings.HasPrefix(url, "sqlite:") {
+		return url
+	}
+	return "postgres"
+}
+
+// reconcile polls Didit for sessions with no news, so a lost webhook never
+// strands a user.
+func reconcile(ctx context.Context, svc *kyc.Service, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(max(every/4, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for {
+				n, err := svc.Reconcile(ctx, every, 100)
+				if err != nil {
+					if ctx.Err() == nil {
+						log.Error("reconcile", "err", err)
+					}
+					break
+				}
+				if n < 100 {
+					break
+				}
+			}
+		}
+	}
+}
+
+func diditSim(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := diditsim.ConfigFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, "info")
+	cfg.Logger = log
+	addr := getenv("DIDITSIM_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:8090"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "http://" + ln.Addr().String()
+	}
+	sim, err := diditsim.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("didit simulator listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutCtx)
+}

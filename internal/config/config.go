@@ -1,0 +1,134 @@
+// Package config reads kycgate's configuration from the environment and
+// validates it, so a bad setting stops start-up with one clear line.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything `kycgate serve` needs.
+type Config struct {
+	Addr               string
+	PublicURL          string
+	DatabaseURL        string
+	DBMaxConns         int
+	Secret             string // "" = generate and keep one beside the SQLite file
+	SMTPURL            string // "" = development mailbox
+	MailFrom           string
+	MailSubject        string
+	DiditURL           string
+	DiditAPIKey        string // "" = built-in Didit simulator
+	DiditWorkflowID    string
+	DiditWebhookSecret string
+	ReconcileInterval  time.Duration
+	ChallengeTitle     string
+	LogLevel           string
+}
+
+// Error names the variable that is wrong.
+type Error struct {
+	Var, Problem string
+}
+
+func (e *Error) Error() string { return e.Var + ": " + e.Problem }
+
+// Load reads and validates the configuration.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		Addr:               get("KYCGATE_ADDR", "127.0.0.1:8080"),
+		DatabaseURL:        get("KYCGATE_DATABASE_URL", "sqlite:data/kycgate.db"),
+		Secret:             getenv("KYCGATE_SECRET"),
+		SMTPURL:            get("KYCGATE_SMTP_URL", ""),
+		MailFrom:           get("KYCGATE_MAIL_FROM", "kycgate <no-reply@localhost>"),
+		MailSubject:        get("KYCGATE_MAIL_SUBJECT", "Your verification code"),
+		DiditURL:           strings.TrimRight(get("KYCGATE_DIDIT_URL", "https://verification.didit.me"), "/"),
+		DiditAPIKey:        get("KYCGATE_DIDIT_API_KEY", ""),
+		DiditWorkflowID:    get("KYCGATE_DIDIT_WORKFLOW_ID", ""),
+		DiditWebhookSecret: getenv("KYCGATE_DIDIT_WEBHOOK_SECRET"),
+		ChallengeTitle:     get("KYCGATE_CHALLENGE_TITLE", "StarkFi KYC verification"),
+		LogLevel:           strings.ToLower(get("KYCGATE_LOG_LEVEL", "info")),
+	}
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return c, &Error{"KYCGATE_ADDR", fmt.Sprintf("must be host:port, got %q", c.Addr)}
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return c, &Error{"KYCGATE_ADDR", fmt.Sprintf("bad port %q", port)}
+	}
+	c.PublicURL = strings.TrimRight(get("KYCGATE_PUBLIC_URL", ""), "/")
+	if c.PublicURL == "" {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		c.PublicURL = "http://" + net.JoinHostPort(host, port)
+	} else if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return c, &Error{"KYCGATE_PUBLIC_URL", "must be an absolute http(s) URL"}
+	}
+	switch {
+	case strings.HasPrefix(c.DatabaseURL, "sqlite:"):
+		if strings.TrimPrefix(strings.TrimPrefix(c.DatabaseURL, "sqlite:"), "//") == "" {
+			return c, &Error{"KYCGATE_DATABASE_URL", "sqlite: needs a file path, e.g. sqlite:data/kycgate.db"}
+		}
+	case strings.HasPrefix(c.DatabaseURL, "postgres://"), strings.HasPrefix(c.DatabaseURL, "postgresql://"):
+		if c.Secret == "" {
+			return c, &Error{"KYCGATE_SECRET", "is required with PostgreSQL (every replica must share it)"}
+		}
+	default:
+		return c, &Error{"KYCGATE_DATABASE_URL", "must start with sqlite: or postgres://"}
+	}
+	if v := getenv("KYCGATE_DB_MAX_CONNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return c, &Error{"KYCGATE_DB_MAX_CONNS", "must be a whole number from 1 to 1000"}
+		}
+		c.DBMaxConns = n
+	}
+	if c.Secret != "" && len(c.Secret) < 32 {
+		return c, &Error{"KYCGATE_SECRET", "must be at least 32 characters"}
+	}
+	if c.SMTPURL != "" && !strings.HasPrefix(c.SMTPURL, "smtp://") && !strings.HasPrefix(c.SMTPURL, "smtps://") {
+		return c, &Error{"KYCGATE_SMTP_URL", "must start with smtp:// or smtps://"}
+	}
+	if u, err := url.Parse(c.DiditURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return c, &Error{"KYCGATE_DIDIT_URL", "must be an absolute http(s) URL"}
+	}
+	if c.DiditAPIKey != "" {
+		if c.DiditWorkflowID == "" {
+			return c, &Error{"KYCGATE_DIDIT_WORKFLOW_ID", "is required when KYCGATE_DIDIT_API_KEY is set"}
+		}
+		if c.DiditWebhookSecret == "" {
+			return c, &Error{"KYCGATE_DIDIT_WEBHOOK_SECRET", "is required when KYCGATE_DIDIT_API_KEY is set"}
+		}
+	}
+	c.ReconcileInterval = 2 * time.Minute
+	if v := getenv("KYCGATE_RECONCILE_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return c, &Error{"KYCGATE_RECONCILE_INTERVAL", "must be a duration of at least 1s, e.g. 2m"}
+		}
+		c.ReconcileInterval = d
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return c, &Error{"KYCGATE_LOG_LEVEL", "must be debug, info, warn or error"}
+	}
+	if strings.ContainsAny(c.ChallengeTitle, "\r\n") {
+		return c, &Error{"KYCGATE_CHALLENGE_TITLE", "must be one line"}
+	}
+	return c, nil
+}
+
+// Embedded reports whether the Didit simulator stands in for Didit.
+func (c Config) Embedded() bool { return c.DiditAPIKey == "" }

@@ -1,0 +1,163 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/kycgate/kycgate/internal/kyc"
+)
+
+// envelope is every KYC response body (api.md §1).
+type envelope struct {
+	StatusCode int    `json:"statusCode"`
+	Success    bool   `json:"success"`
+	Status     string `json:"status"`
+	Message    string `json:"message"`
+	Data       any    `json:"data,omitempty"`
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// writeJSON encodes v into a pooled buffer first, so a failed encoding never
+// leaves a half-written body, and Content-Length is exact.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		code = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"statusCode":500,"success":false,"status":"server_error","message":"Server failed, try again later"}` + "\n")
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(code)
+	w.Write(buf.Bytes())
+}
+
+func respond(w http.ResponseWriter, code int, status, message string, data any) {
+	writeJSON(w, code, envelope{StatusCode: code, Success: code >= 200 && code < 300, Status: status, Message: message, Data: data})
+}
+
+// httpStatus maps every error code to its one HTTP status.
+var httpStatus = map[string]int{
+	kyc.CodeInvalidBody:          400,
+	codePayloadTooLarge:          413,
+	kyc.CodeMissingParams:        400,
+	kyc.CodeInvalidEmail:         400,
+	kyc.CodeInvalidWallet:        400,
+	kyc.CodeInvalidPurpose:       400,
+	kyc.CodeUserNotFound:         404,
+	kyc.CodeEmailAlreadyVerified: 400,
+	kyc.CodeOTPInvalid:           400,
+	kyc.CodeOTPExpired:           400,
+	kyc.CodeOTPMaxAttempts:       400,
+	kyc.CodeOTPSendRateLimited:   429,
+	kyc.CodeChallengeNotFound:    400,
+	kyc.CodeChallengeExpired:     400,
+	kyc.CodeInvalidSignature:     400,
+	kyc.CodeEmailWalletConflict:  409,
+	kyc.CodeIdentityMismatch:     400,
+	kyc.CodeMethodNotFound:       404,
+	kyc.CodeUserNotPrepared:      403,
+	kyc.CodeIdentityNotVerified:  403,
+	kyc.CodeQuotaExceeded:        429,
+	kyc.CodeKYCNotFound:          404,
+	kyc.CodeServerFailed:         500,
+	kyc.CodeServerError:          500,
+	codeInvalidAPIKey:            403,
+	codeProductNotEnabled:        403,
+	codeNotFound:                 404,
+	codeMethodNotAllowed:         405,
+	codeWebhookSignature:         401,
+}
+
+const (
+	codePayloadTooLarge   = "payload_too_large"
+	codeInvalidAPIKey     = "invalid_api_key"
+	codeProductNotEnabled = "product_not_enabled"
+	codeNotFound          = "not_found"
+	codeMethodNotAllowed  = "method_not_allowed"
+	codeWebhookSignature  = "invalid_webhook_signature"
+)
+
+// fail writes err as the envelope. Unexpected errors become fallback, the
+// endpoint's documented 500; their cause goes to the log, never the client.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, fallbackCode, fallbackMsg string) {
+	var e *kyc.Error
+	if !errors.As(err, &e) {
+		e = &kyc.Error{Code: fallbackCode, Message: fallbackMsg, Err: err}
+	}
+	code, ok := httpStatus[e.Code]
+	if !ok {
+		code = http.StatusInternalServerError
+	}
+	if code >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "status", e.Code, "err", e.Err)
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+999_999_999)/1_000_000_000)))
+	}
+	respond(w, code, e.Code, e.Message, nil)
+}
+
+const maxBody = 64 << 10
+
+// body is a decoded JSON object whose fields are read by type on demand, so
+// a wrong type is reported by name and unknown fields are ignored.
+type body map[string]json.RawMessage
+
+// decodeBody reads a request body of at most 64 KiB that must be a JSON object.
+func decodeBody(w http.ResponseWriter, r *http.Request) (body, *kyc.Error) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, kyc.Errorf(codePayloadTooLarge, "Request body is too large")
+		}
+		return nil, kyc.Errorf(kyc.CodeInvalidBody, "Request body must be a JSON object")
+	}
+	return parseBody(raw)
+}
+
+func parseBody(raw []byte) (body, *kyc.Error) {
+	var b body
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &b) != nil || b == nil {
+		return nil, kyc.Errorf(kyc.CodeInvalidBody, "Request body must be a JSON object")
+	}
+	return b, nil
+}
+
+// str returns a string field; absent and null read as "".
+func (b body) str(name string) (string, *kyc.Error) {
+	v, ok := b[name]
+	if !ok || string(v) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", kyc.Errorf(kyc.CodeInvalidBody, fmt.Sprintf("%s must be a string", name))
+	}
+	return s, nil
+}
+
+// strs reads several string fields, stopping at the first wrong type.
+func (b body) strs(names ...string) ([]string, *kyc.Error) {
+	out := make([]string, len(names))
+	for i, n := range names {
+		v, err := b.str(n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}

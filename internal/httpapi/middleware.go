@@ -1,0 +1,188 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/kycgate/kycgate/internal/kyc"
+)
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyTenant
+	keyInfo
+)
+
+// reqInfo carries facts learnt deep in the handler chain back out to the
+// access log.
+type reqInfo struct{ tenant string }
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(keyRequestID).(string)
+	return id
+}
+
+func tenantOf(ctx context.Context) kyc.Tenant {
+	t, _ := ctx.Value(keyTenant).(kyc.Tenant)
+	return t
+}
+
+// statusWriter remembers what was written, for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	bytes int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// validRequestID accepts a caller's id only when it is short and plain, so
+// it cannot inject anything into logs or headers.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// common wraps every request: id, timeout, panic recovery and the access
+// log. The log holds the path without its query (which may carry an
+// email), never a body, key or code.
+func (s *Server) common(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			var b [12]byte
+			rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		info := &reqInfo{}
+		ctx := context.WithValue(context.WithValue(r.Context(), keyRequestID, id), keyInfo, info)
+		ctx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.ErrorContext(ctx, "panic", "request_id", id, "panic", p, "stack", string(debug.Stack()))
+				if sw.code == 0 {
+					respond(sw, http.StatusInternalServerError, kyc.CodeServerError, "Server failed, try again later", nil)
+				}
+			}
+			s.log.LogAttrs(ctx, levelFor(sw.code), "request",
+				slogStr("request_id", id), slogStr("method", r.Method), slogStr("path", r.URL.Path),
+				slogInt("status", sw.code), slogInt("bytes", sw.bytes),
+				slogDur("duration_ms", time.Since(start)), slogStr("tenant", info.tenant))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// authed resolves x-api-key to a tenant and applies its rate limit.
+func (s *Server) authed(next func(http.ResponseWriter, *http.Request)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("x-api-key")
+		t, keyHash, err := s.svc.Authenticate(r.Context(), key)
+		if errors.Is(err, kyc.ErrNotFound) {
+			respond(w, http.StatusForbidden, codeInvalidAPIKey, "Invalid or missing API key", nil)
+			return
+		}
+		if err != nil {
+			s.fail(w, r, err, kyc.CodeServerError, "Server failed, try again later")
+			return
+		}
+		if !s.allow(w, r, t, keyHash) {
+			return
+		}
+		if info, ok := r.Context().Value(keyInfo).(*reqInfo); ok {
+			info.tenant = t.ID
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), keyTenant, t)))
+	})
+}
+
+// kyc is authed plus the product gate.
+func (s *Server) kyc(next func(http.ResponseWriter, *http.Request)) http.Handler {
+	return s.authed(func(w http.ResponseWriter, r *http.Request) {
+		if !tenantOf(r.Context()).KYCEnabled {
+			respond(w, http.StatusForbidden, codeProductNotEnabled, "The kyc product is not enabled for this API key", nil)
+			return
+		}
+		next(w, r)
+	})
+}
+
+// allow applies the per-key limits (api.md §1): N per minute and ⌈N/60⌉ per
+// second in fixed windows. Over the limit the body is StarkFi's documented
+// shape, not the envelope.
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, t kyc.Tenant, bucket string) bool {
+	perMin := t.RateLimitPerMinute
+	if perMin == 0 {
+		return true
+	}
+	perSec := (perMin + 59) / 60
+	now := s.now()
+	minStart, secStart := now.Truncate(time.Minute), now.Truncate(time.Second)
+	minHits, err := s.counter.HitRate(r.Context(), bucket+":m", minStart)
+	if err == nil {
+		var secHits int
+		secHits, err = s.counter.HitRate(r.Context(), bucket+":s", secStart)
+		if err == nil {
+			h := w.Header()
+			resetMin := int(minStart.Add(time.Minute).Sub(now).Seconds() + 0.999)
+			h.Set("RateLimit-Limit", strconv.Itoa(perMin))
+			h.Set("RateLimit-Remaining", strconv.Itoa(max(0, perMin-minHits)))
+			h.Set("RateLimit-Reset", strconv.Itoa(max(1, resetMin)))
+			if minHits <= perMin && secHits <= perSec {
+				return true
+			}
+			retry := 1
+			if minHits > perMin {
+				retry = max(1, resetMin)
+			}
+			h.Set("Retry-After", strconv.Itoa(retry))
+			writeJSON(w, http.StatusTooManyRequests, map[string]any{
+				"code": 429, "message": fmtLimit(perMin), "docs": "https://docs.starkfi.io/",
+			})
+			return false
+		}
+	}
+	// A limiter we cannot reach must not turn into an outage: let the
+	// request through and say so loudly.
+	s.log.ErrorContext(r.Context(), "rate limiter unavailable", "err", err)
+	return true
+}

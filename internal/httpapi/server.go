@@ -1,0 +1,143 @@
+// Package httpapi is the only package that knows HTTP: routes, the StarkFi
+// envelope, authentication, rate limits, and the Didit webhook endpoint.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/kycgate/kycgate/internal/kyc"
+)
+
+// WebhookVerifier checks and parses a Didit webhook delivery.
+type WebhookVerifier interface {
+	Verify(h http.Header, body []byte, now time.Time) error
+	Parse(body []byte) (kyc.SessionEvent, error)
+}
+
+// ErrIgnoredEvent is returned by WebhookVerifier.Parse for event types we do
+// not act on; they are acknowledged and dropped.
+var ErrIgnoredEvent = errors.New("ignored webhook event")
+
+// Config wires a Server.
+type Config struct {
+	Service  *kyc.Service
+	Logger   *slog.Logger
+	Counter  Counter         // rate-limit counter; nil = in-process
+	Webhooks WebhookVerifier // nil = webhook endpoint answers 401
+	Clock    kyc.Clock       // nil = wall clock
+	// Ready reports whether the server can take traffic (database reachable).
+	Ready func(ctx context.Context) error
+	// Mounts are extra handlers by path prefix ("/_dev/mail/", "/_didit/"),
+	// served as they are, outside the API's auth and envelope.
+	Mounts map[string]http.Handler
+	// RequestTimeout bounds one request's work (default 30 s).
+	RequestTimeout time.Duration
+}
+
+// Server is the HTTP face of the service.
+type Server struct {
+	svc      *kyc.Service
+	log      *slog.Logger
+	counter  Counter
+	webhooks WebhookVerifier
+	clock    kyc.Clock
+	ready    func(ctx context.Context) error
+	timeout  time.Duration
+	draining atomic.Bool
+	handler  http.Handler
+}
+
+// New builds the server and its routes.
+func New(cfg Config) *Server {
+	s := &Server{svc: cfg.Service, log: cfg.Logger, counter: cfg.Counter, webhooks: cfg.Webhooks,
+		clock: cfg.Clock, ready: cfg.Ready, timeout: cfg.RequestTimeout}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.counter == nil {
+		s.counter = NewMemory()
+	}
+	if s.clock == nil {
+		s.clock = kyc.SystemClock{}
+	}
+	if s.timeout == 0 {
+		s.timeout = 30 * time.Second
+	}
+	s.handler = s.routes(cfg.Mounts)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Drain makes /readyz fail so load balancers stop sending traffic while
+// in-flight requests finish.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// route is one path with its handlers by method.
+type route struct {
+	path    string
+	methods map[string]http.Handler
+}
+
+// methodRouter answers 405 with Allow in the envelope, which ServeMux's
+// built-in 405 cannot do.
+func (s *Server) methodRouter(rt route) http.Handler {
+	allowed := make([]string, 0, len(rt.methods))
+	for m := range rt.methods {
+		allowed = append(allowed, m)
+	}
+	sort.Strings(allowed)
+	allow := strings.Join(allowed, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, ok := rt.methods[r.Method]
+		if !ok && r.Method == http.MethodHead {
+			h, ok = rt.methods[http.MethodGet]
+		}
+		if !ok {
+			w.Header().Set("Allow", allow)
+			respond(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "Method not allowed", nil)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	respond(w, http.StatusNotFound, codeNotFound, "Route not found", nil)
+}
+
+func (s *Server) now() time.Time { return s.clock.Now() }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "shutting down"})
+		return
+	}
+	if s.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.ready(ctx); err != nil {
+			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "database unreachable"})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func fmtLimit(perMinute int) string {
+	perSecond := (perMinute + 59) / 60
+	return fmt.Sprintf("Too many requests. The limit is %d request per minute and %d requests per second.", perMinute, perSecond)
+}

@@ -1,0 +1,139 @@
+package kyc
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// needsDecision lists the statuses whose decision we keep (api.md §11).
+func needsDecision(status string) bool {
+	switch status {
+	case StatusApproved, StatusDeclined, StatusInReview, StatusAbandoned:
+		return true
+	}
+	return false
+}
+
+// watch says whether the reconciler should keep polling a session.
+func watch(s Session) bool {
+	return Open(s.Status) || (needsDecision(s.Status) && s.Decision == nil)
+}
+
+// supersedes says whether event ev may replace the stored state: never an
+// older event, never a non-final status over a final one, and of two events
+// with the same time the later stage wins.
+func supersedes(old Session, ev SessionEvent) bool {
+	if ev.At.Before(old.EventAt) {
+		return false
+	}
+	if Final(old.Status) && !Final(ev.Status) {
+		return false
+	}
+	if ev.At.Equal(old.EventAt) && statusRank[ev.Status] < statusRank[old.Status] {
+		return false
+	}
+	if ev.Status == old.Status && (ev.Decision == nil || old.Decision != nil && ev.At.Equal(old.EventAt)) {
+		return false // nothing new
+	}
+	return true
+}
+
+// HandleEvent applies a verified provider event (webhook or poll).
+// Duplicates, stale or out-of-order events and unknown sessions change
+// nothing and are not errors: the provider must not retry them.
+func (s *Service) HandleEvent(ctx context.Context, ev SessionEvent) error {
+	if !ValidStatus(ev.Status) || ev.SessionID == "" {
+		return nil
+	}
+	key := ev.EventID
+	if key == "" {
+		key = ev.SessionID + "|" + ev.Status + "|" + strconv.FormatInt(ev.At.Unix(), 10)
+	}
+	fetched := false
+	for attempt := 0; attempt < 10; attempt++ {
+		cur, err := s.store.SessionByID(ctx, ev.SessionID)
+		if errors.Is(err, ErrNotFound) {
+			s.log.InfoContext(ctx, "event for unknown session ignored", "session", ev.SessionID)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !supersedes(cur, ev) {
+			return nil
+		}
+		if ev.Decision == nil && needsDecision(ev.Status) && !fetched && s.provider != nil {
+			fetched = true
+			d, err := s.provider.GetDecision(ctx, ev.SessionID)
+			if err != nil {
+				// Apply the status now; the reconciler fetches the decision later.
+				s.log.WarnContext(ctx, "fetch decision", "session", ev.SessionID, "err", err)
+			} else if d.Status == ev.Status {
+				ev.Decision = &d
+			}
+		}
+		next := cur
+		next.Status = ev.Status
+		next.EventAt = ev.At
+		if ev.Decision != nil {
+			next.IPInfo = ev.Decision.IPInfo
+			next.Blocklisted = ev.Decision.Blocklisted
+			next.Decision = ev.Decision.Raw
+			if next.Decision == nil {
+				next.Decision = []byte("{}")
+			}
+		}
+		next.UpdatedAt = s.now()
+		next.Watch = watch(next)
+		dup, err := s.store.ApplyEvent(ctx, key, next, s.now())
+		if errors.Is(err, ErrConflict) {
+			continue // changed under us: re-read and decide again
+		}
+		if err != nil {
+			return err
+		}
+		if !dup {
+			s.log.InfoContext(ctx, "session updated", "session", ev.SessionID, "status", ev.Status)
+		}
+		return nil
+	}
+	return errors.New("kyc: session kept changing while applying event")
+}
+
+// Reconcile polls the provider for watched sessions not checked within
+// every, so a lost webhook never strands a user. It returns how many
+// sessions it checked.
+func (s *Service) Reconcile(ctx context.Context, every time.Duration, batch int) (int, error) {
+	if s.provider == nil {
+		return 0, nil
+	}
+	now := s.now()
+	list, err := s.store.WatchedSessions(ctx, now.Add(-every), batch)
+	if err != nil {
+		return 0, err
+	}
+	for _, sess := range list {
+		d, err := s.provider.GetDecision(ctx, sess.ID)
+		if err != nil {
+			s.log.WarnContext(ctx, "reconcile: fetch decision", "session", sess.ID, "err", err)
+		} else if ValidStatus(d.Status) {
+			// A poll has no event time of its own: it is the truth as of the
+			// last event we applied, so webhooks stamped later still win and
+			// the status ranks decide between equals.
+			ev := SessionEvent{SessionID: sess.ID, Status: d.Status, At: sess.EventAt,
+				EventID: "poll:" + sess.ID + ":" + strconv.FormatInt(s.now().UnixNano(), 10)}
+			if needsDecision(d.Status) {
+				ev.Decision = &d
+			}
+			if err := s.HandleEvent(ctx, ev); err != nil {
+				return 0, err
+			}
+		}
+		if err := s.store.MarkSessionChecked(ctx, sess.ID, s.now()); err != nil {
+			return 0, err
+		}
+	}
+	return len(list), nil
+}

@@ -1,0 +1,74 @@
+package kyc
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Mailer delivers the one-time code to an address. It returns nil only once
+// the receiving mail server has accepted the message, so the caller can tell
+// the partner truthfully whether the code was sent.
+type Mailer interface {
+	SendCode(ctx context.Context, to, code string) error
+}
+
+// Provider is the identity-verification vendor (Didit, or its simulator).
+type Provider interface {
+	CreateSession(ctx context.Context, req CreateSessionRequest) (ProviderSession, error)
+	GetDecision(ctx context.Context, sessionID string) (Decision, error)
+}
+
+// CreateSessionRequest is what we tell the provider about a new session.
+type CreateSessionRequest struct {
+	VendorData string            // our person id: stable, never an email
+	Callback   string            // where the hosted flow returns; may be empty
+	Metadata   map[string]string // echoed back in decisions and webhooks
+}
+
+// ProviderSession is the provider's answer to a create call.
+type ProviderSession struct {
+	ID     string
+	URL    string
+	Status string // provider's own status string, e.g. "Not Started"
+}
+
+// Decision is what we keep of a provider decision: its status, the IP/device
+// facts partners see in GET /kyc/status, and whether any blocklist fired.
+type Decision struct {
+	Status      string
+	IPInfo      []IPInfo
+	Blocklisted bool
+	Raw         json.RawMessage // the provider's decision object, kept for audit
+}
+
+// IPInfo is one distinct IP address seen during a verification.
+type IPInfo struct {
+	IPAddress    string `json:"ip_address"`
+	IPCountry    string `json:"ip_country"`
+	IPState      string `json:"ip_state"`
+	IPCity       string `json:"ip_city"`
+	Platform     string `json:"platform"`
+	DeviceBrand  string `json:"device_brand"`
+	DeviceModel  string `json:"device_model"`
+	IsVPNOrTor   bool   `json:"is_vpn_or_tor"`
+	IsDataCenter bool   `json:"is_data_center"`
+}
+
+// SessionEvent is one verified status change reported by the provider,
+// from a webhook or from polling.
+type SessionEvent struct {
+	EventID   string    // provider's event id; empty when the provider sent none
+	SessionID string    //
+	Status    string    // provider's status string
+	At        time.Time // when the provider says the event happened
+	Decision  *Decision // present for Approved, Declined, In Review, Abandoned
+}
+
+// Clock lets tests move time.
+type Clock interface{ Now() time.Time }
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+func (SystemClock) Now() time.Time { return time.Now() }

@@ -1,0 +1,155 @@
+// Package kyc holds kycgate's domain: every rule of the StarkFi KYC contract
+// (shared/spec/api.md). Handlers translate HTTP into calls here; stores
+// persist; neither decides.
+package kyc
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Config holds the rules' parameters. Zero values take the documented
+// defaults (api.md §4, §5).
+type Config struct {
+	Secret []byte // keys the HMACs of codes and API keys; at least 32 bytes
+
+	OTPTTL          time.Duration // 10 min
+	OTPMaxAttempts  int           // 5
+	OTPMinGap       time.Duration // 60 s
+	OTPWindow       time.Duration // 1 h
+	OTPMaxPerWindow int           // 5 (the store keeps exactly five send times)
+
+	ChallengeTitle string        // first line of the wallet message
+	ChallengeTTL   time.Duration // 10 min
+
+	// SessionCallback is where Didit's hosted flow sends the person back;
+	// empty lets Didit use the workflow's default.
+	SessionCallback string
+	// SessionClaimTTL bounds how long one create call may hold the right to
+	// create a person's session (covers the provider call and its retries).
+	SessionClaimTTL time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.OTPTTL == 0 {
+		c.OTPTTL = 10 * time.Minute
+	}
+	if c.OTPMaxAttempts == 0 {
+		c.OTPMaxAttempts = 5
+	}
+	if c.OTPMinGap == 0 {
+		c.OTPMinGap = 60 * time.Second
+	}
+	if c.OTPWindow == 0 {
+		c.OTPWindow = time.Hour
+	}
+	if c.OTPMaxPerWindow == 0 {
+		c.OTPMaxPerWindow = 5
+	}
+	if c.ChallengeTitle == "" {
+		c.ChallengeTitle = "StarkFi KYC verification"
+	}
+	if c.ChallengeTTL == 0 {
+		c.ChallengeTTL = 10 * time.Minute
+	}
+	if c.SessionClaimTTL == 0 {
+		c.SessionClaimTTL = 60 * time.Second
+	}
+}
+
+// Service implements the use cases. It is safe for concurrent use; all
+// shared state lives in the Store.
+type Service struct {
+	store    Store
+	mailer   Mailer
+	provider Provider
+	clock    Clock
+	cfg      Config
+	log      *slog.Logger
+}
+
+// Deps are the Service's collaborators.
+type Deps struct {
+	Store    Store
+	Mailer   Mailer
+	Provider Provider // may be nil until sessions are used
+	Clock    Clock    // nil = wall clock
+	Logger   *slog.Logger
+}
+
+// NewService checks its configuration and returns a ready Service.
+func NewService(d Deps, cfg Config) (*Service, error) {
+	cfg.defaults()
+	if len(cfg.Secret) < 32 {
+		return nil, errors.New("kyc: secret must be at least 32 bytes")
+	}
+	if cfg.OTPMaxPerWindow != 5 {
+		return nil, errors.New("kyc: OTPMaxPerWindow must be 5")
+	}
+	if d.Store == nil || d.Mailer == nil {
+		return nil, errors.New("kyc: store and mailer are required")
+	}
+	if d.Clock == nil {
+		d.Clock = SystemClock{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: d.Store, mailer: d.Mailer, provider: d.Provider, clock: d.Clock, cfg: cfg, log: d.Logger}, nil
+}
+
+// Store exposes the store for admin commands that share the service's
+// configuration (tenant management).
+func (s *Service) Store() Store { return s.store }
+
+func (s *Service) now() time.Time { return s.clock.Now().UTC() }
+
+// mac is the keyed hash used for everything secret we store. The purpose
+// string separates domains so a hash of one kind never matches another.
+func (s *Service) mac(purpose string, parts ...string) string {
+	h := hmac.New(sha256.New, s.cfg.Secret)
+	h.Write([]byte(purpose))
+	for _, p := range parts {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		h.Write(n[:]) // length-prefixed, so ("ab","c") and ("a","bc") differ
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newID returns prefix + 128 random bits.
+func newID(prefix string) string {
+	var b [16]byte
+	rand.Read(b[:])
+	return prefix + idEncoding.EncodeToString(b[:])
+}
+
+// randomCode returns six uniform decimal digits from the CSPRNG.
+func randomCode() string {
+	// Rejection sampling: 4294000000 is the largest multiple of 10^6 below
+	// 2^32, so accepted values are uniform modulo 10^6.
+	for {
+		var b [4]byte
+		rand.Read(b[:])
+		v := binary.BigEndian.Uint32(b[:])
+		if v < 4294000000 {
+			v %= 1000000
+			d := []byte("000000")
+			for i := 5; i >= 0; i-- {
+				d[i] = byte('0' + v%10)
+				v /= 10
+			}
+			return string(d)
+		}
+	}
+}

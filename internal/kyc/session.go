@@ -1,0 +1,263 @@
+package kyc
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/kycgate/kycgate/internal/wallet"
+)
+
+// KYCTypePublic is the only kyc_type (api.md §7).
+const KYCTypePublic = "verify_public_kyc"
+
+// Identity names a person by email and/or wallet, as partners send them.
+type Identity struct{ Email, Wallet string }
+
+// CreateResult says which of the three §7 cases happened.
+type CreateResult struct {
+	Kind     string // didit_create_kyc_session | didit_existing_kyc_session | kyc_already_approved
+	Session  Session
+	Approved bool
+}
+
+const (
+	CreateNew      = "didit_create_kyc_session"
+	CreateExisting = "didit_existing_kyc_session"
+	CreateApproved = "kyc_already_approved"
+)
+
+const msgKYCFailed = "Server failed on KYC"
+
+// resolve finds the tenant's enrolled person named by id. With both fields,
+// they must name the same person. notFound is the endpoint's own error.
+func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFound *Error, failCode, failMsg string) (Person, Enrollment, error) {
+	var email, wal string
+	if id.Email != "" {
+		e, ok := NormalizeEmail(id.Email)
+		if !ok {
+			return Person{}, Enrollment{}, errInvalidEmail
+		}
+		email = e
+	}
+	if id.Wallet != "" {
+		a, err := wallet.ParseAddress(strings.TrimSpace(id.Wallet))
+		if err != nil {
+			return Person{}, Enrollment{}, Errorf(CodeInvalidWallet, "Wallet is not a valid EVM or Solana address")
+		}
+		wal = a.String
+	}
+	find := func(email, wal string) (Person, Enrollment, error) {
+		p, e, err := s.store.FindEnrollment(ctx, tenant.ID, email, wal)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return p, e, internal(failCode, failMsg, err)
+		}
+		return p, e, err
+	}
+	mismatch := Errorf(CodeIdentityMismatch, "email and wallet do not belong to the same user")
+	switch {
+	case email != "" && wal != "":
+		pe, ee, err1 := find(email, "")
+		pw, _, err2 := find("", wal)
+		if isInternal(err1) {
+			return pe, ee, err1
+		}
+		if isInternal(err2) {
+			return pw, ee, err2
+		}
+		if errors.Is(err1, ErrNotFound) && errors.Is(err2, ErrNotFound) {
+			return pe, ee, notFound
+		}
+		if err1 != nil || err2 != nil || pe.ID != pw.ID {
+			return pe, ee, mismatch
+		}
+		return pe, ee, nil
+	default:
+		p, e, err := find(email, wal)
+		if errors.Is(err, ErrNotFound) {
+			return p, e, notFound
+		}
+		return p, e, err
+	}
+}
+
+func isInternal(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
+
+// CreateSession creates or resumes the person's Didit session (api.md §7),
+// with the checks in the documented order.
+func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType string, id Identity) (CreateResult, error) {
+	if kycType != KYCTypePublic {
+		return CreateResult{}, Errorf(CodeMethodNotFound, "KYC method not found")
+	}
+	if id.Email == "" && id.Wallet == "" {
+		return CreateResult{}, Errorf(CodeMissingParams, "email or wallet is required")
+	}
+	notPrepared := Errorf(CodeUserNotPrepared, "Complete KYC prepare and verify your email or wallet before starting a session")
+	p, e, err := s.resolve(ctx, tenant, id, notPrepared, CodeServerFailed, msgKYCFailed)
+	if err != nil {
+		return CreateResult{}, err
+	}
+	if !e.Verified() {
+		return CreateResult{}, Errorf(CodeIdentityNotVerified, "You must verify your email or wallet before starting KYC")
+	}
+	fail := func(err error) (CreateResult, error) {
+		return CreateResult{}, internal(CodeServerFailed, msgKYCFailed, err)
+	}
+
+	token := newID("cl_")
+	for {
+		if r, done, err := s.existing(ctx, p.ID); err != nil || done {
+			if err != nil {
+				return fail(err)
+			}
+			return r, nil
+		}
+		now := s.now()
+		won, err := s.store.ClaimSessionCreation(ctx, p.ID, token, now.Add(s.cfg.SessionClaimTTL), now)
+		if err != nil {
+			return fail(err)
+		}
+		if won {
+			break
+		}
+		// Another request (maybe on another replica) is creating this
+		// person's session right now; wait for it and resume that one.
+		if err := waitCtx(ctx, 20*time.Millisecond); err != nil {
+			return fail(err)
+		}
+	}
+	release := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.store.ReleaseSessionClaim(rctx, p.ID, token); err != nil {
+			s.log.ErrorContext(ctx, "release session claim", "person", p.ID, "err", err)
+		}
+	}
+	// Re-check under the claim: the previous holder may have just finished.
+	if r, done, err := s.existing(ctx, p.ID); err != nil || done {
+		release()
+		if err != nil {
+			return fail(err)
+		}
+		return r, nil
+	}
+
+	month := s.now().Format("2006-01")
+	if tenant.MonthlyQuota > 0 {
+		ok, err := s.store.ReserveQuota(ctx, tenant.ID, month, tenant.MonthlyQuota)
+		if err != nil {
+			release()
+			return fail(err)
+		}
+		if !ok {
+			release()
+			return CreateResult{}, Errorf(CodeQuotaExceeded, "Monthly KYC session quota exceeded")
+		}
+	}
+	giveBack := func() {
+		if tenant.MonthlyQuota == 0 {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.store.ReleaseQuota(rctx, tenant.ID, month); err != nil {
+			s.log.ErrorContext(ctx, "release quota", "tenant", tenant.ID, "err", err)
+		}
+	}
+	if s.provider == nil {
+		giveBack()
+		release()
+		return fail(errors.New("no identity provider configured"))
+	}
+	ps, err := s.provider.CreateSession(ctx, CreateSessionRequest{
+		VendorData: p.ID, Callback: s.cfg.SessionCallback,
+		Metadata: map[string]string{"tenant_id": tenant.ID},
+	})
+	if err != nil {
+		giveBack()
+		release()
+		return fail(err)
+	}
+	now := s.now()
+	status := ps.Status
+	if !ValidStatus(status) {
+		status = StatusNotStarted
+	}
+	sess := Session{ID: ps.ID, PersonID: p.ID, TenantID: tenant.ID, URL: ps.URL, Status: status,
+		EventAt: time.Unix(0, 0).UTC(), CreatedAt: now, UpdatedAt: now, CheckedAt: now}
+	sess.Watch = watch(sess)
+	if err := s.store.InsertSession(ctx, sess, token); err != nil {
+		// Didit created the session and counted it; keep our quota unit
+		// spent to match, and let the claim expire on its own.
+		return fail(err)
+	}
+	s.log.InfoContext(ctx, "kyc session created", "tenant", tenant.ID, "person", p.ID, "session", ps.ID)
+	return CreateResult{Kind: CreateNew, Session: sess}, nil
+}
+
+// existing returns the approved or open session when one makes a new
+// session unnecessary (§7 steps 5 and 6).
+func (s *Service) existing(ctx context.Context, personID string) (CreateResult, bool, error) {
+	latest, err := s.store.LatestSession(ctx, personID)
+	if errors.Is(err, ErrNotFound) {
+		return CreateResult{}, false, nil
+	}
+	if err != nil {
+		return CreateResult{}, false, err
+	}
+	if latest.Status == StatusApproved {
+		return CreateResult{Kind: CreateApproved, Session: latest, Approved: true}, true, nil
+	}
+	if Open(latest.Status) {
+		return CreateResult{Kind: CreateExisting, Session: latest}, true, nil
+	}
+	return CreateResult{}, false, nil
+}
+
+func waitCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// StatusResult is GET /kyc/status's data.
+type StatusResult struct {
+	Session  Session
+	Status   string
+	Approved bool
+}
+
+// Status reports the person's latest session to a tenant whose enrollment is
+// verified (api.md §8, §10).
+func (s *Service) Status(ctx context.Context, tenant Tenant, id Identity) (StatusResult, error) {
+	const failMsg = "Server failed on KYC status"
+	if id.Email == "" && id.Wallet == "" {
+		return StatusResult{}, Errorf(CodeMissingParams, "email or wallet is required")
+	}
+	p, e, err := s.resolve(ctx, tenant, id, Errorf(CodeUserNotFound, "User not found"), CodeServerFailed, failMsg)
+	if err != nil {
+		return StatusResult{}, err
+	}
+	noKYC := Errorf(CodeKYCNotFound, "No KYC session found for this user")
+	if !e.Verified() {
+		return StatusResult{}, noKYC
+	}
+	sess, err := s.store.LatestSession(ctx, p.ID)
+	if errors.Is(err, ErrNotFound) {
+		return StatusResult{}, noKYC
+	}
+	if err != nil {
+		return StatusResult{}, internal(CodeServerFailed, failMsg, err)
+	}
+	st := KYCStatus(sess.Status)
+	return StatusResult{Session: sess, Status: st, Approved: st == "approved"}, nil
+}

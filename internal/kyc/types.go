@@ -1,0 +1,129 @@
+package kyc
+
+import "time"
+
+// Tenant is a partner: its keys, products, quota and rate limit.
+type Tenant struct {
+	ID                 string
+	Name               string
+	KYCEnabled         bool
+	MonthlyQuota       int // new Didit sessions per calendar month (UTC); 0 = unlimited
+	RateLimitPerMinute int // per API key; 0 = unlimited
+	CreatedAt          time.Time
+}
+
+// APIKey is stored only as a keyed hash; Prefix identifies it to operators.
+type APIKey struct {
+	ID        string
+	TenantID  string
+	Hash      string
+	Prefix    string
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// Person is one end user, known by a normalised email and/or wallet.
+type Person struct {
+	ID          string
+	Email       string // "" when none
+	Wallet      string // "" when none
+	WalletChain string // "evm" | "solana" | ""
+}
+
+// Enrollment is a tenant's link to a person; proofs of ownership live here,
+// so proving an email to one tenant proves nothing to another.
+type Enrollment struct {
+	TenantID       string
+	PersonID       string
+	EmailVerified  bool
+	WalletVerified bool
+}
+
+// Verified reports whether this tenant holds any ownership proof.
+func (e Enrollment) Verified() bool { return e.EmailVerified || e.WalletVerified }
+
+// Session is one Didit verification session of a person.
+type Session struct {
+	ID          string
+	PersonID    string
+	TenantID    string // the tenant whose create call opened it
+	URL         string
+	Status      string // Didit's status string, unchanged
+	IPInfo      []IPInfo
+	Blocklisted bool
+	Decision    []byte // raw decision JSON, nil until one arrives
+	EventAt     time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	CheckedAt   time.Time
+	Watch       bool  // the reconciler polls it: open, or decided without a stored decision
+	Version     int64 // optimistic-concurrency counter
+}
+
+// Didit's session statuses, exactly as Didit spells them.
+const (
+	StatusNotStarted   = "Not Started"
+	StatusInProgress   = "In Progress"
+	StatusApproved     = "Approved"
+	StatusDeclined     = "Declined"
+	StatusInReview     = "In Review"
+	StatusAwaitingUser = "Awaiting User"
+	StatusResubmitted  = "Resubmitted"
+	StatusExpired      = "Expired"
+	StatusAbandoned    = "Abandoned"
+	StatusKYCExpired   = "Kyc Expired"
+)
+
+// ValidStatus reports whether s is one of Didit's ten status strings.
+func ValidStatus(s string) bool {
+	_, ok := statusRank[s]
+	return ok
+}
+
+// statusRank orders statuses along a session's life, so that of two events
+// carrying the same timestamp the later stage wins.
+var statusRank = map[string]int{
+	StatusNotStarted:   0,
+	StatusInProgress:   1,
+	StatusAwaitingUser: 2,
+	StatusResubmitted:  2,
+	StatusInReview:     3,
+	StatusApproved:     4,
+	StatusDeclined:     4,
+	StatusExpired:      4,
+	StatusAbandoned:    4,
+	StatusKYCExpired:   5,
+}
+
+// Open reports whether a session can still progress without a new session:
+// api.md §7 step 6.
+func Open(status string) bool {
+	switch status {
+	case StatusNotStarted, StatusInProgress, StatusInReview, StatusResubmitted, StatusAwaitingUser:
+		return true
+	}
+	return false
+}
+
+// Final reports whether a status is a decision that a non-final status must
+// never replace.
+func Final(status string) bool { return statusRank[status] >= 4 }
+
+// KYCStatus maps Didit's status to the partner-facing `status`/`kyc_status`.
+func KYCStatus(diditStatus string) string {
+	switch diditStatus {
+	case StatusInReview:
+		return "in_review"
+	case StatusApproved:
+		return "approved"
+	case StatusDeclined:
+		return "declined"
+	case StatusExpired:
+		return "expired"
+	case StatusAbandoned:
+		return "abandoned"
+	case StatusKYCExpired:
+		return "kyc_expired"
+	}
+	return "pending"
+}

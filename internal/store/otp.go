@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kycgate/kycgate/internal/kyc"
+)
+
+// SaveOTP is one conditional upsert: the new code replaces the old one and
+// the send times shift by one, only where the newest send is at least MinGap
+// old and the fifth newest is outside the window. Concurrent senders
+// therefore cannot both pass, on one process or many.
+func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, error) {
+	if o.MaxPerWindow != 5 {
+		return false, time.Time{}, errors.New("store: the send window keeps exactly five send times")
+	}
+	now := ms(o.Now)
+	var got int64
+	err := db.w.QueryRowContext(ctx, `INSERT INTO otps (tenant_id, person_id, code_hash, expires_at, attempts, sent1)
+		VALUES ($1, $2, $3, $4, 0, $5)
+		ON CONFLICT (tenant_id, person_id) DO UPDATE SET
+			code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0,
+			sent1 = excluded.sent1, sent2 = otps.sent1, sent3 = otps.sent2, sent4 = otps.sent3, sent5 = otps.sent4
+		WHERE (otps.sent1 IS NULL OR otps.sent1 <= $6) AND (otps.sent5 IS NULL OR otps.sent5 <= $7)
+		RETURNING sent1`,
+		o.TenantID, o.PersonID, o.CodeHash, ms(o.ExpiresAt), now,
+		now-o.MinGap.Milliseconds(), now-o.Window.Milliseconds()).Scan(&got)
+	if err == nil {
+		return true, time.Time{}, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return false, time.Time{}, fmt.Errorf("store: save otp: %w", err)
+	}
+	var s1, s5 sql.NullInt64
+	if err := db.w.QueryRowContext(ctx, `SELECT sent1, sent5 FROM otps WHERE tenant_id = $1 AND person_id = $2`,
+		o.TenantID, o.PersonID).Scan(&s1, &s5); err != nil {
+		return false, time.Time{}, fmt.Errorf("store: read otp sends: %w", err)
+	}
+	retry := now
+	if s1.Valid {
+		retry = max(retry, s1.Int64+o.MinGap.Milliseconds())
+	}
+	if s5.Valid && s5.Int64 > now-o.Window.Milliseconds() {
+		retry = max(retry, s5.Int64+o.Window.Milliseconds())
+	}
+	return false, fromMS(retry), nil
+}
+
+// DropOTP kills an undelivered code. sent1 takes sent2's value, so the gap
+// rule measures from the previous real send, while the shifted list still
+// counts the attempt toward the hourly window.
+func (db *DB) DropOTP(ctx context.Context, tenantID, personID, codeHash string) error {
+	if _, err := db.w.ExecContext(ctx, `UPDATE otps SET code_hash = NULL, sent1 = sent2
+		WHERE tenant_id = $1 AND person_id = $2 AND code_hash = $3`, tenantID, personID, codeHash); err != nil {
+		return fmt.Errorf("store: drop otp: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) CountOTPAttempt(ctx context.Context, tenantID, personID string, maxAttempts int, now time.Time) (string, kyc.OTPAttempt, error) {
+	var hash string
+	err := db.w.QueryRowContext(ctx, `UPDATE otps SET attempts = attempts + 1
+		WHERE tenant_id = $1 AND person_id = $2 AND code_hash IS NOT NULL AND attempts < $3 AND expires_at > $4
+		RETURNING code_hash`, tenantID, personID, maxAttempts, ms(now)).Scan(&hash)
+	if err == nil {
+		return hash, kyc.OTPCounted, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", 0, fmt.Errorf("store: count otp attempt: %w", err)
+	}
+	var code sql.NullString
+	var attempts int
+	var expires int64
+	err = db.w.QueryRowContext(ctx, `SELECT code_hash, attempts, expires_at FROM otps
+		WHERE tenant_id = $1 AND person_id = $2`, tenantID, personID).Scan(&code, &attempts, &expires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", kyc.OTPNone, nil
+	case err != nil:
+		return "", 0, fmt.Errorf("store: read otp: %w", err)
+	case !code.Valid:
+		return "", kyc.OTPNone, nil
+	case attempts >= maxAttempts:
+		return "", kyc.OTPMaxAttempts, nil
+	case expires <= ms(now):
+		return "", kyc.OTPExpired, nil
+	}
+	// The code was replaced between the two statements; its successor has
+	// not been guessed at, so this attempt simply did not match it.
+	return "", kyc.OTPNone, nil
+}
+
+func (db *DB) ConsumeOTP(ctx context.Context, tenantID, personID, codeHash string) (ok bool, err error) {
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE otps SET code_hash = NULL
+			WHERE tenant_id = $1 AND person_id = $2 AND code_hash = $3`, tenantID, personID, codeHash)
+		if err != nil {
+			return fmt.Errorf("store: consume otp: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET email_verified = TRUE
+			WHERE tenant_id = $1 AND person_id = $2`, tenantID, personID); err != nil {
+			return fmt.Errorf("store: verify email: %w", err)
+		}
+		ok = true
+		return nil
+	})
+	return ok, err
+}
+
+func (db *DB) SaveChallenge(ctx context.Context, c kyc.Challenge) error {
+	if _, err := db.w.ExecContext(ctx, `INSERT INTO challenges (nonce, tenant_id, wallet, chain, message, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, c.Nonce, c.TenantID, c.Wallet, c.Chain, c.Message, ms(c.ExpiresAt)); err != nil {
+		return fmt.Errorf("store: save challenge: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) FindChallenge(ctx context.Context, nonce string) (kyc.Challenge, error) {
+	c := kyc.Challenge{Nonce: nonce}
+	var exp int64
+	var used sql.NullInt64
+	err := db.r.QueryRowContext(ctx, `SELECT tenant_id, wallet, chain, message, expires_at, used_at
+		FROM challenges WHERE nonce = $1`, nonce).Scan(&c.TenantID, &c.Wallet, &c.Chain, &c.Message, &exp, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, kyc.ErrNotFound
+	}
+	if err != nil {
+		return c, fmt.Errorf("store: find challenge: %w", err)
+	}
+	c.ExpiresAt = fromMS(exp)
+	if used.Valid {
+		t := fromMS(used.Int64)
+		c.UsedAt = &t
+	}
+	return c, nil
+}
+
+func (db *DB) ConsumeChallenge(ctx context.Context, nonce string, at time.Time) (bool, error) {
+	res, err := db.w.ExecContext(ctx, `UPDATE challenges SET used_at = $2 WHERE nonce = $1 AND used_at IS NULL`, nonce, ms(at))
+	if err != nil {
+		return false, fmt.Errorf("store: consume challenge: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}

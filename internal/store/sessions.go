@@ -1,0 +1,212 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kycgate/kycgate/internal/kyc"
+)
+
+const sessionCols = `id, person_id, tenant_id, url, status, ip_info, blocklisted, decision,
+	event_at, created_at, updated_at, checked_at, watch, version`
+
+func scanSession(row interface{ Scan(...any) error }) (kyc.Session, error) {
+	var s kyc.Session
+	var ipInfo string
+	var decision sql.NullString
+	var eventAt, created, updated, checked int64
+	err := row.Scan(&s.ID, &s.PersonID, &s.TenantID, &s.URL, &s.Status, &ipInfo, &s.Blocklisted, &decision,
+		&eventAt, &created, &updated, &checked, &s.Watch, &s.Version)
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal([]byte(ipInfo), &s.IPInfo); err != nil {
+		return s, fmt.Errorf("store: session %s ip_info: %w", s.ID, err)
+	}
+	if decision.Valid {
+		s.Decision = []byte(decision.String)
+	}
+	s.EventAt, s.CreatedAt, s.UpdatedAt, s.CheckedAt = fromMS(eventAt), fromMS(created), fromMS(updated), fromMS(checked)
+	return s, nil
+}
+
+func (db *DB) oneSession(ctx context.Context, q string, args ...any) (kyc.Session, error) {
+	s, err := scanSession(db.r.QueryRowContext(ctx, q, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, kyc.ErrNotFound
+	}
+	if err != nil {
+		return s, fmt.Errorf("store: session: %w", err)
+	}
+	return s, nil
+}
+
+func (db *DB) LatestSession(ctx context.Context, personID string) (kyc.Session, error) {
+	return db.oneSession(ctx, `SELECT `+sessionCols+` FROM kyc_sessions WHERE person_id = $1
+		ORDER BY created_at DESC, id DESC LIMIT 1`, personID)
+}
+
+func (db *DB) SessionByID(ctx context.Context, id string) (kyc.Session, error) {
+	return db.oneSession(ctx, `SELECT `+sessionCols+` FROM kyc_sessions WHERE id = $1`, id)
+}
+
+func (db *DB) ClaimSessionCreation(ctx context.Context, personID, token string, until, now time.Time) (bool, error) {
+	var got string
+	err := db.w.QueryRowContext(ctx, `INSERT INTO session_claims (person_id, token, claimed_until) VALUES ($1, $2, $3)
+		ON CONFLICT (person_id) DO UPDATE SET token = excluded.token, claimed_until = excluded.claimed_until
+		WHERE session_claims.claimed_until <= $4 OR session_claims.token = excluded.token
+		RETURNING token`, personID, token, ms(until), ms(now)).Scan(&got)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: claim session creation: %w", err)
+	}
+	return true, nil
+}
+
+func (db *DB) ReleaseSessionClaim(ctx context.Context, personID, token string) error {
+	if _, err := db.w.ExecContext(ctx, `DELETE FROM session_claims WHERE person_id = $1 AND token = $2`, personID, token); err != nil {
+		return fmt.Errorf("store: release claim: %w", err)
+	}
+	return nil
+}
+
+func ipJSON(v []kyc.IPInfo) (string, error) {
+	if v == nil {
+		v = []kyc.IPInfo{}
+	}
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+func nullBytes(b []byte) sql.NullString { return sql.NullString{String: string(b), Valid: b != nil} }
+
+func (db *DB) InsertSession(ctx context.Context, s kyc.Session, claimToken string) error {
+	ip, err := ipJSON(s.IPInfo)
+	if err != nil {
+		return err
+	}
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO kyc_sessions (`+sessionCols+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			s.ID, s.PersonID, s.TenantID, s.URL, s.Status, ip, s.Blocklisted, nullBytes(s.Decision),
+			ms(s.EventAt), ms(s.CreatedAt), ms(s.UpdatedAt), ms(s.CheckedAt), s.Watch, s.Version); err != nil {
+			return fmt.Errorf("store: insert session: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM session_claims WHERE person_id = $1 AND token = $2`, s.PersonID, claimToken); err != nil {
+			return fmt.Errorf("store: release claim: %w", err)
+		}
+		return nil
+	})
+}
+
+func (db *DB) ApplyEvent(ctx context.Context, eventKey string, s kyc.Session, now time.Time) (dup bool, err error) {
+	ip, err := ipJSON(s.IPInfo)
+	if err != nil {
+		return false, err
+	}
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (event_key, session_id, received_at) VALUES ($1, $2, $3)
+			ON CONFLICT (event_key) DO NOTHING`, eventKey, s.ID, ms(now))
+		if err != nil {
+			return fmt.Errorf("store: record event: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			dup = true
+			return nil
+		}
+		res, err = tx.ExecContext(ctx, `UPDATE kyc_sessions SET status = $3, ip_info = $4, blocklisted = $5,
+			decision = $6, event_at = $7, updated_at = $8, watch = $9, version = version + 1
+			WHERE id = $1 AND version = $2`,
+			s.ID, s.Version, s.Status, ip, s.Blocklisted, nullBytes(s.Decision), ms(s.EventAt), ms(s.UpdatedAt), s.Watch)
+		if err != nil {
+			return fmt.Errorf("store: update session: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return kyc.ErrConflict
+		}
+		return nil
+	})
+	return dup, err
+}
+
+func (db *DB) WatchedSessions(ctx context.Context, before time.Time, limit int) ([]kyc.Session, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+sessionCols+` FROM kyc_sessions
+		WHERE watch = TRUE AND checked_at < $1 ORDER BY checked_at LIMIT $2`, ms(before), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: watched sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []kyc.Session
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: watched sessions: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func (db *DB) MarkSessionChecked(ctx context.Context, id string, at time.Time) error {
+	if _, err := db.w.ExecContext(ctx, `UPDATE kyc_sessions SET checked_at = $2 WHERE id = $1`, id, ms(at)); err != nil {
+		return fmt.Errorf("store: mark checked: %w", err)
+	}
+	return nil
+}
+
+// ReserveQuota is exact under concurrency on both engines: the conflict
+// update only happens while used < limit.
+func (db *DB) ReserveQuota(ctx context.Context, tenantID, month string, limit int) (bool, error) {
+	var used int
+	err := db.w.QueryRowContext(ctx, `INSERT INTO quota_usage (tenant_id, month, used) VALUES ($1, $2, 1)
+		ON CONFLICT (tenant_id, month) DO UPDATE SET used = quota_usage.used + 1
+		WHERE quota_usage.used < $3 RETURNING used`, tenantID, month, limit).Scan(&used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: reserve quota: %w", err)
+	}
+	return used <= limit, nil
+}
+
+func (db *DB) ReleaseQuota(ctx context.Context, tenantID, month string) error {
+	if _, err := db.w.ExecContext(ctx, `UPDATE quota_usage SET used = used - 1
+		WHERE tenant_id = $1 AND month = $2 AND used > 0`, tenantID, month); err != nil {
+		return fmt.Errorf("store: release quota: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) QuotaUsed(ctx context.Context, tenantID, month string) (int, error) {
+	var used int
+	err := db.r.QueryRowContext(ctx, `SELECT used FROM quota_usage WHERE tenant_id = $1 AND month = $2`, tenantID, month).Scan(&used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: quota used: %w", err)
+	}
+	return used, nil
+}
+
+// HitRate counts one hit in a fixed window for bucket and returns the count
+// so far in that window: one upsert, so the count is exact across replicas.
+func (db *DB) HitRate(ctx context.Context, bucket string, windowStart time.Time) (int, error) {
+	var hits int
+	err := db.w.QueryRowContext(ctx, `INSERT INTO rate_counters (bucket, window_start, hits) VALUES ($1, $2, 1)
+		ON CONFLICT (bucket) DO UPDATE SET
+			hits = CASE WHEN rate_counters.window_start = excluded.window_start THEN rate_counters.hits + 1 ELSE 1 END,
+			window_start = excluded.window_start
+		RETURNING hits`, bucket, ms(windowStart)).Scan(&hits)
+	if err != nil {
+		return 0, fmt.Errorf("store: rate counter: %w", err)
+	}
+	return hits, nil
+}

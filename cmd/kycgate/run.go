@@ -27,6 +27,7 @@ commands:
   tenant key add --tenant ID [--json]
   tenant key revoke --tenant ID --key KEY_ID
   tenant set-quota --tenant ID [--quota N] [--rate-limit-per-minute N]
+  tenant set-products --tenant ID --kyc on|off
   didit-sim                run the Didit simulator on its own (see README)
 
 Configuration is read from KYCGATE_* environment variables (see README).`

@@ -14,7 +14,7 @@ import (
 
 func tenant(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("tenant: want create, list, key add, key revoke or set-quota")
+		return errors.New("tenant: want create, list, key add, key revoke, set-quota or set-products")
 	}
 	sub, args := args[0], args[1:]
 	if sub == "key" {
@@ -29,6 +29,7 @@ func tenant(ctx context.Context, args []string, getenv func(string) string, stdo
 	tenantID := fs.String("tenant", "", "tenant id")
 	keyID := fs.String("key", "", "api key id")
 	asJSON := fs.Bool("json", false, "print JSON")
+	kycOn := fs.String("kyc", "", "enable (on) or disable (off) the kyc product")
 	var quota, rate optInt
 	fs.Var(&quota, "quota", "monthly session quota (0 = unlimited)")
 	fs.Var(&rate, "rate-limit-per-minute", "requests per minute per key (0 = unlimited)")
@@ -48,6 +49,13 @@ func tenant(ctx context.Context, args []string, getenv func(string) string, stdo
 	case "create":
 		if err := need(name, "name"); err != nil {
 			return err
+		}
+	case "set-products":
+		if err := need(tenantID, "tenant"); err != nil {
+			return err
+		}
+		if *kycOn != "on" && *kycOn != "off" {
+			return errors.New("tenant set-products: --kyc must be on or off")
 		}
 	case "key add", "set-quota":
 		if err := need(tenantID, "tenant"); err != nil {
@@ -131,6 +139,15 @@ func tenant(ctx context.Context, args []string, getenv func(string) string, stdo
 			return err
 		}
 		return out(map[string]string{"revoked": *keyID}, "revoked "+*keyID)
+	case "set-products":
+		err := db.SetKYCEnabled(ctx, *tenantID, *kycOn == "on")
+		if errors.Is(err, kyc.ErrNotFound) {
+			return fmt.Errorf("tenant %s not found", *tenantID)
+		}
+		if err != nil {
+			return err
+		}
+		return out(map[string]any{"updated": *tenantID, "kyc": *kycOn == "on"}, "updated "+*tenantID)
 	case "set-quota":
 		if !quota.set && !rate.set {
 			return errors.New("tenant set-quota: give --quota and/or --rate-limit-per-minute")

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
 )
@@ -226,6 +228,14 @@ func (s *Server) diditWebhook(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(r.Context(), "webhook unreadable", "request_id", requestID(r.Context()), "err", err)
 		respond(w, http.StatusBadRequest, kyc.CodeInvalidBody, "Request body must be a JSON object", nil)
 		return
+	}
+	if ev.At.IsZero() {
+		// The body carried no time; X-Timestamp was verified fresh above.
+		if ts, err := strconv.ParseInt(r.Header.Get("X-Timestamp"), 10, 64); err == nil {
+			ev.At = time.Unix(ts, 0).UTC()
+		} else {
+			ev.At = s.now().UTC()
+		}
 	}
 	if err := s.svc.HandleEvent(r.Context(), ev); err != nil {
 		// A 5xx makes Didit retry, which is what we want for our own failures.

@@ -17,6 +17,7 @@ type Store interface {
 	AddAPIKey(ctx context.Context, key APIKey) error
 	RevokeAPIKey(ctx context.Context, tenantID, keyID string, at time.Time) error
 	UpdateTenantLimits(ctx context.Context, tenantID string, quota, ratePerMinute *int) error
+	SetKYCEnabled(ctx context.Context, tenantID string, enabled bool) error
 	// TenantByKeyHash finds the tenant owning an unrevoked key.
 	TenantByKeyHash(ctx context.Context, hash string) (Tenant, error)
 

@@ -121,6 +121,17 @@ func (db *DB) UpdateTenantLimits(ctx context.Context, tenantID string, quota, ra
 	return nil
 }
 
+func (db *DB) SetKYCEnabled(ctx context.Context, tenantID string, enabled bool) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE tenants SET kyc_enabled = $2 WHERE id = $1`, tenantID, enabled)
+	if err != nil {
+		return fmt.Errorf("store: set kyc product: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return kyc.ErrNotFound
+	}
+	return nil
+}
+
 func nullInt(p *int) sql.NullInt64 {
 	if p == nil {
 		return sql.NullInt64{}

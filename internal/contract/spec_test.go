@@ -1,0 +1,307 @@
+package contract
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// specCases is every (HTTP status, status, message) of shared/spec/api.md, written out so
+// the contract is checked even where the spec file is not beside the clone. A Message of
+// "" stands for the wrong-type invalid_body, whose message names the field.
+var specCases = []Case{
+	// §1
+	{400, "invalid_body", "Request body must be a JSON object"},
+	{400, "invalid_body", ""},
+	{413, "payload_too_large", "Request body is too large"},
+	{400, "invalid_email", "email is not a valid address"},
+	{404, "not_found", "Route not found"},
+	{405, "method_not_allowed", "Method not allowed"},
+	{403, "invalid_api_key", "Invalid or missing API key"},
+	{403, "product_not_enabled", "The kyc product is not enabled for this API key"},
+	// §2
+	{201, "user_prepared", "User prepared for KYC, please verify your email"},
+	{200, "user_already_prepared", "User already prepared for KYC"},
+	{400, "missing_params", "email is required"},
+	{500, "server_failed", "Server failed on KYC prepare"},
+	// §3
+	{201, "otp_sent", "Verification code sent to your email"},
+	{400, "email_already_verified", "Email is already verified"},
+	{404, "user_not_found", "User not found in whitelist"},
+	{429, "otp_send_rate_limited", "Please wait before requesting a new code"},
+	{500, "server_error", "Server failed, try again later"},
+	// §4
+	{200, "email_verified", "Email verified successfully"},
+	{400, "missing_params", "email and code are required"},
+	{400, "otp_invalid", "Invalid code"},
+	{400, "otp_expired", "Code expired, please request a new one"},
+	{400, "otp_max_attempts", "Max attempts reached, please request a new code"},
+	// §5
+	{201, "challenge_created", "Sign this message with your wallet"},
+	{400, "missing_params", "wallet is required"},
+	{400, "invalid_wallet", "Wallet challenge failed"},
+	{400, "invalid_purpose", "purpose must be kyc"},
+	// §6
+	{201, "user_prepared", "User prepared for KYC via wallet"},
+	{400, "missing_params", "wallet, message and signed_bytes are required"},
+	{400, "invalid_wallet", "Wallet is not a valid EVM or Solana address"},
+	{400, "challenge_not_found", "No matching challenge; request a new one"},
+	{400, "challenge_expired", "Challenge expired, request a new one"},
+	{400, "invalid_signature", "Signature does not match the wallet"},
+	{409, "email_wallet_conflict", "This email is already linked to another wallet"},
+	// §7
+	{201, "kyc_session_created", "KYC session created"},
+	{400, "identity_mismatch", "email and wallet do not belong to the same user"},
+	{404, "method_not_found", "KYC method not found"},
+	{400, "missing_params", "email or wallet is required"},
+	{403, "user_not_prepared", "Complete KYC prepare and verify your email or wallet before starting a session"},
+	{403, "identity_not_verified", "You must verify your email or wallet before starting KYC"},
+	{429, "verify_quota_exceeded", "Monthly KYC session quota exceeded"},
+	{500, "server_failed", "Server failed on KYC"},
+	// §8
+	{200, "kyc_status_retrieved", "KYC status retrieved"},
+	{404, "user_not_found", "User not found"},
+	{404, "kyc_not_found", "No KYC session found for this user"},
+	{500, "server_failed", "Server failed on KYC status"},
+	// §9
+	{200, "products_retrieved", "Products retrieved"},
+	// §11, as the OpenAPI file defines the webhook's answers
+	{200, "webhook_received", "Webhook received"},
+	{401, "invalid_webhook_signature", "Invalid webhook signature"},
+}
+
+// sharedDir finds shared/ beside the clone (CI: ../shared from the repo root).
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("no go.mod above the test directory")
+		}
+		dir = parent
+	}
+	shared := filepath.Join(dir, "..", "shared")
+	if _, err := os.Stat(filepath.Join(shared, "spec", "api.md")); err != nil {
+		t.Skipf("skipping: the spec is not beside the clone (%s): %v; specCases in this file still hold the contract", shared, err)
+	}
+	return shared
+}
+
+var (
+	// A table row's status cell: the first `snake_case` token in it.
+	cellStatus = regexp.MustCompile("`([a-z][a-z0-9_]*)`")
+	// A message cell: `"…"`.
+	cellMessage = regexp.MustCompile("`\"([^\"`]+)\"`")
+	// Prose such as **403** `invalid_api_key` / `"Invalid or missing API key"`, across lines.
+	prosePair = regexp.MustCompile("(?:\\*\\*(\\d{3})\\*\\*\\s*|(\\d{3})\\s+)?`([a-z][a-z0-9_]*)`\\s*/\\s*`\"([^\"`]+)\"`")
+	httpCell  = regexp.MustCompile(`^\s*(\d{3})\s*$`)
+)
+
+// parseSpec pulls the (HTTP, status, message) cases out of api.md's tables and prose.
+// HTTP is 0 where the prose does not say it next to the pair.
+func parseSpec(text string) []Case {
+	var out []Case
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "|") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		for i, cell := range cells {
+			m := httpCell.FindStringSubmatch(cell)
+			if m == nil || i+1 >= len(cells) {
+				continue
+			}
+			st := cellStatus.FindStringSubmatch(cells[i+1])
+			if st == nil {
+				break
+			}
+			code, _ := strconv.Atoi(m[1])
+			c := Case{HTTP: code, Status: st[1]}
+			if i+2 < len(cells) {
+				if msg := cellMessage.FindStringSubmatch(cells[i+2]); msg != nil {
+					c.Message = msg[1]
+				}
+			}
+			out = append(out, c)
+			break
+		}
+	}
+	for _, m := range prosePair.FindAllStringSubmatch(text, -1) {
+		code, _ := strconv.Atoi(m[1] + m[2])
+		out = append(out, Case{HTTP: code, Status: m[3], Message: m[4]})
+	}
+	return out
+}
+
+func TestParseSpecRecognisesTheForms(t *testing.T) {
+	text := "| 201 | `user_prepared` | `\"User prepared for KYC, please verify your email\"` | — |\n" +
+		"| a field has the wrong JSON type | 400 | `invalid_body` | names the field |\n" +
+		"| 429 | `otp_send_rate_limited` (DECISION) | `\"Please wait before requesting a new code\"` (+ `Retry-After`) |\n" +
+		"3. no user for this tenant → **403** `user_not_prepared` /\n   `\"Complete KYC prepare\"`\n" +
+		"200 `products_retrieved` / `\"Products retrieved\"`, `data`\n"
+	got := parseSpec(text)
+	want := []Case{
+		{201, "user_prepared", "User prepared for KYC, please verify your email"},
+		{400, "invalid_body", ""},
+		{429, "otp_send_rate_limited", "Please wait before requesting a new code"},
+		{403, "user_not_prepared", "Complete KYC prepare"},
+		{200, "products_retrieved", "Products retrieved"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("case %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestSpecFileCasesAreDocumented reads the spec itself, so a status or message added to
+// it later and forgotten here or in the YAML shows up.
+func TestSpecFileCasesAreDocumented(t *testing.T) {
+	shared := sharedDir(t)
+	text, err := os.ReadFile(filepath.Join(shared, "spec", "api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := mustLoad(t)
+	cases := v.Cases()
+	statuses := v.Statuses()
+	inTable := map[Case]bool{}
+	for _, c := range specCases {
+		inTable[c] = true
+	}
+	found := parseSpec(string(text))
+	if len(found) < 40 {
+		t.Fatalf("parsed only %d cases from api.md; has its format changed?", len(found))
+	}
+	for _, want := range found {
+		if !statuses[want.Status] {
+			t.Errorf("api.md status %q is not in openapi.yaml", want.Status)
+			continue
+		}
+		ok := false
+		for _, c := range cases {
+			if c.Status == want.Status && (want.Message == "" || c.Message == want.Message) && (want.HTTP == 0 || c.HTTP == want.HTTP) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			t.Errorf("api.md case %+v is not in openapi.yaml", want)
+		}
+		known := false
+		for c := range inTable {
+			if c.Status == want.Status && c.Message == want.Message && (want.HTTP == 0 || c.HTTP == want.HTTP) {
+				known = true
+				break
+			}
+		}
+		if !known {
+			t.Errorf("api.md case %+v is missing from specCases", want)
+		}
+	}
+	// Whatever in the YAML has a fixed message must occur in the spec verbatim.
+	for _, c := range cases {
+		if c.Message != "" && !bytes.Contains(text, []byte(`"`+c.Message+`"`)) && !briefOnly[c.Message] {
+			t.Errorf("openapi.yaml message %q (%s) is not quoted in api.md", c.Message, c.Status)
+		}
+	}
+	t.Logf("%d cases parsed from api.md", len(found))
+}
+
+// briefOnly are the webhook's answers, which api.md §11 leaves to the OpenAPI file.
+var briefOnly = map[string]bool{"Webhook received": true, "Invalid webhook signature": true}
+
+var (
+	endpointLine = regexp.MustCompile(`^(GET|POST) (/[A-Za-z0-9_./{}-]+)$`)
+	seedProse    = regexp.MustCompile("`status`:\\s*`([a-z_]+)`(?:\\s*—\\s*`\"([^\"`]+)\"`)?")
+)
+
+// TestSeedExamples runs the public docs' own example responses through Check, for the
+// endpoint each page section is about: the seeds outrank api.md.
+func TestSeedExamples(t *testing.T) {
+	shared := sharedDir(t)
+	seeds, err := filepath.Glob(filepath.Join(shared, "seeds", "*.md"))
+	if err != nil || len(seeds) == 0 {
+		t.Skipf("no seeds in %s", shared)
+	}
+	v := mustLoad(t)
+	statuses := v.Statuses()
+	checked := 0
+	for _, file := range seeds {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var method, path string
+		var block []string
+		inJSON := false
+		for _, line := range strings.Split(string(data), "\n") {
+			trimmed := strings.TrimSpace(line)
+			switch {
+			case strings.HasPrefix(trimmed, "```json"):
+				inJSON, block = true, nil
+				continue
+			case inJSON && trimmed == "```":
+				inJSON = false
+				body := []byte(strings.Join(block, "\n"))
+				var e struct {
+					StatusCode int `json:"statusCode"`
+				}
+				if err := json.Unmarshal(body, &e); err != nil || e.StatusCode == 0 {
+					continue
+				}
+				if path == "" {
+					t.Errorf("%s: example before any endpoint line", filepath.Base(file))
+					continue
+				}
+				if err := v.Check(httptest.NewRequest(method, path, nil), e.StatusCode, jsonHeader(), body); err != nil {
+					t.Errorf("%s: %v", filepath.Base(file), err)
+				}
+				checked++
+				continue
+			case inJSON:
+				block = append(block, line)
+				continue
+			}
+			if m := endpointLine.FindStringSubmatch(trimmed); m != nil {
+				method, path = m[1], m[2]
+			}
+			for _, m := range seedProse.FindAllStringSubmatch(line, -1) {
+				if !statuses[m[1]] {
+					t.Errorf("%s: seed status %q is not in openapi.yaml", filepath.Base(file), m[1])
+				}
+				found := false
+				for _, c := range v.Cases() {
+					found = found || (c.Status == m[1] && (m[2] == "" || c.Message == m[2]))
+				}
+				if !found {
+					t.Errorf("%s: seed case %s %q is not in openapi.yaml", filepath.Base(file), m[1], m[2])
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error(errors.New("no seed example responses found"))
+	}
+	t.Logf("%d seed example responses checked", checked)
+}

@@ -129,7 +129,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request) (body, *kyc.Error) {
 
 func parseBody(raw []byte) (body, *kyc.Error) {
 	var b body
-	raw = bytes.TrimSpace(raw)
+	raw = bytes.Trim(raw, " \t\r\n") // JSON whitespace only (RFC 8259 §2)
 	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &b) != nil || b == nil {
 		return nil, kyc.Errorf(kyc.CodeInvalidBody, "Request body must be a JSON object")
 	}

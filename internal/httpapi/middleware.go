@@ -23,7 +23,7 @@ const (
 
 // reqInfo carries facts learnt deep in the handler chain back out to the
 // access log.
-type reqInfo struct{ tenant string }
+type reqInfo struct{ tenant, route string }
 
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(keyRequestID).(string)
@@ -103,6 +103,11 @@ func (s *Server) common(next http.Handler) http.Handler {
 					respond(sw, http.StatusInternalServerError, kyc.CodeServerError, "Server failed, try again later", nil)
 				}
 			}
+			route := info.route
+			if route == "" {
+				route = "unmatched"
+			}
+			s.metrics.observe(route, r.Method, sw.code, time.Since(start))
 			s.log.LogAttrs(ctx, levelFor(sw.code), "request",
 				slogStr("request_id", id), slogStr("method", r.Method), slogStr("path", r.URL.Path),
 				slogInt("status", sw.code), slogInt("bytes", sw.bytes),

@@ -53,12 +53,13 @@ type Server struct {
 	timeout  time.Duration
 	draining atomic.Bool
 	handler  http.Handler
+	metrics  *metrics
 }
 
 // New builds the server and its routes.
 func New(cfg Config) *Server {
 	s := &Server{svc: cfg.Service, log: cfg.Logger, counter: cfg.Counter, webhooks: cfg.Webhooks,
-		clock: cfg.Clock, ready: cfg.Ready, timeout: cfg.RequestTimeout}
+		clock: cfg.Clock, ready: cfg.Ready, timeout: cfg.RequestTimeout, metrics: newMetrics()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -97,6 +98,9 @@ func (s *Server) methodRouter(rt route) http.Handler {
 	sort.Strings(allowed)
 	allow := strings.Join(allowed, ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if info, ok := r.Context().Value(keyInfo).(*reqInfo); ok {
+			info.route = rt.path
+		}
 		h, ok := rt.methods[r.Method]
 		if !ok && r.Method == http.MethodHead {
 			h, ok = rt.methods[http.MethodGet]

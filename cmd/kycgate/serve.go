@@ -188,14 +188,22 @@ func dbKind(url string) string {
 }
 
 // reconcile polls Didit for sessions with no news, so a lost webhook never
-// strands a user.
+// strands a user, and prunes expired rows once an hour.
 func reconcile(ctx context.Context, svc *kyc.Service, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(max(every/4, time.Second))
 	defer t.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-prune.C:
+			if n, err := svc.Prune(ctx); err != nil {
+				log.Error("prune", "err", err)
+			} else if n > 0 {
+				log.Info("pruned expired rows", "rows", n)
+			}
 		case <-t.C:
 			for {
 				n, err := svc.Reconcile(ctx, every, 100)

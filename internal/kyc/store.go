@@ -79,6 +79,9 @@ type Store interface {
 	ReleaseQuota(ctx context.Context, tenantID, month string) error
 	QuotaUsed(ctx context.Context, tenantID, month string) (int, error)
 
+	// Prune deletes rows no rule needs any more; it returns how many.
+	Prune(ctx context.Context, p PruneBefore) (int64, error)
+
 	// Ping checks the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	Close() error
@@ -115,6 +118,14 @@ type Challenge struct {
 	Message   string
 	ExpiresAt time.Time
 	UsedAt    *time.Time
+}
+
+// PruneBefore gives, per kind of row, the time before which it can go.
+type PruneBefore struct {
+	Challenges   time.Time // expired challenges (used or not)
+	Claims       time.Time // session-creation claims that lapsed
+	Events       time.Time // webhook de-duplication keys
+	RateCounters time.Time // rate-limit windows
 }
 
 // WalletProof is a verified wallet.

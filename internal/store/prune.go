@@ -1,0 +1,34 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/kycgate/kycgate/internal/kyc"
+)
+
+// Prune deletes rows that no rule needs any more, in one transaction.
+func (db *DB) Prune(ctx context.Context, p kyc.PruneBefore) (int64, error) {
+	var total int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []struct {
+			sql string
+			arg int64
+		}{
+			{`DELETE FROM challenges WHERE expires_at < $1`, ms(p.Challenges)},
+			{`DELETE FROM session_claims WHERE claimed_until < $1`, ms(p.Claims)},
+			{`DELETE FROM webhook_events WHERE received_at < $1`, ms(p.Events)},
+			{`DELETE FROM rate_counters WHERE window_start < $1`, ms(p.RateCounters)},
+		} {
+			res, err := tx.ExecContext(ctx, q.sql, q.arg)
+			if err != nil {
+				return fmt.Errorf("store: prune: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			total += n
+		}
+		return nil
+	})
+	return total, err
+}

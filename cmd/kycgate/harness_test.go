@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/kycgate/kycgate/internal/contract"
 	"github.com/kycgate/kycgate/internal/mail/mailtest"
+	"github.com/kycgate/kycgate/internal/store/storetest"
 )
 
 // logSink collects the server's JSON log lines and announces the listen
@@ -87,16 +89,29 @@ func loadValidator(t testing.TB) *contract.Validator {
 	return validator
 }
 
-// newEnv returns the environment for a server in a fresh data folder,
-// mailing to smtpURL.
+// newEnv returns the environment for a server on a fresh database, mailing
+// to smtpURL. KYCGATE_TEST_ENGINE=postgres runs the end-to-end tests on a
+// fresh PostgreSQL schema instead of SQLite (scripts/test does both).
 func newEnv(t testing.TB, smtpURL string) map[string]string {
-	dir := t.TempDir()
-	return map[string]string{
+	env := map[string]string{
 		"KYCGATE_ADDR":         "127.0.0.1:0",
-		"KYCGATE_DATABASE_URL": "sqlite:" + filepath.Join(dir, "kycgate.db"),
+		"KYCGATE_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "kycgate.db"),
 		"KYCGATE_SMTP_URL":     smtpURL,
 		"KYCGATE_LOG_LEVEL":    "debug",
 	}
+	switch engine := os.Getenv("KYCGATE_TEST_ENGINE"); engine {
+	case "", "sqlite":
+	case "postgres":
+		url, ok := storetest.PostgresURL(t)
+		if !ok {
+			t.Fatal("KYCGATE_TEST_ENGINE=postgres but no PostgreSQL is reachable (run under pg_virtualenv)")
+		}
+		env["KYCGATE_DATABASE_URL"] = url
+		env["KYCGATE_SECRET"] = "e2e-test-secret-0123456789abcdefghijklmnop"
+	default:
+		t.Fatalf("KYCGATE_TEST_ENGINE=%q: want sqlite or postgres", engine)
+	}
+	return env
 }
 
 func getenvFrom(env map[string]string) func(string) string {

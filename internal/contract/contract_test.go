@@ -209,7 +209,7 @@ func endpoints() []endpoint {
 			example{"challenge expired", 400, env(400, "challenge_expired", "Challenge expired, request a new one", nil), nil},
 			example{"bad signature", 400, env(400, "invalid_signature", "Signature does not match the wallet", nil), nil},
 			example{"conflict", 409, env(409, "email_wallet_conflict", "This email is already linked to another wallet", nil), nil},
-			example{"server_error", 500, env(500, "server_error", "Server failed, try again later", nil), nil},
+			example{"server_failed", 500, env(500, "server_failed", "Server failed on KYC prepare", nil), nil},
 		)},
 		{method: "POST", path: "/kyc/create/verify_public_kyc", examples: append(common(true),
 			example{"new", 201, env(201, "kyc_session_created", "KYC session created", session(nil)), nil},

@@ -91,7 +91,7 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.svc.Challenge(r.Context(), tenantOf(r.Context()), f[0], f[1])
 	if err != nil {
-		s.fail(w, r, err, kyc.CodeServerFailed, "Server failed on wallet challenge")
+		s.fail(w, r, err, kyc.CodeServerError, "Server failed, try again later")
 		return
 	}
 	respond(w, http.StatusCreated, "challenge_created", "Sign this message with your wallet", map[string]string{

@@ -39,7 +39,7 @@ func (s *Service) Challenge(ctx context.Context, tenant Tenant, rawWallet, purpo
 	c := Challenge{Nonce: nonce, TenantID: tenant.ID, Wallet: addr.String, Chain: string(addr.Chain),
 		Message: msg, ExpiresAt: exp}
 	if err := s.store.SaveChallenge(ctx, c); err != nil {
-		return ChallengeResult{}, internal(CodeServerFailed, "Server failed on wallet challenge", err)
+		return ChallengeResult{}, internal(CodeServerError, msgServerError, err)
 	}
 	return ChallengeResult{Message: msg, Wallet: addr.String, Chain: string(addr.Chain)}, nil
 }

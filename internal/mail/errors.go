@@ -1,0 +1,112 @@
+package mail
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+
+	gomail "github.com/wneessen/go-mail"
+)
+
+// ErrClosed is returned by SendCode after Close.
+var ErrClosed = errors.New("mail: sender is closed")
+
+// DeliveryError reports a delivery that did not reach 250 after DATA. Its
+// text names the masked recipient and never contains the code.
+type DeliveryError struct {
+	To        string // masked recipient
+	Attempts  int    // attempts made, including the last one
+	Code      int    // SMTP reply code of the last failure; 0 when none (network, TLS, ...)
+	Temporary bool   // the last failure was transient (retries were exhausted or the context ended)
+	err       error  // redacted cause; context errors are kept as they are
+}
+
+func (e *DeliveryError) Error() string {
+	kind := "permanent"
+	if e.Temporary {
+		kind = "transient"
+	}
+	return fmt.Sprintf("mail: deliver code to %s: %s failure after %d attempt(s): %v", e.To, kind, e.Attempts, e.err)
+}
+
+// Unwrap exposes the cause, so errors.Is(err, context.Canceled) works.
+func (e *DeliveryError) Unwrap() error { return e.err }
+
+// redactedError carries another error's text with the address and code
+// removed. It unwraps to context errors only, so that walking the chain can
+// never reach the unredacted text.
+type redactedError struct {
+	msg string
+	ctx error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.ctx }
+
+func redactErr(err error, to, code string) error {
+	r := &redactedError{msg: redact(err.Error(), to, code)}
+	switch {
+	case errors.Is(err, context.Canceled):
+		r.ctx = context.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		r.ctx = context.DeadlineExceeded
+	}
+	return r
+}
+
+// classify tells whether a failed attempt is worth repeating, and the SMTP
+// reply code if the server gave one. Unknown failures count as permanent:
+// retrying a misconfiguration only delays the 500 the API must answer.
+func classify(err error) (code int, temporary bool) {
+	// go-mail's SendError does not unwrap to the server reply, but it keeps
+	// the code; with no code the transaction broke at the connection level.
+	var se *gomail.SendError
+	if errors.As(err, &se) {
+		if c := se.ErrorCode(); c >= 400 {
+			return c, c < 500
+		}
+		switch se.Reason {
+		case gomail.ErrGetSender, gomail.ErrGetRcpts, gomail.ErrNoUnencoded:
+			return 0, false
+		}
+		return 0, true
+	}
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return te.Code, te.Code >= 400 && te.Code < 500
+	}
+	// TLS failures will not fix themselves within a second.
+	var (
+		certErr   *tls.CertificateVerificationError
+		recordErr tls.RecordHeaderError
+		alertErr  tls.AlertError
+		unknownCA x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		invalid   x509.CertificateInvalidError
+	)
+	if errors.As(err, &certErr) || errors.As(err, &recordErr) || errors.As(err, &alertErr) ||
+		errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &invalid) {
+		return 0, false
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return 0, true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return 0, true
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return 0, true
+	}
+	return 0, false
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -118,7 +118,7 @@ func (s *Server) common(next http.Handler) http.Handler {
 }
 
 // authed resolves x-api-key to a tenant and applies its rate limit.
-func (s *Server) authed(next func(http.ResponseWriter, *http.Request)) http.Handler {
+func (s *Server) authed(next func(http.ResponseWriter, *http.Request), fail fail500) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("x-api-key")
 		t, keyHash, err := s.svc.Authenticate(r.Context(), key)
@@ -127,7 +127,7 @@ func (s *Server) authed(next func(http.ResponseWriter, *http.Request)) http.Hand
 			return
 		}
 		if err != nil {
-			s.fail(w, r, err, kyc.CodeServerError, "Server failed, try again later")
+			s.fail(w, r, err, fail.code, fail.message)
 			return
 		}
 		if !s.allow(w, r, t, keyHash) {
@@ -141,14 +141,14 @@ func (s *Server) authed(next func(http.ResponseWriter, *http.Request)) http.Hand
 }
 
 // kyc is authed plus the product gate.
-func (s *Server) kyc(next func(http.ResponseWriter, *http.Request)) http.Handler {
+func (s *Server) kyc(next func(http.ResponseWriter, *http.Request), fail fail500) http.Handler {
 	return s.authed(func(w http.ResponseWriter, r *http.Request) {
 		if !tenantOf(r.Context()).KYCEnabled {
 			respond(w, http.StatusForbidden, codeProductNotEnabled, "The kyc product is not enabled for this API key", nil)
 			return
 		}
 		next(w, r)
-	})
+	}, fail)
 }
 
 // allow applies the per-key limits (api.md §1): N per minute and ⌈N/60⌉ per

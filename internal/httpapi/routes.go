@@ -1,21 +1,36 @@
 package httpapi
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/kycgate/kycgate/internal/kyc"
+)
+
+// fail500 is an endpoint's documented 500; the public docs name them
+// differently per endpoint (api.md §2, §3, §7, §8).
+type fail500 struct{ code, message string }
+
+var (
+	failPrepare  = fail500{kyc.CodeServerFailed, "Server failed on KYC prepare"}
+	failSecurity = fail500{kyc.CodeServerError, "Server failed, try again later"}
+	failCreate   = fail500{kyc.CodeServerFailed, "Server failed on KYC"}
+	failStatus   = fail500{kyc.CodeServerFailed, "Server failed on KYC status"}
+)
 
 // routes is the whole HTTP surface in one place. Every KYC route is served
 // at its bare path and under /api (api.md §1).
 func (s *Server) routes(mounts map[string]http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	kycRoutes := []route{
-		{"/kyc/prepare", map[string]http.Handler{"POST": s.kyc(s.prepare)}},
-		{"/security/email/send-otp", map[string]http.Handler{"POST": s.kyc(s.sendOTP)}},
-		{"/security/email/verify-otp", map[string]http.Handler{"POST": s.kyc(s.verifyOTP)}},
-		{"/security/wallet/challenge", map[string]http.Handler{"POST": s.kyc(s.challenge)}},
-		{"/kyc/prepare-wallet", map[string]http.Handler{"POST": s.kyc(s.prepareWallet)}},
-		{"/kyc/create/{kyc_type}", map[string]http.Handler{"POST": s.kyc(s.createSession)}},
-		{"/kyc/status", map[string]http.Handler{"GET": s.kyc(s.status)}},
+		{"/kyc/prepare", map[string]http.Handler{"POST": s.kyc(s.prepare, failPrepare)}},
+		{"/security/email/send-otp", map[string]http.Handler{"POST": s.kyc(s.sendOTP, failSecurity)}},
+		{"/security/email/verify-otp", map[string]http.Handler{"POST": s.kyc(s.verifyOTP, failSecurity)}},
+		{"/security/wallet/challenge", map[string]http.Handler{"POST": s.kyc(s.challenge, failSecurity)}},
+		{"/kyc/prepare-wallet", map[string]http.Handler{"POST": s.kyc(s.prepareWallet, failPrepare)}},
+		{"/kyc/create/{kyc_type}", map[string]http.Handler{"POST": s.kyc(s.createSession, failCreate)}},
+		{"/kyc/status", map[string]http.Handler{"GET": s.kyc(s.status, failStatus)}},
 		// Products answer even when kyc is disabled: that is what they report.
-		{"/config/products", map[string]http.Handler{"GET": s.authed(s.products)}},
+		{"/config/products", map[string]http.Handler{"GET": s.authed(s.products, failSecurity)}},
 		{"/webhooks/didit", map[string]http.Handler{"POST": http.HandlerFunc(s.diditWebhook)}},
 	}
 	for _, rt := range kycRoutes {

@@ -1,0 +1,69 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.DatabaseURL != "sqlite:data/kycgate.db" || c.PublicURL != "http://127.0.0.1:8080" ||
+		c.SMTPURL != "" || !c.Embedded() || c.ReconcileInterval != 2*time.Minute || c.DiditURL != "https://verification.didit.me" {
+		t.Fatalf("defaults = %+v", c)
+	}
+	c, _ = Load(env("KYCGATE_ADDR", ":9000"))
+	if c.PublicURL != "http://localhost:9000" {
+		t.Fatalf("public URL for :9000 = %q", c.PublicURL)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	didit := []string{"KYCGATE_DIDIT_API_KEY", "k", "KYCGATE_DIDIT_WORKFLOW_ID", "w", "KYCGATE_DIDIT_WEBHOOK_SECRET", "s"}
+	for _, tc := range []struct {
+		env     []string
+		wantVar string
+	}{
+		{[]string{"KYCGATE_ADDR", "nonsense"}, "KYCGATE_ADDR"},
+		{[]string{"KYCGATE_ADDR", "127.0.0.1:99999"}, "KYCGATE_ADDR"},
+		{[]string{"KYCGATE_DATABASE_URL", "mysql://x"}, "KYCGATE_DATABASE_URL"},
+		{[]string{"KYCGATE_DATABASE_URL", "sqlite:"}, "KYCGATE_DATABASE_URL"},
+		{[]string{"KYCGATE_DATABASE_URL", "postgres://u@h/db"}, "KYCGATE_SECRET"},
+		{[]string{"KYCGATE_SECRET", "short"}, "KYCGATE_SECRET"},
+		{[]string{"KYCGATE_SMTP_URL", "http://mail"}, "KYCGATE_SMTP_URL"},
+		{[]string{"KYCGATE_PUBLIC_URL", "ftp://x"}, "KYCGATE_PUBLIC_URL"},
+		{[]string{"KYCGATE_DIDIT_URL", "not a url"}, "KYCGATE_DIDIT_URL"},
+		{[]string{"KYCGATE_DIDIT_API_KEY", "k"}, "KYCGATE_DIDIT_WORKFLOW_ID"},
+		{[]string{"KYCGATE_DIDIT_API_KEY", "k", "KYCGATE_DIDIT_WORKFLOW_ID", "w"}, "KYCGATE_DIDIT_WEBHOOK_SECRET"},
+		{append(didit, "KYCGATE_RECONCILE_INTERVAL", "10ms"), "KYCGATE_RECONCILE_INTERVAL"},
+		{[]string{"KYCGATE_RECONCILE_INTERVAL", "soon"}, "KYCGATE_RECONCILE_INTERVAL"},
+		{[]string{"KYCGATE_LOG_LEVEL", "loud"}, "KYCGATE_LOG_LEVEL"},
+		{[]string{"KYCGATE_DB_MAX_CONNS", "0"}, "KYCGATE_DB_MAX_CONNS"},
+		{[]string{"KYCGATE_CHALLENGE_TITLE", "two\nlines"}, "KYCGATE_CHALLENGE_TITLE"},
+	} {
+		_, err := Load(env(tc.env...))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != tc.wantVar {
+			t.Errorf("env %v: err = %v, want one naming %s", tc.env, err, tc.wantVar)
+			continue
+		}
+		if strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), tc.wantVar+": ") {
+			t.Errorf("error %q is not one line starting with the variable", err)
+		}
+	}
+	if _, err := Load(env(append(didit, "KYCGATE_DATABASE_URL", "postgres://u@h/db", "KYCGATE_SECRET", strings.Repeat("x", 32))...)); err != nil {
+		t.Fatalf("a full production configuration is refused: %v", err)
+	}
+}

@@ -148,6 +148,10 @@ func TestEmailPath(t *testing.T) {
 			t.Fatalf("key add printed %q", out)
 		}
 		expect(t, in.call("GET", "/config/products", newKey[1], nil), 200, "products_retrieved")
+		list, err := in.cli("tenant", "key", "list", "--tenant", tid, "--json")
+		if err != nil || strings.Count(list, `"key_id"`) != 2 || !strings.Contains(list, keyID[1]) || strings.Contains(list, newKey[1]) {
+			t.Fatalf("key list = %q, %v; want both key ids and no key", list, err)
+		}
 		if _, err := in.cli("tenant", "key", "revoke", "--tenant", tid, "--key", keyID[1]); err != nil {
 			t.Fatal(err)
 		}

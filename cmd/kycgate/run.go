@@ -25,6 +25,7 @@ commands:
   tenant create --name NAME [--quota N] [--rate-limit-per-minute N] [--json]
   tenant list [--json]
   tenant key add --tenant ID [--json]
+  tenant key list --tenant ID [--json]
   tenant key revoke --tenant ID --key KEY_ID
   tenant set-quota --tenant ID [--quota N] [--rate-limit-per-minute N]
   tenant set-products --tenant ID --kyc on|off

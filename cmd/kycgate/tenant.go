@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
 )
@@ -19,7 +20,7 @@ func tenant(ctx context.Context, args []string, getenv func(string) string, stdo
 	sub, args := args[0], args[1:]
 	if sub == "key" {
 		if len(args) == 0 {
-			return errors.New("tenant key: want add or revoke")
+			return errors.New("tenant key: want add, list or revoke")
 		}
 		sub, args = "key "+args[0], args[1:]
 	}
@@ -57,7 +58,7 @@ func tenant(ctx context.Context, args []string, getenv func(string) string, stdo
 		if *kycOn != "on" && *kycOn != "off" {
 			return errors.New("tenant set-products: --kyc must be on or off")
 		}
-	case "key add", "set-quota":
+	case "key add", "key list", "set-quota":
 		if err := need(tenantID, "tenant"); err != nil {
 			return err
 		}
@@ -130,6 +131,34 @@ func tenant(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		return out(map[string]string{"tenant_id": *tenantID, "key_id": k.ID, "api_key": plain},
 			fmt.Sprintf("key_id:  %s\napi_key: %s\n(the key is shown only now; keep it safe)", k.ID, plain))
+	case "key list":
+		keys, err := db.ListAPIKeys(ctx, *tenantID)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			ID        string `json:"key_id"`
+			Prefix    string `json:"prefix"`
+			CreatedAt string `json:"created_at"`
+			RevokedAt string `json:"revoked_at,omitempty"`
+		}
+		rows := []row{}
+		for _, k := range keys {
+			r := row{ID: k.ID, Prefix: k.Prefix, CreatedAt: k.CreatedAt.Format(time.RFC3339)}
+			if k.RevokedAt != nil {
+				r.RevokedAt = k.RevokedAt.Format(time.RFC3339)
+			}
+			rows = append(rows, r)
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(rows)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KEY\tPREFIX\tCREATED\tREVOKED")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\n", r.ID, r.Prefix, r.CreatedAt, r.RevokedAt)
+		}
+		return tw.Flush()
 	case "key revoke":
 		err := svc.RevokeAPIKey(ctx, *tenantID, *keyID)
 		if errors.Is(err, kyc.ErrNotFound) {

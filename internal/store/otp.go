@@ -11,8 +11,9 @@ import (
 )
 
 // SaveOTP is one conditional upsert: the new code replaces the old one and
-// the send times shift by one, only where the newest send is at least MinGap
-// old and the fifth newest is outside the window. Concurrent senders
+// the send times shift by one, only where the send the gap counts from
+// (gap_from: the newest send, unless DropOTP gave it back) is at least MinGap
+// old and the fifth newest send is outside the window. Concurrent senders
 // therefore cannot both pass, on one process or many.
 func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, error) {
 	if o.MaxPerWindow != 5 {
@@ -20,12 +21,12 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 	}
 	now := ms(o.Now)
 	var got int64
-	err := db.w.QueryRowContext(ctx, `INSERT INTO otps (tenant_id, person_id, code_hash, expires_at, attempts, sent1)
-		VALUES ($1, $2, $3, $4, 0, $5)
+	err := db.w.QueryRowContext(ctx, `INSERT INTO otps (tenant_id, person_id, code_hash, expires_at, attempts, sent1, gap_from)
+		VALUES ($1, $2, $3, $4, 0, $5, $5)
 		ON CONFLICT (tenant_id, person_id) DO UPDATE SET
-			code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0,
+			code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0, gap_from = excluded.gap_from,
 			sent1 = excluded.sent1, sent2 = otps.sent1, sent3 = otps.sent2, sent4 = otps.sent3, sent5 = otps.sent4
-		WHERE (otps.sent1 IS NULL OR otps.sent1 <= $6) AND (otps.sent5 IS NULL OR otps.sent5 <= $7)
+		WHERE (otps.gap_from IS NULL OR otps.gap_from <= $6) AND (otps.sent5 IS NULL OR otps.sent5 <= $7)
 		RETURNING sent1`,
 		o.TenantID, o.PersonID, o.CodeHash, ms(o.ExpiresAt), now,
 		now-o.MinGap.Milliseconds(), now-o.Window.Milliseconds()).Scan(&got)
@@ -35,14 +36,14 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 	if !errors.Is(err, sql.ErrNoRows) {
 		return false, time.Time{}, fmt.Errorf("store: save otp: %w", err)
 	}
-	var s1, s5 sql.NullInt64
-	if err := db.w.QueryRowContext(ctx, `SELECT sent1, sent5 FROM otps WHERE tenant_id = $1 AND person_id = $2`,
-		o.TenantID, o.PersonID).Scan(&s1, &s5); err != nil {
+	var gap, s5 sql.NullInt64
+	if err := db.w.QueryRowContext(ctx, `SELECT gap_from, sent5 FROM otps WHERE tenant_id = $1 AND person_id = $2`,
+		o.TenantID, o.PersonID).Scan(&gap, &s5); err != nil {
 		return false, time.Time{}, fmt.Errorf("store: read otp sends: %w", err)
 	}
 	retry := now
-	if s1.Valid {
-		retry = max(retry, s1.Int64+o.MinGap.Milliseconds())
+	if gap.Valid {
+		retry = max(retry, gap.Int64+o.MinGap.Milliseconds())
 	}
 	if s5.Valid && s5.Int64 > now-o.Window.Milliseconds() {
 		retry = max(retry, s5.Int64+o.Window.Milliseconds())
@@ -50,11 +51,12 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 	return false, fromMS(retry), nil
 }
 
-// DropOTP kills an undelivered code. sent1 takes sent2's value, so the gap
-// rule measures from the previous real send, while the shifted list still
-// counts the attempt toward the hourly window.
+// DropOTP kills an undelivered code and clears gap_from, so the next send
+// need not wait (the previous delivered send is at least MinGap older than
+// the dropped one), while sent1..sent5 keep the dropped send, at its own
+// time, in the window.
 func (db *DB) DropOTP(ctx context.Context, tenantID, personID, codeHash string) error {
-	if _, err := db.w.ExecContext(ctx, `UPDATE otps SET code_hash = NULL, sent1 = sent2
+	if _, err := db.w.ExecContext(ctx, `UPDATE otps SET code_hash = NULL, gap_from = NULL
 		WHERE tenant_id = $1 AND person_id = $2 AND code_hash = $3`, tenantID, personID, codeHash); err != nil {
 		return fmt.Errorf("store: drop otp: %w", err)
 	}

@@ -89,67 +89,27 @@ func (db *DB) FindEnrollment(ctx context.Context, tenantID, email, wallet string
 }
 
 // PrepareWallet applies api.md §6's linking rules in one transaction.
+//
+// On PostgreSQL (READ COMMITTED) another transaction may create or link the
+// person between our reads and our write. So every write only succeeds on
+// the state that was read (UPDATE … WHERE email/wallet IS NULL, INSERT … ON
+// CONFLICT DO NOTHING); when one changes nothing, we read again (each
+// statement sees what committed before it) and decide again. Without this,
+// two wallets racing to join one email-only person both "succeeded", the
+// second silently replacing the first. On SQLite write transactions run one
+// at a time and the first pass always decides.
 func (db *DB) PrepareWallet(ctx context.Context, tenantID, personID string, w kyc.WalletProof, email string, now time.Time) (p kyc.Person, e kyc.Enrollment, created bool, err error) {
 	err = db.tx(ctx, func(tx *sql.Tx) error {
-		pw, err := personBy(ctx, tx, "wallet", w.Wallet)
-		if err != nil && !errors.Is(err, kyc.ErrNotFound) {
-			return err
-		}
-		haveWallet := err == nil
-		var pe kyc.Person
-		haveEmail := false
-		if email != "" {
-			pe, err = personBy(ctx, tx, "email", email)
-			if err != nil && !errors.Is(err, kyc.ErrNotFound) {
+		for try := 0; ; try++ {
+			if try == 5 {
+				return errors.New("store: prepare wallet: persons kept changing under us")
+			}
+			var done bool
+			if p, done, err = linkWallet(ctx, tx, personID, w, email, now); err != nil {
 				return err
 			}
-			haveEmail = err == nil
-		}
-		switch {
-		case haveWallet && email == "":
-			p = pw
-		case haveWallet && pw.Email == email:
-			p = pw
-		case haveWallet:
-			// The wallet's person already has another email, or the email
-			// is another person's: linking would merge two people.
-			if pw.Email != "" || haveEmail {
-				return kyc.ErrConflict
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE persons SET email = $2 WHERE id = $1`, pw.ID, email); err != nil {
-				if isUnique(err) {
-					return kyc.ErrConflict
-				}
-				return fmt.Errorf("store: link email: %w", err)
-			}
-			p = pw
-			p.Email = email
-		case haveEmail:
-			if pe.Wallet != "" {
-				return kyc.ErrConflict
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE persons SET wallet = $2, wallet_chain = $3 WHERE id = $1`,
-				pe.ID, w.Wallet, w.Chain); err != nil {
-				if isUnique(err) {
-					return kyc.ErrConflict
-				}
-				return fmt.Errorf("store: link wallet: %w", err)
-			}
-			p = pe
-			p.Wallet, p.WalletChain = w.Wallet, w.Chain
-		default:
-			if _, err := tx.ExecContext(ctx, `INSERT INTO persons (id, email, wallet, wallet_chain, created_at)
-				VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, personID, nullStr(email), w.Wallet, w.Chain, ms(now)); err != nil {
-				return fmt.Errorf("store: insert person: %w", err)
-			}
-			if p, err = personBy(ctx, tx, "wallet", w.Wallet); err != nil {
-				if errors.Is(err, kyc.ErrNotFound) { // lost a race on the email
-					return kyc.ErrConflict
-				}
-				return err
-			}
-			if p.Email != email && email != "" {
-				return kyc.ErrConflict
+			if done {
+				break
 			}
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO enrollments (tenant_id, person_id, wallet_verified, created_at)
@@ -167,4 +127,70 @@ func (db *DB) PrepareWallet(ctx context.Context, tenantID, personID string, w ky
 		return err
 	})
 	return p, e, created, err
+}
+
+// linkWallet finds, links or creates the person for PrepareWallet.
+// done=false means a concurrent transaction changed what we read: read and
+// decide again.
+func linkWallet(ctx context.Context, tx *sql.Tx, personID string, w kyc.WalletProof, email string, now time.Time) (p kyc.Person, done bool, err error) {
+	pw, err := personBy(ctx, tx, "wallet", w.Wallet)
+	if err != nil && !errors.Is(err, kyc.ErrNotFound) {
+		return p, false, err
+	}
+	haveWallet := err == nil
+	var pe kyc.Person
+	haveEmail := false
+	if email != "" {
+		pe, err = personBy(ctx, tx, "email", email)
+		if err != nil && !errors.Is(err, kyc.ErrNotFound) {
+			return p, false, err
+		}
+		haveEmail = err == nil
+	}
+	// changed runs a conditional write; n == 0 means we lost a race.
+	changed := func(what, q string, args ...any) (bool, error) {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			if isUnique(err) {
+				return false, kyc.ErrConflict
+			}
+			return false, fmt.Errorf("store: %s: %w", what, err)
+		}
+		n, err := res.RowsAffected()
+		return n == 1, err
+	}
+	switch {
+	case haveWallet && (email == "" || pw.Email == email):
+		return pw, true, nil
+	case haveWallet:
+		// The wallet's person already has another email, or the email
+		// is another person's: linking would merge two people.
+		if pw.Email != "" || haveEmail {
+			return p, false, kyc.ErrConflict
+		}
+		ok, err := changed("link email", `UPDATE persons SET email = $2 WHERE id = $1 AND email IS NULL`, pw.ID, email)
+		if !ok || err != nil {
+			return p, false, err
+		}
+		pw.Email = email
+		return pw, true, nil
+	case haveEmail:
+		if pe.Wallet != "" {
+			return p, false, kyc.ErrConflict
+		}
+		ok, err := changed("link wallet", `UPDATE persons SET wallet = $2, wallet_chain = $3 WHERE id = $1 AND wallet IS NULL`,
+			pe.ID, w.Wallet, w.Chain)
+		if !ok || err != nil {
+			return p, false, err
+		}
+		pe.Wallet, pe.WalletChain = w.Wallet, w.Chain
+		return pe, true, nil
+	default:
+		ok, err := changed("insert person", `INSERT INTO persons (id, email, wallet, wallet_chain, created_at)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, personID, nullStr(email), w.Wallet, w.Chain, ms(now))
+		if !ok || err != nil {
+			return p, false, err
+		}
+		return kyc.Person{ID: personID, Email: email, Wallet: w.Wallet, WalletChain: w.Chain}, true, nil
+	}
 }

@@ -161,8 +161,12 @@ func (db *DB) MarkSessionChecked(ctx context.Context, id string, at time.Time) e
 }
 
 // ReserveQuota is exact under concurrency on both engines: the conflict
-// update only happens while used < limit.
+// update only happens while used < limit. The first reservation of a month
+// inserts used = 1 unconditionally, so a limit below 1 is refused here.
 func (db *DB) ReserveQuota(ctx context.Context, tenantID, month string, limit int) (bool, error) {
+	if limit < 1 {
+		return false, nil
+	}
 	var used int
 	err := db.w.QueryRowContext(ctx, `INSERT INTO quota_usage (tenant_id, month, used) VALUES ($1, $2, 1)
 		ON CONFLICT (tenant_id, month) DO UPDATE SET used = quota_usage.used + 1

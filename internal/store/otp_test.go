@@ -1,0 +1,538 @@
+package store_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/kycgate/kycgate/internal/kyc"
+	"github.com/kycgate/kycgate/internal/store"
+)
+
+const (
+	otpTTL      = 10 * time.Minute
+	otpGap      = 60 * time.Second
+	otpWindow   = time.Hour
+	maxAttempts = 5
+)
+
+// otpFixture is one tenant-enrolled person with helpers for the OTP calls.
+type otpFixture struct {
+	t      *testing.T
+	db     *store.DB
+	tenant string
+	person string
+}
+
+func newOTPFixture(t *testing.T, db *store.DB) otpFixture {
+	mkTenant(t, db, "ta")
+	mkTenant(t, db, "tb")
+	p := mkPerson(t, db, "ta", "ann@example.com")
+	mkPerson(t, db, "tb", "ann@example.com")
+	return otpFixture{t: t, db: db, tenant: "ta", person: p.ID}
+}
+
+func (f otpFixture) sendReq(now time.Time, hash string) kyc.OTPSend {
+	return kyc.OTPSend{TenantID: f.tenant, PersonID: f.person, CodeHash: hash, Now: now,
+		ExpiresAt: now.Add(otpTTL), MinGap: otpGap, Window: otpWindow, MaxPerWindow: 5}
+}
+
+func (f otpFixture) send(now time.Time, hash string) (bool, time.Time) {
+	f.t.Helper()
+	ok, retry, err := f.db.SaveOTP(f.t.Context(), f.sendReq(now, hash))
+	must(f.t, err)
+	return ok, retry
+}
+
+// mustSend sends and fails the test unless the send was accepted.
+func (f otpFixture) mustSend(now time.Time, hash string) {
+	f.t.Helper()
+	if ok, retry := f.send(now, hash); !ok {
+		f.t.Fatalf("send at t0+%v refused (retry at t0+%v)", now.Sub(t0), retry.Sub(t0))
+	}
+}
+
+// refused sends and fails the test unless the send was refused with retryAt.
+func (f otpFixture) refused(now time.Time, retryAt time.Time) {
+	f.t.Helper()
+	ok, retry := f.send(now, "refused")
+	if ok {
+		f.t.Fatalf("send at t0+%v accepted, want refused until t0+%v", now.Sub(t0), retryAt.Sub(t0))
+	}
+	if !retry.Equal(retryAt) {
+		f.t.Errorf("send at t0+%v: retryAt = t0+%v, want t0+%v", now.Sub(t0), retry.Sub(t0), retryAt.Sub(t0))
+	}
+}
+
+func (f otpFixture) attempt(now time.Time) (string, kyc.OTPAttempt) {
+	f.t.Helper()
+	h, res, err := f.db.CountOTPAttempt(f.t.Context(), f.tenant, f.person, maxAttempts, now)
+	must(f.t, err)
+	return h, res
+}
+
+func (f otpFixture) wantAttempt(now time.Time, wantHash string, want kyc.OTPAttempt) {
+	f.t.Helper()
+	h, res := f.attempt(now)
+	if res != want || h != wantHash {
+		f.t.Errorf("CountOTPAttempt at t0+%v = (%q, %s), want (%q, %s)", now.Sub(t0), h, attemptName(res), wantHash, attemptName(want))
+	}
+}
+
+func attemptName(a kyc.OTPAttempt) string {
+	switch a {
+	case kyc.OTPCounted:
+		return "OTPCounted"
+	case kyc.OTPNone:
+		return "OTPNone"
+	case kyc.OTPExpired:
+		return "OTPExpired"
+	case kyc.OTPMaxAttempts:
+		return "OTPMaxAttempts"
+	}
+	return fmt.Sprintf("OTPAttempt(%d)", int(a))
+}
+
+func TestSaveOTPGap(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		f.mustSend(at(0), "h1")
+		f.refused(at(0), at(otpGap))
+		f.refused(at(otpGap-time.Millisecond), at(otpGap))
+		f.wantAttempt(at(otpGap), "h1", kyc.OTPCounted) // refused sends did not replace the code
+		f.mustSend(at(otpGap), "h2")
+		f.refused(at(otpGap+30*time.Second), at(2*otpGap))
+	})
+}
+
+func TestSaveOTPWindow(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		for i := range 5 {
+			f.mustSend(at(time.Duration(i)*otpGap), fmt.Sprint("h", i))
+		}
+		// Sixth send within the hour: refused until the first leaves the
+		// window, even though the gap has passed.
+		f.refused(at(5*otpGap), at(otpWindow))
+		f.refused(at(otpWindow-time.Millisecond), at(otpWindow))
+		f.mustSend(at(otpWindow), "h5")
+		// The window slides: the next send waits for the second send
+		// (t0+1m) to leave it, i.e. until t0+61m, which the gap allows too.
+		f.refused(at(otpWindow+otpGap-time.Millisecond), at(otpWindow+otpGap))
+		f.mustSend(at(otpWindow+otpGap), "h6")
+		f.refused(at(otpWindow+otpGap+time.Second), at(otpWindow+2*otpGap))
+	})
+}
+
+// When both the gap and the window refuse a send, retryAt is the later of
+// their two bounds.
+func TestSaveOTPRetryAtIsTheLaterBound(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		withPerson := func(email string) otpFixture {
+			g := f
+			g.person = mkPerson(t, db, "ta", email).ID
+			return g
+		}
+		m := time.Minute
+
+		// Window later: five sends 0..4m; at 4m30s the gap ends at 5m but the
+		// window only at 60m.
+		a := withPerson("a@example.com")
+		for i := range 5 {
+			a.mustSend(at(time.Duration(i)*m), "h")
+		}
+		a.refused(at(4*m+30*time.Second), at(otpWindow))
+
+		// Gap later: sends at 0, 1m, 2m, 3m, 59m30s; at 59m45s the window
+		// ends at 60m, the gap at 60m30s.
+		b := withPerson("b@example.com")
+		for _, d := range []time.Duration{0, m, 2 * m, 3 * m, 59*m + 30*time.Second} {
+			b.mustSend(at(d), "h")
+		}
+		b.refused(at(59*m+45*time.Second), at(60*m+30*time.Second))
+		// Only the gap: at 60m the first send has left the window.
+		b.refused(at(60*m), at(60*m+30*time.Second))
+		b.mustSend(at(60*m+30*time.Second), "h")
+	})
+}
+
+func TestSaveOTPNeedsFiveSlots(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		req := f.sendReq(t0, "h")
+		req.MaxPerWindow = 3
+		if ok, _, err := db.SaveOTP(t.Context(), req); err == nil || ok {
+			t.Errorf("SaveOTP with MaxPerWindow 3 = %v, %v; want an error", ok, err)
+		}
+		f.wantAttempt(t0, "", kyc.OTPNone)
+	})
+}
+
+func TestSaveOTPIsPerTenantAndPerson(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		f.mustSend(t0, "a")
+		other := f
+		other.tenant = "tb"
+		other.mustSend(t0, "b") // same person, other tenant
+		bob := mkPerson(t, db, "ta", "bob@example.com")
+		third := f
+		third.person = bob.ID
+		third.mustSend(t0, "c") // same tenant, other person
+		f.wantAttempt(t0, "a", kyc.OTPCounted)
+		other.wantAttempt(t0, "b", kyc.OTPCounted)
+		third.wantAttempt(t0, "c", kyc.OTPCounted)
+	})
+}
+
+func TestSaveOTPReplacesCodeAndResetsAttempts(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		f.mustSend(t0, "old")
+		for range maxAttempts {
+			f.wantAttempt(at(time.Second), "old", kyc.OTPCounted)
+		}
+		f.wantAttempt(at(time.Second), "", kyc.OTPMaxAttempts)
+		f.mustSend(at(otpGap), "new")
+		for i := range maxAttempts {
+			f.wantAttempt(at(otpGap+time.Duration(i)*time.Second), "new", kyc.OTPCounted)
+		}
+		f.wantAttempt(at(otpGap+10*time.Second), "", kyc.OTPMaxAttempts)
+		// The replaced code cannot be used.
+		if ok, err := db.ConsumeOTP(t.Context(), f.tenant, f.person, "old"); err != nil || ok {
+			t.Errorf("ConsumeOTP(old code) = %v, %v; want false", ok, err)
+		}
+		// The new code lives ten minutes from its own send.
+		f.mustSend(at(2*otpGap), "newer")
+		f.wantAttempt(at(2*otpGap+otpTTL-time.Millisecond), "newer", kyc.OTPCounted)
+		f.wantAttempt(at(2*otpGap+otpTTL), "", kyc.OTPExpired)
+	})
+}
+
+func TestSaveOTPConcurrent(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		const n = 20
+		race := func(now time.Time) {
+			t.Helper()
+			oks := make([]bool, n)
+			errs := make([]error, n)
+			together(n, func(i int) {
+				oks[i], _, errs[i] = db.SaveOTP(t.Context(), f.sendReq(now, fmt.Sprint("h", i)))
+			})
+			noErrors(t, errs)
+			winner := -1
+			for i, ok := range oks {
+				if ok {
+					if winner >= 0 {
+						t.Fatalf("at t0+%v both sends %d and %d were accepted", now.Sub(t0), winner, i)
+					}
+					winner = i
+				}
+			}
+			if winner < 0 {
+				t.Fatalf("at t0+%v no send was accepted", now.Sub(t0))
+			}
+			f.wantAttempt(now, fmt.Sprint("h", winner), kyc.OTPCounted)
+		}
+		race(t0)               // no row yet: concurrent inserts
+		race(at(2 * otpGap))   // existing row: concurrent conditional updates
+		race(at(10 * otpGap))  // and again
+		race(at(100 * otpGap)) // and once the window has slid
+	})
+}
+
+func TestDropOTP(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		ctx := t.Context()
+
+		t.Run("wrong hash changes nothing", func(t *testing.T) {
+			f.t = t
+			f.mustSend(t0, "h0")
+			must(t, db.DropOTP(ctx, f.tenant, f.person, "other"))
+			f.wantAttempt(at(time.Second), "h0", kyc.OTPCounted)
+			f.refused(at(time.Second), at(otpGap))
+		})
+		t.Run("gives back the gap", func(t *testing.T) {
+			f.t = t
+			f.mustSend(at(otpGap), "h1")
+			must(t, db.DropOTP(ctx, f.tenant, f.person, "h1"))
+			f.wantAttempt(at(otpGap+time.Second), "", kyc.OTPNone)
+			f.mustSend(at(otpGap+time.Second), "h2") // no wait after a failed delivery
+			f.wantAttempt(at(otpGap+2*time.Second), "h2", kyc.OTPCounted)
+			f.refused(at(otpGap+2*time.Second), at(2*otpGap+time.Second))
+		})
+	})
+}
+
+// Dropped sends still count toward the 5-per-window rule, each at its own
+// time.
+func TestDropOTPCountsTowardWindow(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		ctx := t.Context()
+		for i := range 5 {
+			now := at(time.Duration(i) * time.Second)
+			f.mustSend(now, fmt.Sprint("h", i))
+			must(t, db.DropOTP(ctx, f.tenant, f.person, fmt.Sprint("h", i)))
+		}
+		f.refused(at(5*time.Second), at(otpWindow))
+		f.refused(at(otpWindow-time.Millisecond), at(otpWindow))
+		f.mustSend(at(otpWindow), "h5")                            // the first send left the window
+		f.refused(at(otpWindow+time.Second), at(otpWindow+otpGap)) // a delivered send keeps its gap
+	})
+}
+
+// One dropped send between real ones: the hour after it still holds at most
+// five sends, counting it at its own time (not at the previous send's).
+func TestDropOTPWindowUsesTheDroppedSendsTime(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		f.mustSend(at(0), "a")
+		f.mustSend(at(1000*time.Second), "b")
+		must(t, db.DropOTP(t.Context(), f.tenant, f.person, "b"))
+		f.mustSend(at(1060*time.Second), "c")
+		f.mustSend(at(1120*time.Second), "d")
+		f.mustSend(at(1180*time.Second), "e")
+		f.mustSend(at(otpWindow), "f") // window (0, 3600 s]: b, c, d, e
+		// Window (60 s, 3660 s] holds b, c, d, e, f: full until b leaves.
+		f.refused(at(otpWindow+otpGap), at(1000*time.Second+otpWindow))
+		f.mustSend(at(1000*time.Second+otpWindow), "g")
+	})
+}
+
+func TestCountOTPAttempt(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		t.Run("never sent", func(t *testing.T) {
+			f := newOTPFixture(t, db)
+			f.wantAttempt(t0, "", kyc.OTPNone)
+			if _, res, err := db.CountOTPAttempt(ctx, "ghost", "ghost", maxAttempts, t0); err != nil || res != kyc.OTPNone {
+				t.Errorf("unknown tenant and person: %s, %v", attemptName(res), err)
+			}
+		})
+
+		// Each subtest below uses its own person.
+		var n int
+		person := func(t *testing.T) otpFixture {
+			n++
+			p := mkPerson(t, db, "ta", fmt.Sprintf("p%d@example.com", n))
+			return otpFixture{t: t, db: db, tenant: "ta", person: p.ID}
+		}
+
+		t.Run("counts five then stops", func(t *testing.T) {
+			f := person(t)
+			f.mustSend(t0, "h")
+			for range maxAttempts {
+				f.wantAttempt(at(time.Second), "h", kyc.OTPCounted)
+			}
+			for range 3 {
+				f.wantAttempt(at(time.Second), "", kyc.OTPMaxAttempts)
+			}
+		})
+		t.Run("maxAttempts is the caller's", func(t *testing.T) {
+			f := person(t)
+			f.mustSend(t0, "h")
+			for range 2 {
+				if h, res, err := db.CountOTPAttempt(ctx, f.tenant, f.person, 2, t0); err != nil || res != kyc.OTPCounted || h != "h" {
+					t.Fatalf("attempt = %q, %s, %v", h, attemptName(res), err)
+				}
+			}
+			if _, res, _ := db.CountOTPAttempt(ctx, f.tenant, f.person, 2, t0); res != kyc.OTPMaxAttempts {
+				t.Errorf("third attempt with max 2: %s", attemptName(res))
+			}
+		})
+		t.Run("expired does not count", func(t *testing.T) {
+			f := person(t)
+			f.mustSend(t0, "h")
+			for range maxAttempts - 1 {
+				f.wantAttempt(at(time.Second), "h", kyc.OTPCounted)
+			}
+			for range 3 {
+				f.wantAttempt(at(otpTTL), "", kyc.OTPExpired) // expires_at itself is expired
+				f.wantAttempt(at(otpTTL+time.Hour), "", kyc.OTPExpired)
+			}
+			// Had the expired calls counted, no attempt would be left.
+			f.wantAttempt(at(otpTTL-time.Millisecond), "h", kyc.OTPCounted)
+			f.wantAttempt(at(otpTTL-time.Millisecond), "", kyc.OTPMaxAttempts)
+		})
+		t.Run("max attempts wins over expiry", func(t *testing.T) {
+			f := person(t)
+			f.mustSend(t0, "h")
+			for range maxAttempts {
+				f.wantAttempt(t0, "h", kyc.OTPCounted)
+			}
+			f.wantAttempt(at(otpTTL+time.Minute), "", kyc.OTPMaxAttempts)
+		})
+		t.Run("used", func(t *testing.T) {
+			f := person(t)
+			f.mustSend(t0, "h")
+			f.wantAttempt(t0, "h", kyc.OTPCounted)
+			ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, "h")
+			if err != nil || !ok {
+				t.Fatalf("ConsumeOTP = %v, %v", ok, err)
+			}
+			f.wantAttempt(t0, "", kyc.OTPNone)
+		})
+		t.Run("dropped", func(t *testing.T) {
+			f := person(t)
+			f.mustSend(t0, "h")
+			must(t, db.DropOTP(ctx, f.tenant, f.person, "h"))
+			f.wantAttempt(t0, "", kyc.OTPNone)
+		})
+	})
+}
+
+func TestCountOTPAttemptConcurrent(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		f.mustSend(t0, "h")
+		const n = 50
+		hashes := make([]string, n)
+		res := make([]kyc.OTPAttempt, n)
+		errs := make([]error, n)
+		together(n, func(i int) {
+			hashes[i], res[i], errs[i] = db.CountOTPAttempt(t.Context(), f.tenant, f.person, maxAttempts, at(time.Second))
+		})
+		noErrors(t, errs)
+		counts := map[string]int{}
+		for i := range n {
+			counts[attemptName(res[i])]++
+			if res[i] == kyc.OTPCounted && hashes[i] != "h" {
+				t.Errorf("counted attempt %d returned hash %q", i, hashes[i])
+			}
+		}
+		if d := cmp.Diff(map[string]int{"OTPCounted": maxAttempts, "OTPMaxAttempts": n - maxAttempts}, counts); d != "" {
+			t.Errorf("%d concurrent attempts (-want +got):\n%s", n, d)
+		}
+	})
+}
+
+func TestConsumeOTP(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		f := newOTPFixture(t, db)
+		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, "h"); err != nil || ok {
+			t.Errorf("ConsumeOTP with no code = %v, %v", ok, err)
+		}
+		f.mustSend(t0, "h")
+		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, "wrong"); err != nil || ok {
+			t.Errorf("ConsumeOTP(wrong hash) = %v, %v", ok, err)
+		}
+		if ok, err := db.ConsumeOTP(ctx, "tb", f.person, "h"); err != nil || ok {
+			t.Errorf("ConsumeOTP through another tenant = %v, %v", ok, err)
+		}
+		if enrollmentOf(t, db, "ta", "ann@example.com").EmailVerified {
+			t.Fatal("email verified before the code was used")
+		}
+		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, "h"); err != nil || !ok {
+			t.Fatalf("ConsumeOTP = %v, %v; want true", ok, err)
+		}
+		if !enrollmentOf(t, db, "ta", "ann@example.com").EmailVerified {
+			t.Error("email not verified after ConsumeOTP")
+		}
+		if enrollmentOf(t, db, "tb", "ann@example.com").EmailVerified {
+			t.Error("email verified for the other tenant too")
+		}
+		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, "h"); err != nil || ok {
+			t.Errorf("second ConsumeOTP = %v, %v; want false", ok, err)
+		}
+	})
+}
+
+func TestConsumeOTPConcurrent(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		f.mustSend(t0, "h")
+		other := f
+		other.tenant = "tb"
+		other.mustSend(t0, "h") // same hash for the other tenant, on purpose
+		const n = 20
+		oks := make([]bool, n)
+		errs := make([]error, n)
+		together(n, func(i int) { oks[i], errs[i] = db.ConsumeOTP(t.Context(), f.tenant, f.person, "h") })
+		noErrors(t, errs)
+		won := 0
+		for _, ok := range oks {
+			if ok {
+				won++
+			}
+		}
+		if won != 1 {
+			t.Errorf("%d of %d concurrent ConsumeOTP succeeded, want 1", won, n)
+		}
+		if !enrollmentOf(t, db, "ta", "ann@example.com").EmailVerified {
+			t.Error("email not verified for tenant ta")
+		}
+		if enrollmentOf(t, db, "tb", "ann@example.com").EmailVerified {
+			t.Error("tenant tb's enrollment was verified too")
+		}
+		other.wantAttempt(t0, "h", kyc.OTPCounted) // tb's code untouched
+	})
+}
+
+func TestChallenges(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		c := kyc.Challenge{Nonce: "n1", TenantID: "ta", Wallet: "0xAbC", Chain: "evm",
+			Message: "StarkFi KYC verification\nWallet: 0xAbC\n…", ExpiresAt: at(otpTTL)}
+		must(t, db.SaveChallenge(ctx, c))
+		if err := db.SaveChallenge(ctx, c); err == nil {
+			t.Error("SaveChallenge accepted a nonce twice")
+		}
+		got, err := db.FindChallenge(ctx, "n1")
+		must(t, err)
+		if d := cmp.Diff(c, got); d != "" {
+			t.Errorf("FindChallenge (-want +got):\n%s", d)
+		}
+		if _, err := db.FindChallenge(ctx, "nope"); !isNotFound(err) {
+			t.Errorf("FindChallenge(unknown) err = %v, want ErrNotFound", err)
+		}
+		if ok, err := db.ConsumeChallenge(ctx, "nope", t0); err != nil || ok {
+			t.Errorf("ConsumeChallenge(unknown) = %v, %v", ok, err)
+		}
+		if ok, err := db.ConsumeChallenge(ctx, "n1", at(time.Minute)); err != nil || !ok {
+			t.Fatalf("ConsumeChallenge = %v, %v", ok, err)
+		}
+		if ok, err := db.ConsumeChallenge(ctx, "n1", at(2*time.Minute)); err != nil || ok {
+			t.Errorf("second ConsumeChallenge = %v, %v", ok, err)
+		}
+		got, err = db.FindChallenge(ctx, "n1")
+		must(t, err)
+		if got.UsedAt == nil || !got.UsedAt.Equal(at(time.Minute)) {
+			t.Errorf("UsedAt = %v, want the first use, t0+1m", got.UsedAt)
+		}
+	})
+}
+
+func TestConsumeChallengeConcurrent(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		must(t, db.SaveChallenge(t.Context(), kyc.Challenge{Nonce: "n", TenantID: "ta", Wallet: "w",
+			Chain: "solana", Message: "m", ExpiresAt: at(otpTTL)}))
+		const n = 20
+		oks := make([]bool, n)
+		errs := make([]error, n)
+		together(n, func(i int) { oks[i], errs[i] = db.ConsumeChallenge(t.Context(), "n", at(time.Duration(i)*time.Second)) })
+		noErrors(t, errs)
+		winner := -1
+		for i, ok := range oks {
+			if ok {
+				if winner >= 0 {
+					t.Fatalf("challenge consumed by %d and %d", winner, i)
+				}
+				winner = i
+			}
+		}
+		if winner < 0 {
+			t.Fatal("nobody consumed the challenge")
+		}
+		got, err := db.FindChallenge(t.Context(), "n")
+		must(t, err)
+		if got.UsedAt == nil || !got.UsedAt.Equal(at(time.Duration(winner)*time.Second)) {
+			t.Errorf("UsedAt = %v, want the winner's time", got.UsedAt)
+		}
+	})
+}

@@ -1,0 +1,524 @@
+package store_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/kycgate/kycgate/internal/kyc"
+	"github.com/kycgate/kycgate/internal/store"
+)
+
+// sessionFixture makes tenant ta and two persons, ann and bob.
+func sessionFixture(t *testing.T, db *store.DB) (ann, bob kyc.Person) {
+	mkTenant(t, db, "ta")
+	return mkPerson(t, db, "ta", "ann@example.com"), mkPerson(t, db, "ta", "bob@example.com")
+}
+
+func newSession(id, personID string, created time.Time) kyc.Session {
+	return kyc.Session{ID: id, PersonID: personID, TenantID: "ta", URL: "https://verify.example/" + id,
+		Status: kyc.StatusNotStarted, EventAt: time.Unix(0, 0).UTC(), CreatedAt: created, UpdatedAt: created,
+		CheckedAt: created, Watch: true}
+}
+
+func insert(t *testing.T, db *store.DB, s kyc.Session) {
+	t.Helper()
+	must(t, db.InsertSession(t.Context(), s, "no-claim"))
+}
+
+var sessionCmp = cmpopts.EquateEmpty()
+
+func TestInsertSessionAndSessionByID(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		ann, _ := sessionFixture(t, db)
+		full := kyc.Session{ID: "s1", PersonID: ann.ID, TenantID: "ta", URL: "https://verify.example/s1?x=1&y=ü",
+			Status: kyc.StatusInReview, Blocklisted: true,
+			IPInfo: []kyc.IPInfo{
+				{IPAddress: "203.0.113.7", IPCountry: "PT", IPState: "Lisboa", IPCity: "Lisbon", Platform: "mobile",
+					DeviceBrand: "Apple", DeviceModel: "iPhone", IsVPNOrTor: true, IsDataCenter: false},
+				{IPAddress: "2001:db8::1", IsDataCenter: true},
+			},
+			Decision: []byte(`{"status":"In Review","warnings":[{"risk":"FACE_IN_BLOCKLIST"}],"note":"ü\u2028"}`),
+			EventAt:  at(1500 * time.Millisecond), CreatedAt: at(time.Second), UpdatedAt: at(2 * time.Second),
+			CheckedAt: at(3 * time.Second), Watch: false, Version: 7}
+		insert(t, db, full)
+		got, err := db.SessionByID(ctx, "s1")
+		must(t, err)
+		if d := cmp.Diff(full, got); d != "" {
+			t.Errorf("SessionByID (-want +got):\n%s", d)
+		}
+
+		bare := newSession("s2", ann.ID, at(time.Minute))
+		insert(t, db, bare)
+		got, err = db.SessionByID(ctx, "s2")
+		must(t, err)
+		if d := cmp.Diff(bare, got, sessionCmp); d != "" || got.Decision != nil {
+			t.Errorf("SessionByID (-want +got):\n%s (decision %q)", d, got.Decision)
+		}
+
+		if _, err := db.SessionByID(ctx, "nope"); !isNotFound(err) {
+			t.Errorf("SessionByID(unknown) err = %v, want ErrNotFound", err)
+		}
+		if err := db.InsertSession(ctx, newSession("s1", ann.ID, t0), "x"); err == nil {
+			t.Error("InsertSession accepted a duplicate id")
+		}
+		if err := db.InsertSession(ctx, newSession("s9", "ghost", t0), "x"); err == nil {
+			t.Error("InsertSession accepted an unknown person")
+		}
+	})
+}
+
+func TestLatestSession(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		ann, bob := sessionFixture(t, db)
+		if _, err := db.LatestSession(ctx, ann.ID); !isNotFound(err) {
+			t.Errorf("no sessions: err = %v, want ErrNotFound", err)
+		}
+		insert(t, db, newSession("a-old", ann.ID, at(time.Minute)))
+		insert(t, db, newSession("a-new", ann.ID, at(3*time.Minute)))
+		insert(t, db, newSession("a-mid", ann.ID, at(2*time.Minute)))
+		insert(t, db, newSession("b-newest", bob.ID, at(time.Hour)))
+		latest := func(p kyc.Person) string {
+			t.Helper()
+			s, err := db.LatestSession(ctx, p.ID)
+			must(t, err)
+			return s.ID
+		}
+		if got := latest(ann); got != "a-new" {
+			t.Errorf("LatestSession(ann) = %s, want a-new", got)
+		}
+		if got := latest(bob); got != "b-newest" {
+			t.Errorf("LatestSession(bob) = %s, want b-newest", got)
+		}
+		// Same creation time: the greater id wins, so the answer is stable.
+		insert(t, db, newSession("a-tie-1", ann.ID, at(4*time.Minute)))
+		insert(t, db, newSession("a-tie-2", ann.ID, at(4*time.Minute)))
+		if got := latest(ann); got != "a-tie-2" {
+			t.Errorf("LatestSession(ann) on a tie = %s, want a-tie-2", got)
+		}
+		// Updates do not reorder: creation time decides.
+		old, err := db.SessionByID(ctx, "a-old")
+		must(t, err)
+		old.Status, old.UpdatedAt = kyc.StatusApproved, at(time.Hour)
+		if _, err := db.ApplyEvent(ctx, "ev", old, at(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if got := latest(ann); got != "a-tie-2" {
+			t.Errorf("LatestSession(ann) after updating an old one = %s", got)
+		}
+	})
+}
+
+func TestClaimSessionCreation(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		ann, bob := sessionFixture(t, db)
+		claim := func(p kyc.Person, token string, until, now time.Time) bool {
+			t.Helper()
+			ok, err := db.ClaimSessionCreation(ctx, p.ID, token, until, now)
+			must(t, err)
+			return ok
+		}
+		ttl := 30 * time.Second
+		if !claim(ann, "t1", at(ttl), t0) {
+			t.Fatal("first claim refused")
+		}
+		if claim(ann, "t2", at(ttl), at(time.Second)) {
+			t.Error("second token took a live claim")
+		}
+		if !claim(bob, "t2", at(ttl), at(time.Second)) {
+			t.Error("claim for another person refused")
+		}
+		if !claim(ann, "t1", at(2*ttl), at(time.Second)) {
+			t.Error("holder could not renew its claim")
+		}
+		if claim(ann, "t2", at(3*ttl), at(ttl)) {
+			t.Error("renewed claim taken at its old expiry")
+		}
+		// Release by a non-holder does nothing.
+		must(t, db.ReleaseSessionClaim(ctx, ann.ID, "t2"))
+		if claim(ann, "t3", at(3*ttl), at(ttl)) {
+			t.Error("claim taken after a non-holder's release")
+		}
+		// An expired claim (until <= now) can be taken.
+		if claim(ann, "t3", at(3*ttl), at(2*ttl-time.Millisecond)) {
+			t.Error("claim taken a millisecond before it expired")
+		}
+		if !claim(ann, "t3", at(3*ttl), at(2*ttl)) {
+			t.Error("expired claim could not be taken")
+		}
+		if claim(ann, "t1", at(4*ttl), at(2*ttl)) {
+			t.Error("the previous holder took back a claim it lost")
+		}
+		// Release then re-claim.
+		must(t, db.ReleaseSessionClaim(ctx, ann.ID, "t3"))
+		if !claim(ann, "t4", at(4*ttl), at(2*ttl)) {
+			t.Error("claim refused after release")
+		}
+
+		t.Run("InsertSession releases the claim", func(t *testing.T) {
+			s := newSession("s1", ann.ID, at(2*ttl))
+			must(t, db.InsertSession(ctx, s, "not-the-holder"))
+			if claim(ann, "t5", at(5*ttl), at(2*ttl)) {
+				t.Error("InsertSession with another token released the claim")
+			}
+			must(t, db.InsertSession(ctx, newSession("s2", ann.ID, at(2*ttl)), "t4"))
+			if !claim(ann, "t5", at(5*ttl), at(2*ttl)) {
+				t.Error("claim still held after the holder's InsertSession")
+			}
+		})
+		t.Run("failed InsertSession keeps the claim", func(t *testing.T) {
+			if err := db.InsertSession(ctx, newSession("s1", ann.ID, at(2*ttl)), "t5"); err == nil {
+				t.Fatal("duplicate InsertSession succeeded")
+			}
+			if claim(ann, "t6", at(5*ttl), at(2*ttl)) {
+				t.Error("a failed InsertSession released the claim")
+			}
+		})
+	})
+}
+
+func TestClaimSessionCreationConcurrent(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ann, _ := sessionFixture(t, db)
+		const n = 20
+		race := func(now time.Time) {
+			t.Helper()
+			oks := make([]bool, n)
+			errs := make([]error, n)
+			together(n, func(i int) {
+				oks[i], errs[i] = db.ClaimSessionCreation(t.Context(), ann.ID, fmt.Sprint("tok", now.Unix(), "_", i), now.Add(time.Minute), now)
+			})
+			noErrors(t, errs)
+			won := 0
+			for _, ok := range oks {
+				if ok {
+					won++
+				}
+			}
+			if won != 1 {
+				t.Errorf("at t0+%v: %d of %d concurrent claims won, want 1", now.Sub(t0), won, n)
+			}
+		}
+		race(t0)                // no claim yet
+		race(at(time.Minute))   // the previous claim just expired
+		race(at(5 * time.Hour)) // long expired
+	})
+}
+
+func TestApplyEvent(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		ann, _ := sessionFixture(t, db)
+		orig := newSession("s1", ann.ID, t0)
+		insert(t, db, orig)
+		get := func() kyc.Session {
+			t.Helper()
+			s, err := db.SessionByID(ctx, "s1")
+			must(t, err)
+			return s
+		}
+
+		next := orig
+		next.Status = kyc.StatusApproved
+		next.IPInfo = []kyc.IPInfo{{IPAddress: "198.51.100.1", IPCountry: "DE"}}
+		next.Blocklisted = true
+		next.Decision = []byte(`{"status":"Approved"}`)
+		next.EventAt = at(time.Minute)
+		next.UpdatedAt = at(2 * time.Minute)
+		next.Watch = false
+		// Fields ApplyEvent must not write:
+		next.URL, next.CreatedAt, next.CheckedAt, next.TenantID = "https://evil.example", at(time.Hour), at(time.Hour), "tb"
+
+		dup, err := db.ApplyEvent(ctx, "ev1", next, at(2*time.Minute))
+		if err != nil || dup {
+			t.Fatalf("ApplyEvent = %v, %v", dup, err)
+		}
+		want := next
+		want.URL, want.CreatedAt, want.CheckedAt, want.TenantID = orig.URL, orig.CreatedAt, orig.CheckedAt, orig.TenantID
+		want.Version = 1
+		if d := cmp.Diff(want, get()); d != "" {
+			t.Errorf("after ApplyEvent (-want +got):\n%s", d)
+		}
+
+		t.Run("duplicate key changes nothing", func(t *testing.T) {
+			again := get()
+			again.Status = kyc.StatusDeclined
+			dup, err := db.ApplyEvent(ctx, "ev1", again, at(3*time.Minute))
+			if err != nil || !dup {
+				t.Fatalf("ApplyEvent(same key) = %v, %v; want duplicate", dup, err)
+			}
+			if d := cmp.Diff(want, get()); d != "" {
+				t.Errorf("a duplicate changed the session (-want +got):\n%s", d)
+			}
+		})
+		t.Run("stale version conflicts and records nothing", func(t *testing.T) {
+			stale := next // Version 0; stored is 1
+			stale.Status = kyc.StatusDeclined
+			if _, err := db.ApplyEvent(ctx, "ev2", stale, at(4*time.Minute)); !isConflict(err) {
+				t.Fatalf("ApplyEvent(stale) err = %v, want ErrConflict", err)
+			}
+			if d := cmp.Diff(want, get()); d != "" {
+				t.Errorf("a conflicting event changed the session (-want +got):\n%s", d)
+			}
+			// ev2 was rolled back with the update: with the right version it applies.
+			fresh := get()
+			fresh.Status = kyc.StatusDeclined
+			fresh.Decision = nil
+			dup, err := db.ApplyEvent(ctx, "ev2", fresh, at(5*time.Minute))
+			if err != nil || dup {
+				t.Fatalf("ApplyEvent(ev2, current version) = %v, %v; the key must not have been recorded", dup, err)
+			}
+			got := get()
+			if got.Status != kyc.StatusDeclined || got.Version != 2 || got.Decision != nil {
+				t.Errorf("after ev2: status %q version %d decision %q", got.Status, got.Version, got.Decision)
+			}
+		})
+		t.Run("unknown session", func(t *testing.T) {
+			ghost := newSession("ghost", ann.ID, t0)
+			if _, err := db.ApplyEvent(ctx, "ev3", ghost, t0); err == nil {
+				t.Fatal("ApplyEvent on an unknown session succeeded")
+			}
+			insert(t, db, ghost)
+			if dup, err := db.ApplyEvent(ctx, "ev3", ghost, t0); err != nil || dup {
+				t.Errorf("ev3 after the session exists = %v, %v; the key must not have been recorded", dup, err)
+			}
+		})
+	})
+}
+
+func TestApplyEventConcurrent(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		ann, _ := sessionFixture(t, db)
+		base := newSession("s1", ann.ID, t0)
+		base.Version = 3
+		insert(t, db, base)
+		const n = 20
+		warm(t, db, n)
+		event := func(i int, version int64) kyc.Session {
+			s := base
+			s.Version = version
+			s.Status = kyc.StatusInProgress
+			s.URL = "ignored"
+			s.Decision = fmt.Appendf(nil, `{"i":%d}`, i)
+			s.UpdatedAt = at(time.Duration(i+1) * time.Second)
+			return s
+		}
+
+		t.Run("distinct keys, same version", func(t *testing.T) {
+			dups := make([]bool, n)
+			errs := make([]error, n)
+			together(n, func(i int) { dups[i], errs[i] = db.ApplyEvent(ctx, fmt.Sprint("k", i), event(i, 3), t0) })
+			winner := -1
+			for i := range n {
+				switch {
+				case dups[i]:
+					t.Errorf("event %d reported as a duplicate", i)
+				case errs[i] == nil && winner >= 0:
+					t.Errorf("events %d and %d both applied", winner, i)
+				case errs[i] == nil:
+					winner = i
+				case !isConflict(errs[i]):
+					t.Errorf("event %d: %v, want nil or ErrConflict", i, errs[i])
+				}
+			}
+			if winner < 0 {
+				t.Fatal("no event applied")
+			}
+			got, err := db.SessionByID(ctx, "s1")
+			must(t, err)
+			if got.Version != 4 || string(got.Decision) != fmt.Sprintf(`{"i":%d}`, winner) {
+				t.Errorf("stored version %d decision %s; want 4 and the winner's (%d)", got.Version, got.Decision, winner)
+			}
+			// None of the losers' keys was recorded: each applies now.
+			v := int64(4)
+			for i := range n {
+				if i == winner {
+					continue
+				}
+				dup, err := db.ApplyEvent(ctx, fmt.Sprint("k", i), event(i, v), t0)
+				if err != nil || dup {
+					t.Errorf("loser %d re-applied = %v, %v", i, dup, err)
+				}
+				v++
+			}
+		})
+		t.Run("same key", func(t *testing.T) {
+			cur, err := db.SessionByID(ctx, "s1")
+			must(t, err)
+			dups := make([]bool, n)
+			errs := make([]error, n)
+			together(n, func(i int) { dups[i], errs[i] = db.ApplyEvent(ctx, "same", event(i, cur.Version), t0) })
+			noErrors(t, errs)
+			applied := 0
+			for _, d := range dups {
+				if !d {
+					applied++
+				}
+			}
+			if applied != 1 {
+				t.Errorf("%d of %d deliveries of one event applied, want 1", applied, n)
+			}
+			got, err := db.SessionByID(ctx, "s1")
+			must(t, err)
+			if got.Version != cur.Version+1 {
+				t.Errorf("version %d, want %d", got.Version, cur.Version+1)
+			}
+		})
+	})
+}
+
+func TestWatchedSessions(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		ann, bob := sessionFixture(t, db)
+		mk := func(id string, p kyc.Person, checked time.Duration, watch bool) {
+			s := newSession(id, p.ID, t0)
+			s.CheckedAt, s.Watch = at(checked), watch
+			insert(t, db, s)
+		}
+		mk("a", ann, 10*time.Second, true)
+		mk("b", bob, 5*time.Second, true)
+		mk("c", ann, 1*time.Second, false) // not watched
+		mk("d", bob, 20*time.Second, true) // checked at `before`: not listed
+		mk("e", ann, 15*time.Second, true)
+		ids := func(before time.Time, limit int) []string {
+			t.Helper()
+			list, err := db.WatchedSessions(ctx, before, limit)
+			must(t, err)
+			var out []string
+			for _, s := range list {
+				out = append(out, s.ID)
+			}
+			return out
+		}
+		check := func(before time.Time, limit int, want ...string) {
+			t.Helper()
+			if d := cmp.Diff(want, ids(before, limit), cmpopts.EquateEmpty()); d != "" {
+				t.Errorf("WatchedSessions(t0+%v, %d) (-want +got):\n%s", before.Sub(t0), limit, d)
+			}
+		}
+		check(at(20*time.Second), 10, "b", "a", "e")
+		check(at(20*time.Second), 2, "b", "a")
+		check(at(20*time.Second+time.Millisecond), 10, "b", "a", "e", "d")
+		check(at(5*time.Second), 10)
+
+		must(t, db.MarkSessionChecked(ctx, "b", at(30*time.Second)))
+		check(at(20*time.Second), 10, "a", "e")
+		check(at(time.Minute), 10, "a", "e", "d", "b")
+		s, err := db.SessionByID(ctx, "b")
+		must(t, err)
+		if !s.CheckedAt.Equal(at(30*time.Second)) || s.Version != 0 {
+			t.Errorf("after MarkSessionChecked: checked %v version %d", s.CheckedAt, s.Version)
+		}
+
+		// An event that ends the watch removes the session from the list.
+		a, err := db.SessionByID(ctx, "a")
+		must(t, err)
+		a.Status, a.Watch = kyc.StatusApproved, false
+		_, err = db.ApplyEvent(ctx, "ev-a", a, t0)
+		must(t, err)
+		check(at(time.Minute), 10, "e", "d", "b")
+	})
+}
+
+func TestQuota(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		reserve := func(tenant, month string, limit int) bool {
+			t.Helper()
+			ok, err := db.ReserveQuota(ctx, tenant, month, limit)
+			must(t, err)
+			return ok
+		}
+		used := func(tenant, month string) int {
+			t.Helper()
+			n, err := db.QuotaUsed(ctx, tenant, month)
+			must(t, err)
+			return n
+		}
+		if n := used("ta", "2030-03"); n != 0 {
+			t.Errorf("fresh QuotaUsed = %d", n)
+		}
+		for i := range 3 {
+			if !reserve("ta", "2030-03", 3) {
+				t.Fatalf("reservation %d of 3 refused", i+1)
+			}
+		}
+		if reserve("ta", "2030-03", 3) {
+			t.Error("fourth reservation with limit 3 accepted")
+		}
+		if n := used("ta", "2030-03"); n != 3 {
+			t.Errorf("QuotaUsed = %d, want 3 (a refused reservation takes nothing)", n)
+		}
+		must(t, db.ReleaseQuota(ctx, "ta", "2030-03"))
+		if n := used("ta", "2030-03"); n != 2 {
+			t.Errorf("after release QuotaUsed = %d, want 2", n)
+		}
+		if !reserve("ta", "2030-03", 3) || reserve("ta", "2030-03", 3) {
+			t.Error("release did not give back exactly one unit")
+		}
+		// A lowered limit below what is used refuses without changing anything.
+		if reserve("ta", "2030-03", 1) || used("ta", "2030-03") != 3 {
+			t.Error("lowered limit")
+		}
+		// A raised one allows more.
+		if !reserve("ta", "2030-03", 4) || used("ta", "2030-03") != 4 {
+			t.Error("raised limit")
+		}
+		// Months and tenants are independent.
+		if !reserve("ta", "2030-04", 1) || !reserve("tb", "2030-03", 1) {
+			t.Error("another month or tenant shares the count")
+		}
+		if used("ta", "2030-04") != 1 || used("tb", "2030-03") != 1 || used("ta", "2030-03") != 4 {
+			t.Error("counts mixed up")
+		}
+		// Release never goes below zero, with or without a row.
+		must(t, db.ReleaseQuota(ctx, "tc", "2030-03"))
+		must(t, db.ReleaseQuota(ctx, "ta", "2030-04"))
+		must(t, db.ReleaseQuota(ctx, "ta", "2030-04"))
+		if n := used("ta", "2030-04"); n != 0 {
+			t.Errorf("after over-release QuotaUsed = %d, want 0", n)
+		}
+		if n := used("tc", "2030-03"); n != 0 {
+			t.Errorf("release without a row: QuotaUsed = %d, want 0", n)
+		}
+		if !reserve("ta", "2030-04", 1) || reserve("ta", "2030-04", 1) {
+			t.Error("over-release gave extra units")
+		}
+		// A zero limit allows nothing and takes nothing.
+		if reserve("td", "2030-03", 0) {
+			t.Error("reservation with limit 0 accepted")
+		}
+		if n := used("td", "2030-03"); n != 0 {
+			t.Errorf("refused reservation with limit 0 took a unit: QuotaUsed = %d", n)
+		}
+	})
+}
+
+func TestReserveQuotaConcurrent(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		const n, limit = 100, 10
+		oks := make([]bool, n)
+		errs := make([]error, n)
+		together(n, func(i int) { oks[i], errs[i] = db.ReserveQuota(t.Context(), "ta", "2030-03", limit) })
+		noErrors(t, errs)
+		won := 0
+		for _, ok := range oks {
+			if ok {
+				won++
+			}
+		}
+		if won != limit {
+			t.Errorf("%d of %d concurrent reservations with limit %d succeeded", won, n, limit)
+		}
+		if used, err := db.QuotaUsed(t.Context(), "ta", "2030-03"); err != nil || used != limit {
+			t.Errorf("QuotaUsed = %d, %v; want %d", used, err, limit)
+		}
+	})
+}

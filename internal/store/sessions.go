@@ -202,12 +202,15 @@ func (db *DB) QuotaUsed(ctx context.Context, tenantID, month string) (int, error
 
 // HitRate counts one hit in a fixed window for bucket and returns the count
 // so far in that window: one upsert, so the count is exact across replicas.
+// Windows only move forward: a replica whose clock lags counts its hit in
+// the current window instead of resetting it.
 func (db *DB) HitRate(ctx context.Context, bucket string, windowStart time.Time) (int, error) {
 	var hits int
 	err := db.w.QueryRowContext(ctx, `INSERT INTO rate_counters (bucket, window_start, hits) VALUES ($1, $2, 1)
 		ON CONFLICT (bucket) DO UPDATE SET
-			hits = CASE WHEN rate_counters.window_start = excluded.window_start THEN rate_counters.hits + 1 ELSE 1 END,
-			window_start = excluded.window_start
+			hits = CASE WHEN excluded.window_start > rate_counters.window_start THEN 1 ELSE rate_counters.hits + 1 END,
+			window_start = CASE WHEN excluded.window_start > rate_counters.window_start
+				THEN excluded.window_start ELSE rate_counters.window_start END
 		RETURNING hits`, bucket, ms(windowStart)).Scan(&hits)
 	if err != nil {
 		return 0, fmt.Errorf("store: rate counter: %w", err)

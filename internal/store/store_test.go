@@ -145,6 +145,14 @@ func TestHitRate(t *testing.T) {
 		if got := hit("k2:m", w1); got != 2 {
 			t.Errorf("bucket k2 = %d, want 2 (k1's new window must not touch it)", got)
 		}
+		// A replica whose clock lags still counts in the current window
+		// rather than resetting it.
+		if got := hit("k1:m", w1); got != 3 {
+			t.Errorf("hit stamped with the previous window = %d, want 3 (counted in window 2)", got)
+		}
+		if got := hit("k1:m", w2); got != 4 {
+			t.Errorf("window 2 after a lagging hit = %d, want 4", got)
+		}
 
 		t.Run("concurrent", func(t *testing.T) {
 			const n = 100

@@ -3,6 +3,7 @@ package kyc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -182,6 +183,24 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 		release()
 		return fail(err)
 	}
+	// Didit answers a create for the same vendor_data with the person's
+	// unfinished session when there is one (didit.md §2.2), e.g. a declined
+	// session a reviewer reopened (Resubmitted) while we kept the final
+	// status. That is a resume: no new session, no quota.
+	if known, err := s.store.SessionByID(ctx, ps.ID); err == nil {
+		giveBack()
+		release()
+		if known.PersonID != p.ID || !Open(ps.Status) {
+			return fail(fmt.Errorf("provider returned known session %s (person %s, status %q) for person %s",
+				ps.ID, known.PersonID, ps.Status, p.ID))
+		}
+		sess, err := s.reopen(ctx, ps.ID, ps.Status)
+		if err != nil {
+			return fail(err)
+		}
+		s.log.InfoContext(ctx, "kyc session resumed at provider", "tenant", tenant.ID, "person", p.ID, "session", ps.ID)
+		return CreateResult{Kind: CreateExisting, Session: sess}, nil
+	}
 	now := s.now()
 	status := ps.Status
 	if !ValidStatus(status) {
@@ -197,6 +216,34 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 	}
 	s.log.InfoContext(ctx, "kyc session created", "tenant", tenant.ID, "person", p.ID, "session", ps.ID)
 	return CreateResult{Kind: CreateNew, Session: sess}, nil
+}
+
+// reopen records that the provider, answering our create, handed back a
+// session we store as open again. The event rules cannot: a final status is
+// never replaced by a (possibly reordered) webhook's non-final one. The
+// provider's own answer is current, and the session is watched again so a
+// lost webhook cannot strand the person.
+func (s *Service) reopen(ctx context.Context, id, status string) (Session, error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		cur, err := s.store.SessionByID(ctx, id)
+		if err != nil {
+			return cur, err
+		}
+		if Open(cur.Status) {
+			return cur, nil
+		}
+		next := cur
+		next.Status = status
+		next.UpdatedAt = s.now()
+		next.Watch = watch(next)
+		if _, err := s.store.ApplyEvent(ctx, newID("reopen:"), next, s.now()); errors.Is(err, ErrConflict) {
+			continue // changed under us: look again
+		} else if err != nil {
+			return cur, err
+		}
+		return next, nil
+	}
+	return Session{}, errors.New("kyc: session kept changing while reopening it")
 }
 
 // existing returns the approved or open session when one makes a new

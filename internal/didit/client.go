@@ -360,6 +360,12 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
+// Is makes a 404 match kyc.ErrNotFound, so the domain can tell a deleted
+// session from a failing Didit without importing this package.
+func (e *APIError) Is(target error) bool {
+	return target == kyc.ErrNotFound && e.Status == http.StatusNotFound
+}
+
 // IsNotFound reports whether err is Didit's 404 (unknown or deleted session).
 func IsNotFound(err error) bool {
 	var e *APIError

@@ -40,6 +40,10 @@ func supersedes(old Session, ev SessionEvent) bool {
 	return true
 }
 
+// decisionFetchTimeout bounds the decision fetch done while answering a
+// webhook that came without one.
+const decisionFetchTimeout = 5 * time.Second
+
 // HandleEvent applies a verified provider event (webhook or poll).
 // Duplicates, stale or out-of-order events and unknown sessions change
 // nothing and are not errors: the provider must not retry them.
@@ -66,7 +70,11 @@ func (s *Service) HandleEvent(ctx context.Context, ev SessionEvent) error {
 		}
 		if ev.Decision == nil && needsDecision(ev.Status) && !fetched && s.provider != nil {
 			fetched = true
-			d, err := s.provider.GetDecision(ctx, ev.SessionID)
+			// Bounded: a webhook must be answered quickly, and the
+			// reconciler fetches the decision later if this fails.
+			dctx, cancel := context.WithTimeout(ctx, decisionFetchTimeout)
+			d, err := s.provider.GetDecision(dctx, ev.SessionID)
+			cancel()
 			if err != nil {
 				// Apply the status now; the reconciler fetches the decision later.
 				s.log.WarnContext(ctx, "fetch decision", "session", ev.SessionID, "err", err)
@@ -116,7 +124,16 @@ func (s *Service) Reconcile(ctx context.Context, every time.Duration, batch int)
 	}
 	for _, sess := range list {
 		d, err := s.provider.GetDecision(ctx, sess.ID)
-		if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			// Deleted at Didit: nothing will ever change, so stop polling.
+			gone := sess
+			gone.Watch = false
+			gone.UpdatedAt = s.now()
+			if _, err := s.store.ApplyEvent(ctx, "gone:"+sess.ID, gone, s.now()); err != nil && !errors.Is(err, ErrConflict) {
+				return 0, err
+			}
+			s.log.WarnContext(ctx, "reconcile: session deleted at the provider; no longer polled", "session", sess.ID)
+		} else if err != nil {
 			s.log.WarnContext(ctx, "reconcile: fetch decision", "session", sess.ID, "err", err)
 		} else if ValidStatus(d.Status) {
 			// A poll has no event time of its own: it is the truth as of the

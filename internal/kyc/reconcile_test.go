@@ -217,3 +217,29 @@ func TestReconcileFetchesMissingDecision(t *testing.T) {
 	r.clock.advance(every + time.Second)
 	reconcile(t, r, rs, every, 0)
 }
+
+// TestReconcileStopsOnDeletedSession: a session deleted at Didit (decision
+// 404) is polled once more, then never again, and keeps its last status.
+func TestReconcileStopsOnDeletedSession(t *testing.T) {
+	const every = time.Minute
+	r, rs := newReconcileRig(t)
+	r.verified(t, "gone@example.com")
+	s := r.create(t, "gone@example.com", kyc.CreateNew)
+	req, _ := http.NewRequest(http.MethodDelete, rs.url+"/v3/session/"+s.ID+"/delete/", nil)
+	req.Header.Set("x-api-key", reconcileKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("delete at the simulator: %d", resp.StatusCode)
+	}
+	r.clock.advance(every + time.Second)
+	reconcile(t, r, rs, every, 1)
+	if got := r.session(t, s.ID); got.Watch || got.Status != kyc.StatusNotStarted {
+		t.Fatalf("after the 404: %+v", got)
+	}
+	r.clock.advance(10 * every)
+	reconcile(t, r, rs, every, 0)
+}

@@ -46,7 +46,9 @@ func (m *Memory) HitRate(_ context.Context, bucket string, start time.Time) (int
 		w = &window{start: start}
 		m.buckets[bucket] = w
 	}
-	if !w.start.Equal(start) {
+	// Windows only move forward: a request stamped with an older window
+	// (it read the clock just before the boundary) counts in the current one.
+	if start.After(w.start) {
 		w.start, w.hits = start, 0
 	}
 	w.hits++

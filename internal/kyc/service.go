@@ -32,9 +32,17 @@ type Config struct {
 	// SessionCallback is where Didit's hosted flow sends the person back;
 	// empty lets Didit use the workflow's default.
 	SessionCallback string
-	// SessionClaimTTL bounds how long one create call may hold the right to
-	// create a person's session (covers the provider call and its retries).
+	// SessionClaimTTL is the lease on the right to create a person's
+	// session. The holder renews it while its provider call runs, so a
+	// replica that dies mid-call blocks that person for at most this long.
 	SessionClaimTTL time.Duration
+
+	// AuthCacheTTL lets Authenticate reuse a key it validated, with its
+	// tenant's settings, for this long without asking the store. 0 (the
+	// default) asks on every request, so a revoked key, a disabled product
+	// or a new limit takes effect on the next request; with a TTL they take
+	// effect within it, on every replica. Unknown keys are never cached.
+	AuthCacheTTL time.Duration
 }
 
 func (c *Config) defaults() {
@@ -60,7 +68,7 @@ func (c *Config) defaults() {
 		c.ChallengeTTL = 10 * time.Minute
 	}
 	if c.SessionClaimTTL == 0 {
-		c.SessionClaimTTL = 60 * time.Second
+		c.SessionClaimTTL = 15 * time.Second
 	}
 }
 
@@ -73,6 +81,7 @@ type Service struct {
 	clock    Clock
 	cfg      Config
 	log      *slog.Logger
+	auth     *authCache // nil when Config.AuthCacheTTL is 0
 }
 
 // Deps are the Service's collaborators.
@@ -102,7 +111,14 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: d.Store, mailer: d.Mailer, provider: d.Provider, clock: d.Clock, cfg: cfg, log: d.Logger}, nil
+	if cfg.AuthCacheTTL < 0 {
+		return nil, errors.New("kyc: AuthCacheTTL must not be negative")
+	}
+	svc := &Service{store: d.Store, mailer: d.Mailer, provider: d.Provider, clock: d.Clock, cfg: cfg, log: d.Logger}
+	if cfg.AuthCacheTTL > 0 {
+		svc.auth = newAuthCache(cfg.AuthCacheTTL)
+	}
+	return svc, nil
 }
 
 // Store exposes the store for admin commands that share the service's

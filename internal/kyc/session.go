@@ -174,10 +174,12 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 		release()
 		return fail(errors.New("no identity provider configured"))
 	}
+	stopRenew := s.renewClaim(ctx, p.ID, token)
 	ps, err := s.provider.CreateSession(ctx, CreateSessionRequest{
 		VendorData: p.ID, Callback: s.cfg.SessionCallback,
 		Metadata: map[string]string{"tenant_id": tenant.ID},
 	})
+	stopRenew()
 	if err != nil {
 		giveBack()
 		release()
@@ -216,6 +218,35 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 	}
 	s.log.InfoContext(ctx, "kyc session created", "tenant", tenant.ID, "person", p.ID, "session", ps.ID)
 	return CreateResult{Kind: CreateNew, Session: sess}, nil
+}
+
+// renewClaim keeps the creation lease alive while the provider call runs,
+// so the lease can be short: a replica that dies mid-call blocks the person
+// for at most one lease. The returned func stops renewing and waits, so no
+// renewal can recreate the claim after it is released.
+func (s *Service) renewClaim(ctx context.Context, personID, token string) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.cfg.SessionClaimTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				now := s.now()
+				if _, err := s.store.ClaimSessionCreation(ctx, personID, token, now.Add(s.cfg.SessionClaimTTL), now); err != nil && ctx.Err() == nil {
+					s.log.WarnContext(ctx, "renew session claim", "person", personID, "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // reopen records that the provider, answering our create, handed back a

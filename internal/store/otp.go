@@ -110,6 +110,24 @@ func (db *DB) ConsumeOTP(ctx context.Context, tenantID, personID, codeHash strin
 			WHERE tenant_id = $1 AND person_id = $2`, tenantID, personID); err != nil {
 			return fmt.Errorf("store: verify email: %w", err)
 		}
+		// A wallet user's pending email is now proven: it becomes the
+		// person's, unless another person already owns the address (then
+		// it stays a link at this tenant only).
+		res, err = tx.ExecContext(ctx, `UPDATE persons SET email = (
+				SELECT pending_email FROM enrollments WHERE tenant_id = $1 AND person_id = $2)
+			WHERE id = $2 AND email IS NULL
+			AND EXISTS (SELECT 1 FROM enrollments WHERE tenant_id = $1 AND person_id = $2 AND pending_email IS NOT NULL)
+			AND NOT EXISTS (SELECT 1 FROM persons o, enrollments e
+				WHERE e.tenant_id = $1 AND e.person_id = $2 AND o.email = e.pending_email)`, tenantID, personID)
+		if err != nil {
+			return fmt.Errorf("store: promote pending email: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET pending_email = NULL
+				WHERE tenant_id = $1 AND person_id = $2`, tenantID, personID); err != nil {
+				return fmt.Errorf("store: clear pending email: %w", err)
+			}
+		}
 		ok = true
 		return nil
 	})

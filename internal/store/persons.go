@@ -77,6 +77,15 @@ func (db *DB) FindEnrollment(ctx context.Context, tenantID, email, wallet string
 	err := db.r.QueryRowContext(ctx, `SELECT p.id, p.email, p.wallet, p.wallet_chain, e.email_verified, e.wallet_verified
 		FROM persons p JOIN enrollments e ON e.person_id = p.id AND e.tenant_id = $1
 		WHERE `+col+` = $2`, tenantID, val).Scan(&p.ID, &pe, &pw, &pc, &e.EmailVerified, &e.WalletVerified)
+	if errors.Is(err, sql.ErrNoRows) && email != "" {
+		// A wallet user's unproven email reaches them only at this tenant,
+		// and only when no person owns the address here: the owner who
+		// proves it always wins.
+		err = db.r.QueryRowContext(ctx, `SELECT p.id, p.email, p.wallet, p.wallet_chain, e.email_verified, e.wallet_verified
+			FROM enrollments e JOIN persons p ON p.id = e.person_id
+			WHERE e.tenant_id = $1 AND e.pending_email = $2`, tenantID, email).
+			Scan(&p.ID, &pe, &pw, &pc, &e.EmailVerified, &e.WalletVerified)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, e, kyc.ErrNotFound
 	}
@@ -99,13 +108,14 @@ func (db *DB) FindEnrollment(ctx context.Context, tenantID, email, wallet string
 // second silently replacing the first. On SQLite write transactions run one
 // at a time and the first pass always decides.
 func (db *DB) PrepareWallet(ctx context.Context, tenantID, personID string, w kyc.WalletProof, email string, now time.Time) (p kyc.Person, e kyc.Enrollment, created bool, err error) {
+	var pending string
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		for try := 0; ; try++ {
 			if try == 5 {
 				return errors.New("store: prepare wallet: persons kept changing under us")
 			}
 			var done bool
-			if p, done, err = linkWallet(ctx, tx, personID, w, email, now); err != nil {
+			if p, pending, done, err = linkWallet(ctx, tx, tenantID, personID, w, email, now); err != nil {
 				return err
 			}
 			if done {
@@ -123,19 +133,33 @@ func (db *DB) PrepareWallet(ctx context.Context, tenantID, personID string, w ky
 			WHERE tenant_id = $1 AND person_id = $2`, tenantID, p.ID); err != nil {
 			return fmt.Errorf("store: verify wallet: %w", err)
 		}
+		if pending != "" {
+			// Unique per tenant: one unproven claim on an address at a time.
+			if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET pending_email = $3
+				WHERE tenant_id = $1 AND person_id = $2`, tenantID, p.ID, pending); err != nil {
+				if isUnique(err) {
+					return kyc.ErrConflict
+				}
+				return fmt.Errorf("store: pending email: %w", err)
+			}
+		}
 		e, err = enrollment(ctx, tx, tenantID, p.ID)
 		return err
 	})
 	return p, e, created, err
 }
 
-// linkWallet finds, links or creates the person for PrepareWallet.
-// done=false means a concurrent transaction changed what we read: read and
-// decide again.
-func linkWallet(ctx context.Context, tx *sql.Tx, personID string, w kyc.WalletProof, email string, now time.Time) (p kyc.Person, done bool, err error) {
+// linkWallet finds, links or creates the person for PrepareWallet. A wallet
+// joins an existing email's person only when this tenant already holds the
+// email's proof (OTP) and the wallet is new: joining on an unproven email
+// would let anyone's wallet claim another person's identity and KYC result.
+// Otherwise the email comes back as pending, to be kept on this tenant's
+// enrollment until proven. done=false means a concurrent transaction
+// changed what we read: read and decide again.
+func linkWallet(ctx context.Context, tx *sql.Tx, tenantID, personID string, w kyc.WalletProof, email string, now time.Time) (p kyc.Person, pending string, done bool, err error) {
 	pw, err := personBy(ctx, tx, "wallet", w.Wallet)
 	if err != nil && !errors.Is(err, kyc.ErrNotFound) {
-		return p, false, err
+		return p, "", false, err
 	}
 	haveWallet := err == nil
 	var pe kyc.Person
@@ -143,54 +167,56 @@ func linkWallet(ctx context.Context, tx *sql.Tx, personID string, w kyc.WalletPr
 	if email != "" {
 		pe, err = personBy(ctx, tx, "email", email)
 		if err != nil && !errors.Is(err, kyc.ErrNotFound) {
-			return p, false, err
+			return p, "", false, err
 		}
 		haveEmail = err == nil
 	}
-	// changed runs a conditional write; n == 0 means we lost a race.
-	changed := func(what, q string, args ...any) (bool, error) {
-		res, err := tx.ExecContext(ctx, q, args...)
-		if err != nil {
-			if isUnique(err) {
-				return false, kyc.ErrConflict
-			}
-			return false, fmt.Errorf("store: %s: %w", what, err)
-		}
-		n, err := res.RowsAffected()
-		return n == 1, err
-	}
 	switch {
 	case haveWallet && (email == "" || pw.Email == email):
-		return pw, true, nil
+		return pw, "", true, nil
+	case haveWallet && pw.Email != "":
+		return p, "", false, kyc.ErrConflict // the wallet's person has another email
+	case haveEmail && pe.Wallet != "":
+		return p, "", false, kyc.ErrConflict // the email's person has another wallet
 	case haveWallet:
-		// The wallet's person already has another email, or the email
-		// is another person's: linking would merge two people.
-		if pw.Email != "" || haveEmail {
-			return p, false, kyc.ErrConflict
-		}
-		ok, err := changed("link email", `UPDATE persons SET email = $2 WHERE id = $1 AND email IS NULL`, pw.ID, email)
-		if !ok || err != nil {
-			return p, false, err
-		}
-		pw.Email = email
-		return pw, true, nil
+		return pw, email, true, nil
 	case haveEmail:
-		if pe.Wallet != "" {
-			return p, false, kyc.ErrConflict
+		proven, err := emailProven(ctx, tx, tenantID, pe.ID)
+		if err != nil {
+			return p, "", false, err
 		}
-		ok, err := changed("link wallet", `UPDATE persons SET wallet = $2, wallet_chain = $3 WHERE id = $1 AND wallet IS NULL`,
-			pe.ID, w.Wallet, w.Chain)
-		if !ok || err != nil {
-			return p, false, err
+		if proven {
+			res, err := tx.ExecContext(ctx, `UPDATE persons SET wallet = $2, wallet_chain = $3 WHERE id = $1 AND wallet IS NULL`,
+				pe.ID, w.Wallet, w.Chain)
+			if err != nil {
+				if isUnique(err) {
+					return p, "", false, nil // the wallet was just taken: decide again
+				}
+				return p, "", false, fmt.Errorf("store: link wallet: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return p, "", false, nil
+			}
+			pe.Wallet, pe.WalletChain = w.Wallet, w.Chain
+			return pe, "", true, nil
 		}
-		pe.Wallet, pe.WalletChain = w.Wallet, w.Chain
-		return pe, true, nil
-	default:
-		ok, err := changed("insert person", `INSERT INTO persons (id, email, wallet, wallet_chain, created_at)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, personID, nullStr(email), w.Wallet, w.Chain, ms(now))
-		if !ok || err != nil {
-			return p, false, err
-		}
-		return kyc.Person{ID: personID, Email: email, Wallet: w.Wallet, WalletChain: w.Chain}, true, nil
 	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO persons (id, wallet, wallet_chain, created_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, personID, w.Wallet, w.Chain, ms(now))
+	if err != nil {
+		return p, "", false, fmt.Errorf("store: insert person: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return p, "", false, nil
+	}
+	return kyc.Person{ID: personID, Wallet: w.Wallet, WalletChain: w.Chain}, email, true, nil
+}
+
+// emailProven reports whether tenantID has verified personID's email.
+func emailProven(ctx context.Context, tx *sql.Tx, tenantID, personID string) (bool, error) {
+	e, err := enrollment(ctx, tx, tenantID, personID)
+	if errors.Is(err, kyc.ErrNotFound) {
+		return false, nil
+	}
+	return e.EmailVerified, err
 }

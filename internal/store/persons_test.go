@@ -66,13 +66,14 @@ func TestPrepareEmail(t *testing.T) {
 			t.Error("ta's verification shows for tb")
 		}
 
-		// A person registered by wallet with this email is the one found.
+		// An email a wallet user named but never proved (pending at ta)
+		// belongs to nobody: elsewhere it makes its own person.
 		w, _, _, err := db.PrepareWallet(ctx, "ta", "ps_w", evm(evmW1), "bob@example.com", t0)
 		must(t, err)
 		p, e, created, err = db.PrepareEmail(ctx, "tb", "ps_5", "bob@example.com", t0)
 		must(t, err)
-		if d := cmp.Diff(w, p); d != "" || !created || e.WalletVerified || e.EmailVerified {
-			t.Errorf("PrepareEmail of a wallet person's email = %+v, %+v, created=%v (-want +got person:\n%s)", p, e, created, d)
+		if p.ID == w.ID || p.Email != "bob@example.com" || p.Wallet != "" || !created || e.WalletVerified || e.EmailVerified {
+			t.Errorf("PrepareEmail of a pending email = %+v, %+v, created=%v; wallet person %+v", p, e, created, w)
 		}
 	})
 }
@@ -171,7 +172,8 @@ func TestPrepareWallet(t *testing.T) {
 		t.Run("new wallet and new email", func(t *testing.T) {
 			p, e, created, err := prep("ta", evm(evmW1), "w1@example.com")
 			must(t, err)
-			if p.Email != "w1@example.com" || p.Wallet != evmW1 || p.WalletChain != "evm" {
+			// The email is pending on ta's enrollment, not the person's.
+			if p.Email != "" || p.Wallet != evmW1 || p.WalletChain != "evm" {
 				t.Errorf("person %+v", p)
 			}
 			if !created || !e.WalletVerified || e.EmailVerified {
@@ -221,13 +223,21 @@ func TestPrepareWallet(t *testing.T) {
 				t.Errorf("wallet finds %s, want %s", q.ID, ann.ID)
 			}
 		})
-		t.Run("wallet of another tenant's email-only person", func(t *testing.T) {
+		t.Run("wallet and an email proven nowhere here", func(t *testing.T) {
+			// carl's email is only enrolled (unproven) at ta: a wallet at
+			// tb must not join carl, or it would claim carl's identity.
 			carl := mkPerson(t, db, "ta", "carl@example.com")
 			w := evm("0x1111111111111111111111111111111111111111")
 			p, e, created, err := prep("tb", w, "carl@example.com")
 			must(t, err)
-			if p.ID != carl.ID || !created || e != (kyc.Enrollment{TenantID: "tb", PersonID: carl.ID, WalletVerified: true}) {
+			if p.ID == carl.ID || p.Email != "" || !created || e != (kyc.Enrollment{TenantID: "tb", PersonID: p.ID, WalletVerified: true}) {
 				t.Errorf("= %+v, %+v, created=%v", p, e, created)
+			}
+			if c, _, err := db.FindEnrollment(ctx, "ta", "carl@example.com", ""); err != nil || c.ID != carl.ID || c.Wallet != "" {
+				t.Errorf("carl at ta = %+v, %v", c, err)
+			}
+			if q, _, err := db.FindEnrollment(ctx, "tb", "carl@example.com", ""); err != nil || q.ID != p.ID {
+				t.Errorf("carl@ at tb = %+v, %v; want the wallet person through its pending email", q, err)
 			}
 		})
 		t.Run("email of a person with another wallet", func(t *testing.T) {
@@ -243,14 +253,29 @@ func TestPrepareWallet(t *testing.T) {
 			}
 		})
 		t.Run("wallet person already has a different email", func(t *testing.T) {
-			if _, _, _, err := prep("ta", evm(evmW1), "other@example.com"); !isConflict(err) {
+			if _, _, _, err := prep("ta", evm(evmW2), "other@example.com"); !isConflict(err) {
 				t.Fatalf("err = %v, want ErrConflict", err)
 			}
 			notEnrolled(t, "other@example.com", "")
-			p, _, err := db.FindEnrollment(ctx, "ta", "", evmW1)
+			p, _, err := db.FindEnrollment(ctx, "ta", "", evmW2)
 			must(t, err)
-			if p.Email != "w1@example.com" {
+			if p.Email != "ann@example.com" {
 				t.Errorf("wallet's email is now %q", p.Email)
+			}
+		})
+		t.Run("a later pending email replaces an unproven one", func(t *testing.T) {
+			p0, _, err := db.FindEnrollment(ctx, "ta", "", evmW1)
+			must(t, err)
+			p, _, _, err := prep("ta", evm(evmW1), "typo-fixed@example.com")
+			must(t, err)
+			if p.ID != p0.ID {
+				t.Fatalf("person changed: %+v", p)
+			}
+			if q, _, err := db.FindEnrollment(ctx, "ta", "typo-fixed@example.com", ""); err != nil || q.ID != p0.ID {
+				t.Errorf("new pending email finds %+v, %v", q, err)
+			}
+			if _, _, err := db.FindEnrollment(ctx, "ta", "w1@example.com", ""); !isNotFound(err) {
+				t.Errorf("old pending email still finds someone: %v", err)
 			}
 		})
 		t.Run("wallet-only person gets a new email", func(t *testing.T) {
@@ -258,7 +283,7 @@ func TestPrepareWallet(t *testing.T) {
 			must(t, err)
 			p, e, created, err := prep("ta", kyc.WalletProof{Wallet: solW, Chain: "solana"}, "sol@example.com")
 			must(t, err)
-			if created || p.ID != p0.ID || p.Email != "sol@example.com" || e.EmailVerified {
+			if created || p.ID != p0.ID || p.Email != "" || e.EmailVerified {
 				t.Errorf("= %+v, %+v, created=%v", p, e, created)
 			}
 			q, _, err := db.FindEnrollment(ctx, "ta", "sol@example.com", "")
@@ -272,8 +297,9 @@ func TestPrepareWallet(t *testing.T) {
 			p0, _, _, err := prep("ta", w, "")
 			must(t, err)
 			mkPerson(t, db, "ta", "dora@example.com")
-			if _, _, _, err := prep("ta", w, "dora@example.com"); !isConflict(err) {
-				t.Fatalf("err = %v, want ErrConflict", err)
+			// Pending only: dora, enrolled here by email, still owns it.
+			if _, _, _, err := prep("ta", w, "dora@example.com"); err != nil {
+				t.Fatalf("err = %v", err)
 			}
 			p, _, err := db.FindEnrollment(ctx, "ta", "", w.Wallet)
 			must(t, err)
@@ -289,7 +315,12 @@ func TestPrepareWallet(t *testing.T) {
 		t.Run("email-verified enrollment gains the wallet proof", func(t *testing.T) {
 			// Enrolled by email with tb, then the wallet joins through tb:
 			// the existing enrollment becomes wallet_verified.
-			mkPerson(t, db, "tb", "eve@example.com")
+			eve := mkPerson(t, db, "tb", "eve@example.com")
+			f := otpFixture{t: t, db: db, tenant: "tb", person: eve.ID}
+			f.mustSend(t0, "h")
+			if ok, err := db.ConsumeOTP(ctx, "tb", eve.ID, "h"); err != nil || !ok {
+				t.Fatalf("ConsumeOTP = %v, %v", ok, err)
+			}
 			w := evm("0x4444444444444444444444444444444444444444")
 			_, e, created, err := prep("tb", w, "eve@example.com")
 			must(t, err)
@@ -344,6 +375,11 @@ func TestPrepareWalletConcurrentOneEmail(t *testing.T) {
 		for r := range rounds {
 			email := fmt.Sprintf("ann%d@example.com", r)
 			ann := mkPerson(t, db, "ta", email)
+			f := otpFixture{t: t, db: db, tenant: "ta", person: ann.ID}
+			f.mustSend(t0, "h")
+			if ok, err := db.ConsumeOTP(t.Context(), "ta", ann.ID, "h"); err != nil || !ok {
+				t.Fatalf("ConsumeOTP = %v, %v", ok, err)
+			}
 			errs := make([]error, n)
 			wallet := func(i int) string { return fmt.Sprintf("0x%020x%020x", r+1, i+1) }
 			together(n, func(i int) {
@@ -377,7 +413,9 @@ func TestPrepareWalletConcurrentOneEmail(t *testing.T) {
 	})
 }
 
-// Many emails race to join one wallet-only person.
+// Many emails race onto one wallet-only person: each is only a pending
+// claim at this tenant, so the last write wins and exactly one email finds
+// the person.
 func TestPrepareWalletConcurrentOneWalletManyEmails(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		mkTenant(t, db, "ta")
@@ -392,31 +430,31 @@ func TestPrepareWalletConcurrentOneWalletManyEmails(t *testing.T) {
 			together(n, func(i int) {
 				_, _, _, errs[i] = db.PrepareWallet(t.Context(), "ta", fmt.Sprint("ps_", r, "_", i), w, email(i), t0)
 			})
-			winner := -1
+			found := 0
 			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("round %d: goroutine %d: %v", r, i, err)
+				}
+				p, _, err := db.FindEnrollment(t.Context(), "ta", email(i), "")
 				switch {
-				case err == nil && winner >= 0:
-					t.Fatalf("round %d: emails %d and %d both linked", r, winner, i)
+				case err == nil && p.ID == w0.ID:
+					found++
 				case err == nil:
-					winner = i
-				case !isConflict(err):
-					t.Fatalf("round %d: goroutine %d: %v, want nil or ErrConflict", r, i, err)
+					t.Fatalf("round %d: email %d finds %+v", r, i, p)
+				case !isNotFound(err):
+					t.Fatal(err)
 				}
 			}
-			if winner < 0 {
-				t.Fatalf("round %d: no email was linked", r)
-			}
-			p, _, err := db.FindEnrollment(t.Context(), "ta", "", w.Wallet)
-			must(t, err)
-			if p.ID != w0.ID || p.Email != email(winner) {
-				t.Fatalf("round %d: wallet person = %+v, want email %s", r, p, email(winner))
+			if found != 1 {
+				t.Fatalf("round %d: %d emails find the wallet person, want 1", r, found)
 			}
 		}
 	})
 }
 
-// PrepareEmail and PrepareWallet for one new email at once: whichever runs
-// first, the result is one person with both identifiers and no error.
+// PrepareEmail and PrepareWallet for one new email at once: the email
+// person and the wallet person stay apart (the wallet never proved the
+// email), with no error, and each tenant finds its own.
 func TestPrepareEmailAndWalletRace(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		mkTenant(t, db, "ta")
@@ -437,9 +475,60 @@ func TestPrepareEmailAndWalletRace(t *testing.T) {
 			if errE != nil || errW != nil {
 				t.Fatalf("round %d: PrepareEmail: %v; PrepareWallet: %v", r, errE, errW)
 			}
-			if pe.ID != pw.ID || pw.Email != email || pw.Wallet != w.Wallet {
+			if pe.ID == pw.ID || pe.Email != email || pw.Email != "" || pw.Wallet != w.Wallet {
 				t.Fatalf("round %d: PrepareEmail made %+v, PrepareWallet %+v", r, pe, pw)
 			}
+			if q, _, err := db.FindEnrollment(t.Context(), "tb", email, ""); err != nil || q.ID != pw.ID {
+				t.Fatalf("round %d: tb finds %+v, %v", r, q, err)
+			}
+		}
+	})
+}
+
+// A pending email becomes the person's once proven at that tenant, unless
+// another person owns the address by then (then it stays a link there).
+func TestPendingEmailPromotion(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		mkTenant(t, db, "ta")
+		mkTenant(t, db, "tb")
+		prove := func(tenant, person string) {
+			t.Helper()
+			f := otpFixture{t: t, db: db, tenant: tenant, person: person}
+			f.mustSend(t0, "h")
+			if ok, err := db.ConsumeOTP(ctx, tenant, person, "h"); err != nil || !ok {
+				t.Fatalf("ConsumeOTP = %v, %v", ok, err)
+			}
+		}
+		w := evm("0x5555555555555555555555555555555555555555")
+		p, _, _, err := db.PrepareWallet(ctx, "ta", "ps_pw", w, "fay@example.com", t0)
+		must(t, err)
+		prove("ta", p.ID)
+		got, e, err := db.FindEnrollment(ctx, "ta", "fay@example.com", "")
+		must(t, err)
+		if got.ID != p.ID || got.Email != "fay@example.com" || got.Wallet != w.Wallet || !e.EmailVerified || !e.WalletVerified {
+			t.Fatalf("after proof: %+v %+v", got, e)
+		}
+		// Now a real email of the person: another tenant finds it by email.
+		if _, _, created, err := db.PrepareEmail(ctx, "tb", "ps_x", "fay@example.com", t0); err != nil || !created {
+			t.Fatalf("PrepareEmail at tb = %v, %v", created, err)
+		}
+		if q, _, err := db.FindEnrollment(ctx, "tb", "fay@example.com", ""); err != nil || q.ID != p.ID {
+			t.Fatalf("tb finds %+v, %v", q, err)
+		}
+
+		// Taken in the meantime: the proof still counts here, the address
+		// stays with its owner.
+		w2 := evm("0x6666666666666666666666666666666666666666")
+		p2, _, _, err := db.PrepareWallet(ctx, "ta", "ps_pw2", w2, "gus@example.com", t0)
+		must(t, err)
+		gus := mkPerson(t, db, "tb", "gus@example.com")
+		prove("ta", p2.ID)
+		if q, e, err := db.FindEnrollment(ctx, "ta", "gus@example.com", ""); err != nil || q.ID != p2.ID || q.Email != "" || !e.EmailVerified {
+			t.Fatalf("ta finds %+v %+v, %v; want the wallet person, proven, email still pending", q, e, err)
+		}
+		if q, _, err := db.FindEnrollment(ctx, "tb", "gus@example.com", ""); err != nil || q.ID != gus.ID {
+			t.Fatalf("tb finds %+v, %v; want gus", q, err)
 		}
 	})
 }

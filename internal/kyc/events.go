@@ -136,10 +136,15 @@ func (s *Service) Reconcile(ctx context.Context, every time.Duration, batch int)
 		} else if err != nil {
 			s.log.WarnContext(ctx, "reconcile: fetch decision", "session", sess.ID, "err", err)
 		} else if ValidStatus(d.Status) {
-			// A poll has no event time of its own: it is the truth as of the
-			// last event we applied, so webhooks stamped later still win and
-			// the status ranks decide between equals.
-			ev := SessionEvent{SessionID: sess.ID, Status: d.Status, At: sess.EventAt,
+			// A poll is Didit's truth now: stamp it with the poll time, so a
+			// delayed webhook stamped earlier cannot undo it. Truncated to
+			// Didit's whole seconds, so a webhook from the same second still
+			// competes by status rank instead of being dropped as older.
+			at := s.now().Truncate(time.Second)
+			if at.Before(sess.EventAt) {
+				at = sess.EventAt
+			}
+			ev := SessionEvent{SessionID: sess.ID, Status: d.Status, At: at,
 				EventID: "poll:" + sess.ID + ":" + strconv.FormatInt(s.now().UnixNano(), 10)}
 			if needsDecision(d.Status) {
 				ev.Decision = &d

@@ -140,7 +140,7 @@ func (r *rvRig) proveWallet(t *testing.T, tn kyc.Tenant, w solanaWallet, email s
 // attacker is approved: no OTP, no Didit session, no quota.
 // api.md §10: "no tenant can learn another tenant's users' KYC results by
 // guessing emails"; §6: "A linked email is not thereby verified".
-func TestReviewWalletLinkTakesOverApprovedEmailPerson(t *testing.T) {
+func TestWalletLinkTakesOverApprovedEmailPerson(t *testing.T) {
 	for _, e := range storetest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
 			r := newRVRig(t, e.URL)
@@ -171,7 +171,7 @@ func TestReviewWalletLinkTakesOverApprovedEmailPerson(t *testing.T) {
 // When the victim later registers and passes KYC by email (at any tenant),
 // the approval lands on the attacker's person, so the attacker's wallet is
 // approved too; the victim can never link their own wallet.
-func TestReviewWalletLinkSquatsEmailBeforeVictim(t *testing.T) {
+func TestWalletLinkSquatsEmailBeforeVictim(t *testing.T) {
 	r := newRVRig(t, storetest.SQLiteURL(t))
 	ta, tb := r.tenant(t, "A"), r.tenant(t, "B")
 	attacker := newSolanaWallet(t)

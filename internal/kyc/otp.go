@@ -104,9 +104,11 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, rawEmail string) e
 	}
 	now := s.now()
 	code := randomCode()
-	hash := s.otpHash(tenant.ID, p.ID, code)
+	// Codes and their limits belong to the address, not to the person it
+	// resolves to today (an unproven email can move between wallet users).
+	hash := s.otpHash(tenant.ID, email, code)
 	sent, retryAt, err := s.store.SaveOTP(ctx, OTPSend{
-		TenantID: tenant.ID, PersonID: p.ID, CodeHash: hash, Now: now,
+		TenantID: tenant.ID, Subject: email, CodeHash: hash, Now: now,
 		ExpiresAt: now.Add(s.cfg.OTPTTL), MinGap: s.cfg.OTPMinGap,
 		Window: s.cfg.OTPWindow, MaxPerWindow: s.cfg.OTPMaxPerWindow,
 	})
@@ -125,7 +127,7 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, rawEmail string) e
 		// code must not stay valid when the partner is told it was not sent.
 		dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if derr := s.store.DropOTP(dropCtx, tenant.ID, p.ID, hash); derr != nil {
+		if derr := s.store.DropOTP(dropCtx, tenant.ID, email, hash); derr != nil {
 			s.log.ErrorContext(ctx, "drop undelivered otp", "tenant", tenant.ID, "person", p.ID, "err", derr)
 		}
 		return internal(CodeServerError, msgServerError, err)
@@ -134,8 +136,8 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, rawEmail string) e
 	return nil
 }
 
-func (s *Service) otpHash(tenantID, personID, code string) string {
-	return s.mac("otp", tenantID, personID, code)
+func (s *Service) otpHash(tenantID, email, code string) string {
+	return s.mac("otp", tenantID, email, code)
 }
 
 // VerifyOTP checks a code (api.md §4). The attempt is counted before the
@@ -154,7 +156,7 @@ func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, rawEmail, code s
 	if err != nil {
 		return err
 	}
-	stored, res, err := s.store.CountOTPAttempt(ctx, tenant.ID, p.ID, s.cfg.OTPMaxAttempts, s.now())
+	stored, res, err := s.store.CountOTPAttempt(ctx, tenant.ID, email, s.cfg.OTPMaxAttempts, s.now())
 	if err != nil {
 		return internal(CodeServerError, msgServerError, err)
 	}
@@ -166,11 +168,11 @@ func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, rawEmail, code s
 	case OTPMaxAttempts:
 		return Errorf(CodeOTPMaxAttempts, "Max attempts reached, please request a new code")
 	}
-	given := s.otpHash(tenant.ID, p.ID, code)
+	given := s.otpHash(tenant.ID, email, code)
 	if subtle.ConstantTimeCompare([]byte(given), []byte(stored)) != 1 {
 		return errOTPInvalid
 	}
-	used, err := s.store.ConsumeOTP(ctx, tenant.ID, p.ID, stored)
+	used, err := s.store.ConsumeOTP(ctx, tenant.ID, email, p.ID, stored)
 	if err != nil {
 		return internal(CodeServerError, msgServerError, err)
 	}

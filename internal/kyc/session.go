@@ -174,8 +174,8 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 		release()
 		return fail(errors.New("no identity provider configured"))
 	}
-	stopRenew := s.renewClaim(ctx, p.ID, token)
-	ps, err := s.provider.CreateSession(ctx, CreateSessionRequest{
+	callCtx, stopRenew := s.renewClaim(ctx, p.ID, token)
+	ps, err := s.provider.CreateSession(callCtx, CreateSessionRequest{
 		VendorData: p.ID, Callback: s.cfg.SessionCallback,
 		Metadata: map[string]string{"tenant_id": tenant.ID},
 	})
@@ -213,7 +213,13 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 	sess.Watch = watch(sess)
 	if err := s.store.InsertSession(ctx, sess, token); err != nil {
 		// Didit created the session and counted it; keep our quota unit
-		// spent to match, and let the claim expire on its own.
+		// spent to match. If our lease lapsed, another caller may have
+		// created the person's session meanwhile: that one stands.
+		if errors.Is(err, ErrConflict) {
+			if r, done, xerr := s.existing(ctx, p.ID); xerr == nil && done {
+				return r, nil
+			}
+		}
 		return fail(err)
 	}
 	s.log.InfoContext(ctx, "kyc session created", "tenant", tenant.ID, "person", p.ID, "session", ps.ID)
@@ -222,10 +228,11 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 
 // renewClaim keeps the creation lease alive while the provider call runs,
 // so the lease can be short: a replica that dies mid-call blocks the person
-// for at most one lease. The returned func stops renewing and waits, so no
-// renewal can recreate the claim after it is released.
-func (s *Service) renewClaim(ctx context.Context, personID, token string) func() {
-	ctx, cancel := context.WithCancel(ctx)
+// for at most one lease. It only extends a lease still held; once the lease
+// is lost the returned context is cancelled, abandoning the provider call.
+// The stop func ends renewing and waits, so no renewal races the release.
+func (s *Service) renewClaim(ctx context.Context, personID, token string) (context.Context, func()) {
+	callCtx, cancelCall := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -233,18 +240,23 @@ func (s *Service) renewClaim(ctx context.Context, personID, token string) func()
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-callCtx.Done():
 				return
 			case <-t.C:
-				now := s.now()
-				if _, err := s.store.ClaimSessionCreation(ctx, personID, token, now.Add(s.cfg.SessionClaimTTL), now); err != nil && ctx.Err() == nil {
+				held, err := s.store.RenewSessionClaim(callCtx, personID, token, s.now().Add(s.cfg.SessionClaimTTL))
+				if err != nil && callCtx.Err() == nil {
 					s.log.WarnContext(ctx, "renew session claim", "person", personID, "err", err)
+				}
+				if err == nil && !held {
+					s.log.WarnContext(ctx, "session claim lost; abandoning the provider call", "person", personID)
+					cancelCall()
+					return
 				}
 			}
 		}
 	}()
-	return func() {
-		cancel()
+	return callCtx, func() {
+		cancelCall()
 		<-done
 	}
 }

@@ -28,21 +28,22 @@ type Store interface {
 	// (exactly one of them non-empty); ErrNotFound if not enrolled.
 	FindEnrollment(ctx context.Context, tenantID, email, wallet string) (Person, Enrollment, error)
 
-	// SaveOTP stores a new code for (tenant, person), replacing any previous
-	// one, only if the previous send is at least minGap old and fewer than
+	// SaveOTP stores a new code for (tenant, subject), replacing any
+	// previous one, only if the previous send is at least minGap old and fewer than
 	// maxPerWindow sends happened within window. ok=false means refused;
 	// then retryAt tells when a send would next be allowed.
 	SaveOTP(ctx context.Context, o OTPSend) (ok bool, retryAt time.Time, err error)
 	// DropOTP invalidates a code whose delivery failed and gives back its
 	// place in the minimum-gap rule (it still counts toward the window).
-	DropOTP(ctx context.Context, tenantID, personID, codeHash string) error
+	DropOTP(ctx context.Context, tenantID, subject, codeHash string) error
 	// CountOTPAttempt counts one verification attempt before the compare.
 	// It only counts against a live, unexpired code with attempts left;
 	// otherwise it returns the reason without counting.
-	CountOTPAttempt(ctx context.Context, tenantID, personID string, maxAttempts int, now time.Time) (codeHash string, res OTPAttempt, err error)
-	// ConsumeOTP uses the code once and marks the email verified for this
-	// tenant, in one transaction. ok=false when another request used it first.
-	ConsumeOTP(ctx context.Context, tenantID, personID, codeHash string) (ok bool, err error)
+	CountOTPAttempt(ctx context.Context, tenantID, subject string, maxAttempts int, now time.Time) (codeHash string, res OTPAttempt, err error)
+	// ConsumeOTP uses the code once and marks the email verified on the
+	// tenant's enrollment of personID (promoting a pending email), in one
+	// transaction. ok=false when another request used it first.
+	ConsumeOTP(ctx context.Context, tenantID, subject, personID, codeHash string) (ok bool, err error)
 
 	// Wallet challenges.
 	SaveChallenge(ctx context.Context, c Challenge) error
@@ -60,8 +61,13 @@ type Store interface {
 	// ClaimSessionCreation gives one caller at a time, across replicas, the
 	// right to create a session for a person, until `until`.
 	ClaimSessionCreation(ctx context.Context, personID, token string, until, now time.Time) (bool, error)
+	// RenewSessionClaim extends a claim the caller still holds; false when
+	// it lapsed and was taken, or was released.
+	RenewSessionClaim(ctx context.Context, personID, token string, until time.Time) (bool, error)
 	ReleaseSessionClaim(ctx context.Context, personID, token string) error
-	// InsertSession stores a new session and releases the creation claim.
+	// InsertSession stores a new session and releases the creation claim,
+	// only while the claim is still held and live at s.CreatedAt; otherwise
+	// ErrConflict and nothing is written.
 	InsertSession(ctx context.Context, s Session, claimToken string) error
 	// ApplyEvent records eventKey and writes s, in one transaction, if the
 	// key is new and the stored Version is still s.Version (compare-and-set;
@@ -87,10 +93,11 @@ type Store interface {
 	Close() error
 }
 
-// OTPSend is one request to store a new code.
+// OTPSend is one request to store a new code. Subject is what the code is
+// for: the normalised email address, so limits follow the address.
 type OTPSend struct {
 	TenantID     string
-	PersonID     string
+	Subject      string
 	CodeHash     string
 	Now          time.Time
 	ExpiresAt    time.Time

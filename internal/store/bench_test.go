@@ -56,7 +56,7 @@ func BenchmarkCountOTPAttempt(b *testing.B) {
 			p := mkPerson(b, db, "ta", "ann@example.com")
 			q := mkPerson(b, db, "ta", "bob@example.com")
 			for _, id := range []string{p.ID, q.ID} {
-				ok, _, err := db.SaveOTP(ctx, kyc.OTPSend{TenantID: "ta", PersonID: id, CodeHash: "h", Now: t0,
+				ok, _, err := db.SaveOTP(ctx, kyc.OTPSend{TenantID: "ta", Subject: id, CodeHash: "h", Now: t0,
 					ExpiresAt: at(otpTTL), MinGap: otpGap, Window: otpWindow, MaxPerWindow: 5})
 				if err != nil || !ok {
 					b.Fatal(ok, err)

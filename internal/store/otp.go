@@ -21,14 +21,14 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 	}
 	now := ms(o.Now)
 	var got int64
-	err := db.w.QueryRowContext(ctx, `INSERT INTO otps (tenant_id, person_id, code_hash, expires_at, attempts, sent1, gap_from)
+	err := db.w.QueryRowContext(ctx, `INSERT INTO otps (tenant_id, subject, code_hash, expires_at, attempts, sent1, gap_from)
 		VALUES ($1, $2, $3, $4, 0, $5, $5)
-		ON CONFLICT (tenant_id, person_id) DO UPDATE SET
+		ON CONFLICT (tenant_id, subject) DO UPDATE SET
 			code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0, gap_from = excluded.gap_from,
 			sent1 = excluded.sent1, sent2 = otps.sent1, sent3 = otps.sent2, sent4 = otps.sent3, sent5 = otps.sent4
 		WHERE (otps.gap_from IS NULL OR otps.gap_from <= $6) AND (otps.sent5 IS NULL OR otps.sent5 <= $7)
 		RETURNING sent1`,
-		o.TenantID, o.PersonID, o.CodeHash, ms(o.ExpiresAt), now,
+		o.TenantID, o.Subject, o.CodeHash, ms(o.ExpiresAt), now,
 		now-o.MinGap.Milliseconds(), now-o.Window.Milliseconds()).Scan(&got)
 	if err == nil {
 		return true, time.Time{}, nil
@@ -37,8 +37,8 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 		return false, time.Time{}, fmt.Errorf("store: save otp: %w", err)
 	}
 	var gap, s5 sql.NullInt64
-	if err := db.w.QueryRowContext(ctx, `SELECT gap_from, sent5 FROM otps WHERE tenant_id = $1 AND person_id = $2`,
-		o.TenantID, o.PersonID).Scan(&gap, &s5); err != nil {
+	if err := db.w.QueryRowContext(ctx, `SELECT gap_from, sent5 FROM otps WHERE tenant_id = $1 AND subject = $2`,
+		o.TenantID, o.Subject).Scan(&gap, &s5); err != nil {
 		return false, time.Time{}, fmt.Errorf("store: read otp sends: %w", err)
 	}
 	retry := now
@@ -55,19 +55,19 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 // need not wait (the previous delivered send is at least MinGap older than
 // the dropped one), while sent1..sent5 keep the dropped send, at its own
 // time, in the window.
-func (db *DB) DropOTP(ctx context.Context, tenantID, personID, codeHash string) error {
+func (db *DB) DropOTP(ctx context.Context, tenantID, subject, codeHash string) error {
 	if _, err := db.w.ExecContext(ctx, `UPDATE otps SET code_hash = NULL, gap_from = NULL
-		WHERE tenant_id = $1 AND person_id = $2 AND code_hash = $3`, tenantID, personID, codeHash); err != nil {
+		WHERE tenant_id = $1 AND subject = $2 AND code_hash = $3`, tenantID, subject, codeHash); err != nil {
 		return fmt.Errorf("store: drop otp: %w", err)
 	}
 	return nil
 }
 
-func (db *DB) CountOTPAttempt(ctx context.Context, tenantID, personID string, maxAttempts int, now time.Time) (string, kyc.OTPAttempt, error) {
+func (db *DB) CountOTPAttempt(ctx context.Context, tenantID, subject string, maxAttempts int, now time.Time) (string, kyc.OTPAttempt, error) {
 	var hash string
 	err := db.w.QueryRowContext(ctx, `UPDATE otps SET attempts = attempts + 1
-		WHERE tenant_id = $1 AND person_id = $2 AND code_hash IS NOT NULL AND attempts < $3 AND expires_at > $4
-		RETURNING code_hash`, tenantID, personID, maxAttempts, ms(now)).Scan(&hash)
+		WHERE tenant_id = $1 AND subject = $2 AND code_hash IS NOT NULL AND attempts < $3 AND expires_at > $4
+		RETURNING code_hash`, tenantID, subject, maxAttempts, ms(now)).Scan(&hash)
 	if err == nil {
 		return hash, kyc.OTPCounted, nil
 	}
@@ -78,7 +78,7 @@ func (db *DB) CountOTPAttempt(ctx context.Context, tenantID, personID string, ma
 	var attempts int
 	var expires int64
 	err = db.w.QueryRowContext(ctx, `SELECT code_hash, attempts, expires_at FROM otps
-		WHERE tenant_id = $1 AND person_id = $2`, tenantID, personID).Scan(&code, &attempts, &expires)
+		WHERE tenant_id = $1 AND subject = $2`, tenantID, subject).Scan(&code, &attempts, &expires)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", kyc.OTPNone, nil
@@ -96,10 +96,10 @@ func (db *DB) CountOTPAttempt(ctx context.Context, tenantID, personID string, ma
 	return "", kyc.OTPNone, nil
 }
 
-func (db *DB) ConsumeOTP(ctx context.Context, tenantID, personID, codeHash string) (ok bool, err error) {
+func (db *DB) ConsumeOTP(ctx context.Context, tenantID, subject, personID, codeHash string) (ok bool, err error) {
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE otps SET code_hash = NULL
-			WHERE tenant_id = $1 AND person_id = $2 AND code_hash = $3`, tenantID, personID, codeHash)
+			WHERE tenant_id = $1 AND subject = $2 AND code_hash = $3`, tenantID, subject, codeHash)
 		if err != nil {
 			return fmt.Errorf("store: consume otp: %w", err)
 		}
@@ -113,12 +113,10 @@ func (db *DB) ConsumeOTP(ctx context.Context, tenantID, personID, codeHash strin
 		// A wallet user's pending email is now proven: it becomes the
 		// person's, unless another person already owns the address (then
 		// it stays a link at this tenant only).
-		res, err = tx.ExecContext(ctx, `UPDATE persons SET email = (
-				SELECT pending_email FROM enrollments WHERE tenant_id = $1 AND person_id = $2)
+		res, err = tx.ExecContext(ctx, `UPDATE persons SET email = $3
 			WHERE id = $2 AND email IS NULL
-			AND EXISTS (SELECT 1 FROM enrollments WHERE tenant_id = $1 AND person_id = $2 AND pending_email IS NOT NULL)
-			AND NOT EXISTS (SELECT 1 FROM persons o, enrollments e
-				WHERE e.tenant_id = $1 AND e.person_id = $2 AND o.email = e.pending_email)`, tenantID, personID)
+			AND EXISTS (SELECT 1 FROM enrollments WHERE tenant_id = $1 AND person_id = $2 AND pending_email = $3)
+			AND NOT EXISTS (SELECT 1 FROM persons o WHERE o.email = $3)`, tenantID, personID, subject)
 		if err != nil {
 			return fmt.Errorf("store: promote pending email: %w", err)
 		}

@@ -34,7 +34,7 @@ func newOTPFixture(t *testing.T, db *store.DB) otpFixture {
 }
 
 func (f otpFixture) sendReq(now time.Time, hash string) kyc.OTPSend {
-	return kyc.OTPSend{TenantID: f.tenant, PersonID: f.person, CodeHash: hash, Now: now,
+	return kyc.OTPSend{TenantID: f.tenant, Subject: f.person, CodeHash: hash, Now: now,
 		ExpiresAt: now.Add(otpTTL), MinGap: otpGap, Window: otpWindow, MaxPerWindow: 5}
 }
 
@@ -201,7 +201,7 @@ func TestSaveOTPReplacesCodeAndResetsAttempts(t *testing.T) {
 		}
 		f.wantAttempt(at(otpGap+10*time.Second), "", kyc.OTPMaxAttempts)
 		// The replaced code cannot be used.
-		if ok, err := db.ConsumeOTP(t.Context(), f.tenant, f.person, "old"); err != nil || ok {
+		if ok, err := db.ConsumeOTP(t.Context(), f.tenant, f.person, f.person, "old"); err != nil || ok {
 			t.Errorf("ConsumeOTP(old code) = %v, %v; want false", ok, err)
 		}
 		// The new code lives ten minutes from its own send.
@@ -371,7 +371,7 @@ func TestCountOTPAttempt(t *testing.T) {
 			f := person(t)
 			f.mustSend(t0, "h")
 			f.wantAttempt(t0, "h", kyc.OTPCounted)
-			ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, "h")
+			ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, f.person, "h")
 			if err != nil || !ok {
 				t.Fatalf("ConsumeOTP = %v, %v", ok, err)
 			}
@@ -415,20 +415,20 @@ func TestConsumeOTP(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		f := newOTPFixture(t, db)
-		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, "h"); err != nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, f.person, "h"); err != nil || ok {
 			t.Errorf("ConsumeOTP with no code = %v, %v", ok, err)
 		}
 		f.mustSend(t0, "h")
-		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, "wrong"); err != nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, f.person, "wrong"); err != nil || ok {
 			t.Errorf("ConsumeOTP(wrong hash) = %v, %v", ok, err)
 		}
-		if ok, err := db.ConsumeOTP(ctx, "tb", f.person, "h"); err != nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, "tb", f.person, f.person, "h"); err != nil || ok {
 			t.Errorf("ConsumeOTP through another tenant = %v, %v", ok, err)
 		}
 		if enrollmentOf(t, db, "ta", "ann@example.com").EmailVerified {
 			t.Fatal("email verified before the code was used")
 		}
-		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, "h"); err != nil || !ok {
+		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, f.person, "h"); err != nil || !ok {
 			t.Fatalf("ConsumeOTP = %v, %v; want true", ok, err)
 		}
 		if !enrollmentOf(t, db, "ta", "ann@example.com").EmailVerified {
@@ -437,7 +437,7 @@ func TestConsumeOTP(t *testing.T) {
 		if enrollmentOf(t, db, "tb", "ann@example.com").EmailVerified {
 			t.Error("email verified for the other tenant too")
 		}
-		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, "h"); err != nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, f.person, "h"); err != nil || ok {
 			t.Errorf("second ConsumeOTP = %v, %v; want false", ok, err)
 		}
 	})
@@ -453,7 +453,7 @@ func TestConsumeOTPConcurrent(t *testing.T) {
 		const n = 20
 		oks := make([]bool, n)
 		errs := make([]error, n)
-		together(n, func(i int) { oks[i], errs[i] = db.ConsumeOTP(t.Context(), f.tenant, f.person, "h") })
+		together(n, func(i int) { oks[i], errs[i] = db.ConsumeOTP(t.Context(), f.tenant, f.person, f.person, "h") })
 		noErrors(t, errs)
 		won := 0
 		for _, ok := range oks {

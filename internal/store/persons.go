@@ -149,57 +149,52 @@ func (db *DB) PrepareWallet(ctx context.Context, tenantID, personID string, w ky
 	return p, e, created, err
 }
 
-// linkWallet finds, links or creates the person for PrepareWallet. A wallet
-// joins an existing email's person only when this tenant already holds the
-// email's proof (OTP) and the wallet is new: joining on an unproven email
-// would let anyone's wallet claim another person's identity and KYC result.
-// Otherwise the email comes back as pending, to be kept on this tenant's
-// enrollment until proven. done=false means a concurrent transaction
-// changed what we read: read and decide again.
+// linkWallet finds or creates the wallet's person for PrepareWallet and
+// decides what becomes of the email. A wallet never joins a person through
+// an email: the email proves nothing about who holds the wallet (not even
+// when this tenant verified it once), so joining would let any wallet
+// claim another person's identity and KYC result. The email comes back as
+// pending instead, kept on this tenant's enrollment until its OTP passes.
+// ErrConflict only for what this tenant can already see: the wallet's
+// person has another email, or the email's person, enrolled here, has
+// another wallet. done=false means a concurrent transaction changed what
+// we read: read and decide again.
 func linkWallet(ctx context.Context, tx *sql.Tx, tenantID, personID string, w kyc.WalletProof, email string, now time.Time) (p kyc.Person, pending string, done bool, err error) {
 	pw, err := personBy(ctx, tx, "wallet", w.Wallet)
 	if err != nil && !errors.Is(err, kyc.ErrNotFound) {
 		return p, "", false, err
 	}
 	haveWallet := err == nil
-	var pe kyc.Person
-	haveEmail := false
+	if haveWallet && (email == "" || pw.Email == email) {
+		return pw, "", true, nil
+	}
+	if haveWallet && pw.Email != "" {
+		return p, "", false, kyc.ErrConflict
+	}
 	if email != "" {
-		pe, err = personBy(ctx, tx, "email", email)
+		pe, err := personBy(ctx, tx, "email", email)
 		if err != nil && !errors.Is(err, kyc.ErrNotFound) {
 			return p, "", false, err
 		}
-		haveEmail = err == nil
+		if err == nil {
+			_, err := enrollment(ctx, tx, tenantID, pe.ID)
+			switch {
+			case err == nil && pe.Wallet != "":
+				return p, "", false, kyc.ErrConflict
+			case err == nil:
+				// The address's owner is enrolled here and wins every lookup
+				// by it: a pending claim would only block the owner's own
+				// wallet later.
+				email = ""
+			case !errors.Is(err, kyc.ErrNotFound):
+				return p, "", false, err
+			}
+			// Enrolled only elsewhere: answering 409 here would tell this
+			// tenant about another tenant's user, so it stays pending.
+		}
 	}
-	switch {
-	case haveWallet && (email == "" || pw.Email == email):
-		return pw, "", true, nil
-	case haveWallet && pw.Email != "":
-		return p, "", false, kyc.ErrConflict // the wallet's person has another email
-	case haveEmail && pe.Wallet != "":
-		return p, "", false, kyc.ErrConflict // the email's person has another wallet
-	case haveWallet:
+	if haveWallet {
 		return pw, email, true, nil
-	case haveEmail:
-		proven, err := emailProven(ctx, tx, tenantID, pe.ID)
-		if err != nil {
-			return p, "", false, err
-		}
-		if proven {
-			res, err := tx.ExecContext(ctx, `UPDATE persons SET wallet = $2, wallet_chain = $3 WHERE id = $1 AND wallet IS NULL`,
-				pe.ID, w.Wallet, w.Chain)
-			if err != nil {
-				if isUnique(err) {
-					return p, "", false, nil // the wallet was just taken: decide again
-				}
-				return p, "", false, fmt.Errorf("store: link wallet: %w", err)
-			}
-			if n, _ := res.RowsAffected(); n != 1 {
-				return p, "", false, nil
-			}
-			pe.Wallet, pe.WalletChain = w.Wallet, w.Chain
-			return pe, "", true, nil
-		}
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO persons (id, wallet, wallet_chain, created_at)
 		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, personID, w.Wallet, w.Chain, ms(now))
@@ -210,13 +205,4 @@ func linkWallet(ctx context.Context, tx *sql.Tx, tenantID, personID string, w ky
 		return p, "", false, nil
 	}
 	return kyc.Person{ID: personID, Wallet: w.Wallet, WalletChain: w.Chain}, email, true, nil
-}
-
-// emailProven reports whether tenantID has verified personID's email.
-func emailProven(ctx context.Context, tx *sql.Tx, tenantID, personID string) (bool, error) {
-	e, err := enrollment(ctx, tx, tenantID, personID)
-	if errors.Is(err, kyc.ErrNotFound) {
-		return false, nil
-	}
-	return e.EmailVerified, err
 }

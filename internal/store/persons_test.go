@@ -52,7 +52,7 @@ func TestPrepareEmail(t *testing.T) {
 		// Verification shows in later calls, for that tenant only.
 		f := otpFixture{t: t, db: db, tenant: "ta", person: "ps_1"}
 		f.mustSend(t0, "h")
-		if ok, err := db.ConsumeOTP(ctx, "ta", "ps_1", "h"); err != nil || !ok {
+		if ok, err := db.ConsumeOTP(ctx, "ta", "ps_1", "ps_1", "h"); err != nil || !ok {
 			t.Fatalf("ConsumeOTP = %v, %v", ok, err)
 		}
 		_, e, created, err = db.PrepareEmail(ctx, "ta", "ps_4", "ann@example.com", t0)
@@ -202,25 +202,25 @@ func TestPrepareWallet(t *testing.T) {
 				t.Errorf("PrepareWallet for tb = %+v, %+v, created=%v", p, e, created)
 			}
 		})
-		t.Run("wallet joins an email-only person", func(t *testing.T) {
+		t.Run("a wallet never joins an email's person", func(t *testing.T) {
+			// Even with ann's email verified at ta, naming it proves nothing
+			// about who holds the wallet: the wallet gets its own person.
 			ann := mkPerson(t, db, "ta", "ann@example.com")
-			f := otpFixture{t: t, db: db, tenant: "ta", person: ann.ID}
+			f := otpFixture{t: t, db: db, tenant: "ta", person: "ann@example.com"}
 			f.mustSend(t0, "h")
-			if ok, err := db.ConsumeOTP(ctx, "ta", ann.ID, "h"); err != nil || !ok {
+			if ok, err := db.ConsumeOTP(ctx, "ta", "ann@example.com", ann.ID, "h"); err != nil || !ok {
 				t.Fatalf("ConsumeOTP = %v, %v", ok, err)
 			}
 			p, e, created, err := prep("ta", evm(evmW2), "ann@example.com")
 			must(t, err)
-			if d := cmp.Diff(kyc.Person{ID: ann.ID, Email: "ann@example.com", Wallet: evmW2, WalletChain: "evm"}, p); d != "" {
-				t.Errorf("person (-want +got):\n%s", d)
+			if p.ID == ann.ID || p.Email != "" || p.Wallet != evmW2 {
+				t.Errorf("person %+v joined or took ann's email", p)
 			}
-			if created || e != (kyc.Enrollment{TenantID: "ta", PersonID: ann.ID, EmailVerified: true, WalletVerified: true}) {
-				t.Errorf("enrollment %+v created=%v; want the existing one, both proofs", e, created)
+			if !created || e != (kyc.Enrollment{TenantID: "ta", PersonID: p.ID, WalletVerified: true}) {
+				t.Errorf("enrollment %+v created=%v", e, created)
 			}
-			q, _, err := db.FindEnrollment(ctx, "ta", "", evmW2)
-			must(t, err)
-			if q.ID != ann.ID {
-				t.Errorf("wallet finds %s, want %s", q.ID, ann.ID)
+			if q, _, err := db.FindEnrollment(ctx, "ta", "ann@example.com", ""); err != nil || q.ID != ann.ID || q.Wallet != "" {
+				t.Errorf("ann's email finds %+v, %v; want ann, unchanged", q, err)
 			}
 		})
 		t.Run("wallet and an email proven nowhere here", func(t *testing.T) {
@@ -253,13 +253,22 @@ func TestPrepareWallet(t *testing.T) {
 			}
 		})
 		t.Run("wallet person already has a different email", func(t *testing.T) {
-			if _, _, _, err := prep("ta", evm(evmW2), "other@example.com"); !isConflict(err) {
+			// hal's email became the wallet person's through its OTP.
+			w := evm("0x7777777777777777777777777777777777777777")
+			hal, _, _, err := prep("ta", w, "hal@example.com")
+			must(t, err)
+			f := otpFixture{t: t, db: db, tenant: "ta", person: "hal@example.com"}
+			f.mustSend(t0, "h")
+			if ok, err := db.ConsumeOTP(ctx, "ta", "hal@example.com", hal.ID, "h"); err != nil || !ok {
+				t.Fatalf("ConsumeOTP = %v, %v", ok, err)
+			}
+			if _, _, _, err := prep("ta", w, "other@example.com"); !isConflict(err) {
 				t.Fatalf("err = %v, want ErrConflict", err)
 			}
 			notEnrolled(t, "other@example.com", "")
-			p, _, err := db.FindEnrollment(ctx, "ta", "", evmW2)
+			p, _, err := db.FindEnrollment(ctx, "ta", "", w.Wallet)
 			must(t, err)
-			if p.Email != "ann@example.com" {
+			if p.Email != "hal@example.com" {
 				t.Errorf("wallet's email is now %q", p.Email)
 			}
 		})
@@ -312,28 +321,22 @@ func TestPrepareWallet(t *testing.T) {
 				t.Errorf("dora got wallet %s", d.Wallet)
 			}
 		})
-		t.Run("email-verified enrollment gains the wallet proof", func(t *testing.T) {
-			// Enrolled by email with tb, then the wallet joins through tb:
-			// the existing enrollment becomes wallet_verified.
+		t.Run("email enrollment keeps its proofs when a wallet names it", func(t *testing.T) {
 			eve := mkPerson(t, db, "tb", "eve@example.com")
-			f := otpFixture{t: t, db: db, tenant: "tb", person: eve.ID}
-			f.mustSend(t0, "h")
-			if ok, err := db.ConsumeOTP(ctx, "tb", eve.ID, "h"); err != nil || !ok {
-				t.Fatalf("ConsumeOTP = %v, %v", ok, err)
-			}
 			w := evm("0x4444444444444444444444444444444444444444")
-			_, e, created, err := prep("tb", w, "eve@example.com")
+			p, e, created, err := prep("tb", w, "eve@example.com")
 			must(t, err)
-			if created || !e.WalletVerified {
-				t.Errorf("enrollment %+v created=%v", e, created)
+			if p.ID == eve.ID || !created || !e.WalletVerified {
+				t.Errorf("= %+v, %+v, created=%v", p, e, created)
 			}
-			// And a later PrepareEmail keeps it.
-			_, e, _, err = db.PrepareEmail(ctx, "tb", id(), "eve@example.com", t0)
+			// eve, enrolled here by email, still owns the address here.
+			q, qe, _, err := db.PrepareEmail(ctx, "tb", id(), "eve@example.com", t0)
 			must(t, err)
-			if !e.WalletVerified {
-				t.Error("PrepareEmail reset wallet_verified")
+			if q.ID != eve.ID || qe.WalletVerified {
+				t.Errorf("PrepareEmail = %+v %+v", q, qe)
 			}
 		})
+
 	})
 }
 
@@ -374,12 +377,6 @@ func TestPrepareWalletConcurrentOneEmail(t *testing.T) {
 		warm(t, db, n)
 		for r := range rounds {
 			email := fmt.Sprintf("ann%d@example.com", r)
-			ann := mkPerson(t, db, "ta", email)
-			f := otpFixture{t: t, db: db, tenant: "ta", person: ann.ID}
-			f.mustSend(t0, "h")
-			if ok, err := db.ConsumeOTP(t.Context(), "ta", ann.ID, "h"); err != nil || !ok {
-				t.Fatalf("ConsumeOTP = %v, %v", ok, err)
-			}
 			errs := make([]error, n)
 			wallet := func(i int) string { return fmt.Sprintf("0x%020x%020x", r+1, i+1) }
 			together(n, func(i int) {
@@ -389,7 +386,7 @@ func TestPrepareWalletConcurrentOneEmail(t *testing.T) {
 			for i, err := range errs {
 				switch {
 				case err == nil && winner >= 0:
-					t.Fatalf("round %d: wallets %d and %d both joined %s", r, winner, i, email)
+					t.Fatalf("round %d: wallets %d and %d both hold %s", r, winner, i, email)
 				case err == nil:
 					winner = i
 				case !isConflict(err):
@@ -397,12 +394,12 @@ func TestPrepareWalletConcurrentOneEmail(t *testing.T) {
 				}
 			}
 			if winner < 0 {
-				t.Fatalf("round %d: no wallet joined", r)
+				t.Fatalf("round %d: no wallet holds the email", r)
 			}
 			p, _, err := db.FindEnrollment(t.Context(), "ta", email, "")
 			must(t, err)
-			if p.ID != ann.ID || p.Wallet != wallet(winner) {
-				t.Fatalf("round %d: person = %+v, want wallet %s", r, p, wallet(winner))
+			if p.Wallet != wallet(winner) || p.Email != "" {
+				t.Fatalf("round %d: email finds %+v, want wallet %s (pending)", r, p, wallet(winner))
 			}
 			for i := range n {
 				if _, _, err := db.FindEnrollment(t.Context(), "ta", "", wallet(i)); (err == nil) != (i == winner) {
@@ -492,18 +489,19 @@ func TestPendingEmailPromotion(t *testing.T) {
 		ctx := t.Context()
 		mkTenant(t, db, "ta")
 		mkTenant(t, db, "tb")
-		prove := func(tenant, person string) {
+		// Codes are keyed by the address they were mailed to.
+		prove := func(tenant, person, email string) {
 			t.Helper()
-			f := otpFixture{t: t, db: db, tenant: tenant, person: person}
+			f := otpFixture{t: t, db: db, tenant: tenant, person: email}
 			f.mustSend(t0, "h")
-			if ok, err := db.ConsumeOTP(ctx, tenant, person, "h"); err != nil || !ok {
+			if ok, err := db.ConsumeOTP(ctx, tenant, email, person, "h"); err != nil || !ok {
 				t.Fatalf("ConsumeOTP = %v, %v", ok, err)
 			}
 		}
 		w := evm("0x5555555555555555555555555555555555555555")
 		p, _, _, err := db.PrepareWallet(ctx, "ta", "ps_pw", w, "fay@example.com", t0)
 		must(t, err)
-		prove("ta", p.ID)
+		prove("ta", p.ID, "fay@example.com")
 		got, e, err := db.FindEnrollment(ctx, "ta", "fay@example.com", "")
 		must(t, err)
 		if got.ID != p.ID || got.Email != "fay@example.com" || got.Wallet != w.Wallet || !e.EmailVerified || !e.WalletVerified {
@@ -523,7 +521,7 @@ func TestPendingEmailPromotion(t *testing.T) {
 		p2, _, _, err := db.PrepareWallet(ctx, "ta", "ps_pw2", w2, "gus@example.com", t0)
 		must(t, err)
 		gus := mkPerson(t, db, "tb", "gus@example.com")
-		prove("ta", p2.ID)
+		prove("ta", p2.ID, "gus@example.com")
 		if q, e, err := db.FindEnrollment(ctx, "ta", "gus@example.com", ""); err != nil || q.ID != p2.ID || q.Email != "" || !e.EmailVerified {
 			t.Fatalf("ta finds %+v %+v, %v; want the wallet person, proven, email still pending", q, e, err)
 		}

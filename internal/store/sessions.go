@@ -98,11 +98,26 @@ func (db *DB) InsertSession(ctx context.Context, s kyc.Session, claimToken strin
 			ms(s.EventAt), ms(s.CreatedAt), ms(s.UpdatedAt), ms(s.CheckedAt), s.Watch, s.Version); err != nil {
 			return fmt.Errorf("store: insert session: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM session_claims WHERE person_id = $1 AND token = $2`, s.PersonID, claimToken); err != nil {
+		res, err := tx.ExecContext(ctx, `DELETE FROM session_claims WHERE person_id = $1 AND token = $2 AND claimed_until >= $3`,
+			s.PersonID, claimToken, ms(s.CreatedAt))
+		if err != nil {
 			return fmt.Errorf("store: release claim: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return kyc.ErrConflict // the lease lapsed: someone else may be creating
 		}
 		return nil
 	})
+}
+
+func (db *DB) RenewSessionClaim(ctx context.Context, personID, token string, until time.Time) (bool, error) {
+	res, err := db.w.ExecContext(ctx, `UPDATE session_claims SET claimed_until = $3 WHERE person_id = $1 AND token = $2`,
+		personID, token, ms(until))
+	if err != nil {
+		return false, fmt.Errorf("store: renew claim: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }
 
 func (db *DB) ApplyEvent(ctx context.Context, eventKey string, s kyc.Session, now time.Time) (dup bool, err error) {

@@ -23,9 +23,14 @@ func newSession(id, personID string, created time.Time) kyc.Session {
 		CheckedAt: created, Watch: true}
 }
 
+// insert stores s the way CreateSession does: under a creation claim.
 func insert(t *testing.T, db *store.DB, s kyc.Session) {
 	t.Helper()
-	must(t, db.InsertSession(t.Context(), s, "no-claim"))
+	token := "claim-" + s.ID
+	if ok, err := db.ClaimSessionCreation(t.Context(), s.PersonID, token, s.CreatedAt.Add(time.Minute), s.CreatedAt); err != nil || !ok {
+		t.Fatalf("claim for %s = %v, %v", s.ID, ok, err)
+	}
+	must(t, db.InsertSession(t.Context(), s, token))
 }
 
 var sessionCmp = cmpopts.EquateEmpty()
@@ -162,7 +167,12 @@ func TestClaimSessionCreation(t *testing.T) {
 
 		t.Run("InsertSession releases the claim", func(t *testing.T) {
 			s := newSession("s1", ann.ID, at(2*ttl))
-			must(t, db.InsertSession(ctx, s, "not-the-holder"))
+			if err := db.InsertSession(ctx, s, "not-the-holder"); !isConflict(err) {
+				t.Fatalf("InsertSession without the claim = %v, want ErrConflict", err)
+			}
+			if _, err := db.SessionByID(ctx, "s1"); !isNotFound(err) {
+				t.Errorf("a refused InsertSession stored the session: %v", err)
+			}
 			if claim(ann, "t5", at(5*ttl), at(2*ttl)) {
 				t.Error("InsertSession with another token released the claim")
 			}
@@ -171,8 +181,14 @@ func TestClaimSessionCreation(t *testing.T) {
 				t.Error("claim still held after the holder's InsertSession")
 			}
 		})
+		t.Run("InsertSession after the lease lapsed", func(t *testing.T) {
+			// t5 holds the claim until 5*ttl; at 6*ttl it has lapsed.
+			if err := db.InsertSession(ctx, newSession("s3", ann.ID, at(6*ttl)), "t5"); !isConflict(err) {
+				t.Fatalf("InsertSession on a lapsed lease = %v, want ErrConflict", err)
+			}
+		})
 		t.Run("failed InsertSession keeps the claim", func(t *testing.T) {
-			if err := db.InsertSession(ctx, newSession("s1", ann.ID, at(2*ttl)), "t5"); err == nil {
+			if err := db.InsertSession(ctx, newSession("s2", ann.ID, at(2*ttl)), "t5"); err == nil {
 				t.Fatal("duplicate InsertSession succeeded")
 			}
 			if claim(ann, "t6", at(5*ttl), at(2*ttl)) {

@@ -1,0 +1,109 @@
+package kyc_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kycgate/kycgate/internal/kyc"
+	"github.com/kycgate/kycgate/internal/store"
+	"github.com/kycgate/kycgate/internal/store/storetest"
+)
+
+// claimProvider holds its first create until released.
+type claimProvider struct {
+	calls   atomic.Int32
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (p *claimProvider) CreateSession(ctx context.Context, _ kyc.CreateSessionRequest) (kyc.ProviderSession, error) {
+	if p.calls.Add(1) == 1 {
+		close(p.entered)
+		<-p.release
+		return kyc.ProviderSession{ID: "sess-A", URL: "https://verify.example/A", Status: kyc.StatusNotStarted}, nil
+	}
+	return kyc.ProviderSession{ID: "sess-B", URL: "https://verify.example/B", Status: kyc.StatusNotStarted}, nil
+}
+
+func (p *claimProvider) GetDecision(context.Context, string) (kyc.Decision, error) {
+	return kyc.Decision{}, errors.New("unused")
+}
+
+type claimMail struct {
+	mu   sync.Mutex
+	code string
+}
+
+func (m *claimMail) SendCode(_ context.Context, _, code string) error {
+	m.mu.Lock()
+	m.code = code
+	m.mu.Unlock()
+	return nil
+}
+
+// TestLapsedLeaseNeverMakesASecondOpenSession: a creator whose lease lapsed
+// mid-call (a stalled replica) must not store a second open session after
+// another creator took over; it answers with the session that stands.
+func TestLapsedLeaseNeverMakesASecondOpenSession(t *testing.T) {
+	ctx := t.Context()
+	db, err := store.Open(ctx, storetest.SQLiteURL(t), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	clock := &otpClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	prov := &claimProvider{entered: make(chan struct{}), release: make(chan struct{})}
+	mail := &claimMail{}
+	// A lease far longer than the test, so no renewal tick runs: the lapse
+	// comes from the clock alone.
+	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mail, Provider: prov, Clock: clock},
+		kyc.Config{Secret: []byte(strings.Repeat("k", 32)), SessionClaimTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, _, err := svc.CreateTenant(ctx, kyc.NewTenant{Name: "T"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const email = "p@example.com"
+	if _, err := svc.Prepare(ctx, tn, email); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SendOTP(ctx, tn, email); err != nil {
+		t.Fatal(err)
+	}
+	mail.mu.Lock()
+	code := mail.code
+	mail.mu.Unlock()
+	if err := svc.VerifyOTP(ctx, tn, email, code); err != nil {
+		t.Fatal(err)
+	}
+	type out struct {
+		r   kyc.CreateResult
+		err error
+	}
+	first := make(chan out, 1)
+	go func() {
+		r, err := svc.CreateSession(context.Background(), tn, kyc.KYCTypePublic, kyc.Identity{Email: email})
+		first <- out{r, err}
+	}()
+	<-prov.entered
+	clock.add(2 * time.Hour) // the first creator's lease lapses
+	r2, err := svc.CreateSession(ctx, tn, kyc.KYCTypePublic, kyc.Identity{Email: email})
+	if err != nil || r2.Kind != kyc.CreateNew || r2.Session.ID != "sess-B" {
+		t.Fatalf("second creator = %+v, %v", r2, err)
+	}
+	close(prov.release)
+	r1 := <-first
+	if r1.err != nil || r1.r.Kind != kyc.CreateExisting || r1.r.Session.ID != "sess-B" {
+		t.Fatalf("first creator = %+v, %v; want the standing session sess-B resumed", r1.r, r1.err)
+	}
+	if _, err := db.SessionByID(ctx, "sess-A"); !errors.Is(err, kyc.ErrNotFound) {
+		t.Fatalf("sess-A was stored after the lease lapsed: %v", err)
+	}
+}

@@ -108,6 +108,7 @@ func newEnv(t testing.TB, smtpURL string) map[string]string {
 		}
 		env["KYCGATE_DATABASE_URL"] = url
 		env["KYCGATE_SECRET"] = "e2e-test-secret-0123456789abcdefghijklmnop"
+		env["KYCGATE_DEV"] = "1" // the tests use the embedded Didit simulator
 	default:
 		t.Fatalf("KYCGATE_TEST_ENGINE=%q: want sqlite or postgres", engine)
 	}

@@ -28,6 +28,9 @@ type Config struct {
 	ReconcileInterval  time.Duration
 	ChallengeTitle     string
 	LogLevel           string
+	// Dev allows the development stand-ins (Didit simulator, mailbox):
+	// automatically for SQLite on a loopback address, else KYCGATE_DEV=1.
+	Dev bool
 }
 
 // Error names the variable that is wrong.
@@ -60,6 +63,7 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:           strings.ToLower(get("KYCGATE_LOG_LEVEL", "info")),
 	}
 	host, port, err := net.SplitHostPort(c.Addr)
+	listenHost := host
 	if err != nil {
 		return c, &Error{"KYCGATE_ADDR", fmt.Sprintf("must be host:port, got %q", c.Addr)}
 	}
@@ -118,6 +122,25 @@ func Load(getenv func(string) string) (Config, error) {
 			return c, &Error{"KYCGATE_RECONCILE_INTERVAL", "must be a duration of at least 1s, e.g. 2m"}
 		}
 		c.ReconcileInterval = d
+	}
+	// The simulator approves anyone and the mailbox shows every code: they
+	// must never switch on by accident in a deployment others can reach.
+	ip := net.ParseIP(listenHost)
+	loopback := listenHost == "localhost" || ip != nil && ip.IsLoopback()
+	switch getenv("KYCGATE_DEV") {
+	case "1", "true":
+		c.Dev = true
+	case "", "0", "false":
+		c.Dev = strings.HasPrefix(c.DatabaseURL, "sqlite:") && loopback
+	default:
+		return c, &Error{"KYCGATE_DEV", "must be 1 or 0"}
+	}
+	const devOnly = "is required outside development mode (SQLite on a loopback address, or KYCGATE_DEV=1)"
+	if !c.Dev && c.DiditAPIKey == "" {
+		return c, &Error{"KYCGATE_DIDIT_API_KEY", devOnly}
+	}
+	if !c.Dev && c.SMTPURL == "" {
+		return c, &Error{"KYCGATE_SMTP_URL", devOnly}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -41,6 +41,11 @@ func TestInvalid(t *testing.T) {
 		{[]string{"KYCGATE_DATABASE_URL", "mysql://x"}, "KYCGATE_DATABASE_URL"},
 		{[]string{"KYCGATE_DATABASE_URL", "sqlite:"}, "KYCGATE_DATABASE_URL"},
 		{[]string{"KYCGATE_DATABASE_URL", "postgres://u@h/db"}, "KYCGATE_SECRET"},
+		// No Didit key or SMTP outside development mode.
+		{[]string{"KYCGATE_ADDR", ":8080"}, "KYCGATE_DIDIT_API_KEY"},
+		{append(didit, "KYCGATE_ADDR", "0.0.0.0:8080"), "KYCGATE_SMTP_URL"},
+		{[]string{"KYCGATE_DATABASE_URL", "postgres://u@h/db", "KYCGATE_SECRET", strings.Repeat("x", 32)}, "KYCGATE_DIDIT_API_KEY"},
+		{[]string{"KYCGATE_DEV", "yes"}, "KYCGATE_DEV"},
 		{[]string{"KYCGATE_SECRET", "short"}, "KYCGATE_SECRET"},
 		{[]string{"KYCGATE_SMTP_URL", "http://mail"}, "KYCGATE_SMTP_URL"},
 		{[]string{"KYCGATE_PUBLIC_URL", "ftp://x"}, "KYCGATE_PUBLIC_URL"},
@@ -63,7 +68,14 @@ func TestInvalid(t *testing.T) {
 			t.Errorf("error %q is not one line starting with the variable", err)
 		}
 	}
-	if _, err := Load(env(append(didit, "KYCGATE_DATABASE_URL", "postgres://u@h/db", "KYCGATE_SECRET", strings.Repeat("x", 32))...)); err != nil {
+	if _, err := Load(env(append(didit, "KYCGATE_DATABASE_URL", "postgres://u@h/db", "KYCGATE_SECRET", strings.Repeat("x", 32),
+		"KYCGATE_SMTP_URL", "smtps://mail.example.com", "KYCGATE_ADDR", ":8080")...)); err != nil {
 		t.Fatalf("a full production configuration is refused: %v", err)
+	}
+	for _, e := range [][]string{{}, {"KYCGATE_ADDR", "[::1]:8080"}, {"KYCGATE_ADDR", ":8080", "KYCGATE_DEV", "1"}} {
+		c, err := Load(env(e...))
+		if err != nil || !c.Dev {
+			t.Errorf("env %v: dev = %v, %v; want development mode", e, c.Dev, err)
+		}
 	}
 }

@@ -150,7 +150,9 @@ func (s *Service) Reconcile(ctx context.Context, every time.Duration, batch int)
 				ev.Decision = &d
 			}
 			if err := s.HandleEvent(ctx, ev); err != nil {
-				return 0, err
+				// One bad session must not stall the rest: it is marked
+				// checked below and tried again next interval.
+				s.log.ErrorContext(ctx, "reconcile: apply", "session", sess.ID, "err", err)
 			}
 		}
 		if err := s.store.MarkSessionChecked(ctx, sess.ID, s.now()); err != nil {

@@ -94,6 +94,13 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 			return nil, fmt.Errorf("store: create database folder: %w", err)
 		}
 	}
+	// Codes' hashes and people's emails live here: owner-only, whatever
+	// the umask. SQLite gives the -wal and -shm files the same mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: create database file: %w", err)
+	}
+	f.Close()
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
 	w, err := openSQLiteDB("file:" + path + "?" + pragmas + "&_txlock=immediate")
 	if err != nil {

@@ -30,3 +30,18 @@ func TestSQLiteFileIsOwnerOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLitePathWithURIChars: '#' and '?' in folder names are part of the
+// path, not the end of it.
+func TestSQLitePathWithURIChars(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a#b?c%d")
+	path := filepath.Join(dir, "kyc.db")
+	db, err := store.Open(t.Context(), "sqlite:"+path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not at %s: %v", path, err)
+	}
+}

@@ -102,7 +102,7 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 	}
 	f.Close()
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
-	w, err := openSQLiteDB("file:" + path + "?" + pragmas + "&_txlock=immediate")
+	w, err := openSQLiteDB("file:" + dsnPath(path) + "?" + pragmas + "&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -114,7 +114,7 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
-	r, err := openSQLiteDB("file:" + path + "?" + pragmas + "&_pragma=query_only(1)")
+	r, err := openSQLiteDB("file:" + dsnPath(path) + "?" + pragmas + "&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store: open sqlite reader: %w", err)
@@ -126,6 +126,12 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	return &DB{dialect: SQLite, w: w, r: r}, nil
+}
+
+// dsnPath escapes what would end the path in a file: URI (a '?' or '#' in
+// a folder name would otherwise open a different file).
+func dsnPath(p string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(p)
 }
 
 // Dialect reports the engine.

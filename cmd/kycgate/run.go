@@ -71,36 +71,55 @@ func secret(cfg config.Config) ([]byte, error) {
 	if !strings.HasPrefix(cfg.DatabaseURL, "sqlite:") {
 		return nil, &config.Error{Var: "KYCGATE_SECRET", Problem: "is required"}
 	}
-	path := filepath.Join(filepath.Dir(store.SQLitePath(cfg.DatabaseURL)), "secret")
-	if b, err := os.ReadFile(path); err == nil {
+	dir := filepath.Dir(store.SQLitePath(cfg.DatabaseURL))
+	path := filepath.Join(dir, "secret")
+	read := func() ([]byte, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read secret: %w", err)
+		}
 		s := strings.TrimSpace(string(b))
 		if len(s) < 32 {
 			return nil, fmt.Errorf("secret file %s is too short; delete it or set KYCGATE_SECRET", path)
 		}
 		return []byte(s), nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read secret: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if b, err := read(); !errors.Is(err, os.ErrNotExist) {
+		return b, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder: %w", err)
 	}
 	var b [32]byte
 	rand.Read(b[:])
 	s := hex.EncodeToString(b[:])
-	// O_EXCL: two processes starting together must not end up with two secrets.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return secret(cfg)
+	// Two processes may start together on a fresh folder. The secret is
+	// written whole to a temporary file (0600) and then hard-linked into
+	// place, so the secret file never exists half-written, and the link
+	// fails if another process linked its secret first: then we use theirs.
+	tmp, err := os.CreateTemp(dir, ".secret-*")
+	if err != nil {
+		return nil, fmt.Errorf("write secret: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(s + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return nil, fmt.Errorf("write secret: %w", err)
 	}
-	if _, err := f.WriteString(s + "\n"); err != nil {
-		f.Close()
+	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+		return read()
+	} else if err != nil {
 		return nil, fmt.Errorf("write secret: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("write secret: %w", err)
+	if d, err := os.Open(dir); err == nil { // make the new name durable; best effort
+		d.Sync()
+		d.Close()
 	}
 	return []byte(s), nil
 }

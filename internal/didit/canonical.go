@@ -2,6 +2,7 @@ package didit
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -18,13 +19,24 @@ import (
 // for (or that we deliberately refuse, see Canonicalize).
 var ErrNotCanonicalizable = errors.New("didit: body cannot be canonicalised")
 
-// Limits. maxDepth stays well below CPython's default recursion limit (1000),
-// which is where Didit's own json.loads/shorten_floats would give up, so we
-// never accept a document Didit could not have signed. maxIntDigits is
-// CPython's int_max_str_digits default: json.loads refuses longer integers.
+// Limits. maxDepth is 64: Didit's payloads nest about 6 deep (webhook plus
+// decision, see testdata), and a low bound keeps the work spent on an
+// unauthenticated body small. It is also far below CPython's recursion limit
+// (1000), where Didit's own json.loads/shorten_floats would give up, so we
+// never accept a document Didit could not have signed; documents nested
+// 65 to several hundred deep are refused although Python would canonicalise
+// them. maxIntDigits is CPython's int_max_str_digits default: json.loads
+// refuses longer integers.
+//
+// maxGrowth bounds how much numbers may lengthen the document beyond its own
+// size: an integral float in exponent form is written out in full (1e308
+// becomes 309 digits, at ~3 µs and ~1 KB of allocation each), so a 1 MiB
+// body of them would cost ~0.5 s and ~400 MB. Real payloads grow by a few
+// bytes at most.
 const (
-	maxDepth     = 500
+	maxDepth     = 64
 	maxIntDigits = 4300
+	maxGrowth    = 1 << 20
 )
 
 // Canonicalize returns Didit's canonical form of a JSON document: the input of
@@ -47,7 +59,9 @@ const (
 //     when it encodes the result to UTF-8);
 //   - raw control characters inside strings (Python's strict mode refuses);
 //   - integers longer than 4300 digits (CPython's int_max_str_digits);
-//   - nesting deeper than 500 (Python hits its recursion limit near 1000);
+//   - nesting deeper than 64 (Didit's payloads are shallow; see maxDepth);
+//   - numbers that lengthen the output by more than the input's size plus
+//     1 MiB, e.g. thousands of 1e308 (see maxGrowth);
 //   - input that is not UTF-8: Python also sniffs UTF-16/32 from NUL bytes;
 //     we do not. A leading UTF-8 BOM is skipped, as Python's utf-8-sig does.
 func Canonicalize(body []byte) ([]byte, error) { return canonicalize(body, nil) }
@@ -65,14 +79,27 @@ func canonicalize(body []byte, env *envelope) ([]byte, error) {
 	if p.pos != len(p.in) {
 		return nil, p.errorf("extra data after the JSON value")
 	}
-	return p.out, nil
+	if len(p.out) >= math.MaxInt32 {
+		return nil, p.errorf("canonical form of 2 GiB or more")
+	}
+	if len(p.objs) == 0 {
+		return p.out, nil // every object was already in canonical order
+	}
+	// Objects were recorded as they closed, inner ones first.
+	slices.SortFunc(p.objs, func(a, b objSpan) int { return cmp.Compare(a.start, b.start) })
+	return p.emit(make([]byte, 0, len(p.out)), 0, int32(len(p.out)), p.objs), nil
 }
 
 type canonParser struct {
 	in  []byte
 	pos int
-	out []byte
+	out []byte    // canonical text, but objects' members in input order
 	env *envelope // optional
+
+	objs    []objSpan // objects to reorder
+	members []member  // their members, sorted per object
+	open    []member  // members of the objects still being parsed
+	grown   int       // bytes numbers added to the document (see maxGrowth)
 }
 
 func (p *canonParser) errorf(format string, args ...any) error {
@@ -165,25 +192,37 @@ func (p *canonParser) array(depth int) error {
 	}
 }
 
+// member is one member of an object being parsed or to be reordered.
+// Offsets are int32 to keep the bookkeeping small: canonicalize refuses an
+// output of 2 GiB or more before it uses them.
 type member struct {
 	key        string
-	start, end int // span of the canonical value inside the object's scratch
+	start, end int32 // span of the canonical `"key":value` in p.out
 }
 
-// object writes members' canonical values into p.out as they are parsed and
-// then rewrites the object's region in key order, so nested values are
-// canonicalised once and only the bytes of this object are moved.
+// objSpan is an object whose members are not in canonical order.
+type objSpan struct {
+	start, end int32 // span of the object in p.out, braces included
+	m0, m1     int32 // its members, sorted: p.members[m0:m1]
+}
+
+// object writes the object into p.out with its members in input order, and
+// when they are not in canonical order records where each member is, for
+// emit to write them in key order at the end. Nothing is moved while
+// parsing, so each byte is copied at most twice however deep the nesting
+// (rewriting each object in place would cost the depth times the size).
 func (p *canonParser) object(depth int) error {
 	if depth > maxDepth {
 		return p.errorf("nesting deeper than %d", maxDepth)
 	}
 	p.pos++ // '{'
-	base := len(p.out)
-	var members []member
+	start := len(p.out)
+	p.out = append(p.out, '{')
+	mark := len(p.open)
 	p.skipSpace()
 	if p.pos < len(p.in) && p.in[p.pos] == '}' {
 		p.pos++
-		p.out = append(p.out, '{', '}')
+		p.out = append(p.out, '}')
 		return nil
 	}
 	for {
@@ -201,14 +240,20 @@ func (p *canonParser) object(depth int) error {
 		}
 		p.pos++
 		p.skipSpace()
-		start, srcStart := len(p.out), p.pos
+		if len(p.open) > mark {
+			p.out = append(p.out, ',')
+		}
+		mStart, srcStart := len(p.out), p.pos
+		p.out = appendPyString(p.out, key)
+		p.out = append(p.out, ':')
 		if err := p.value(depth); err != nil {
 			return err
 		}
 		if depth == 1 && p.env != nil {
 			p.env.capture(key, p.in[srcStart:p.pos]) // later duplicates overwrite, as in Python
 		}
-		members = append(members, member{key: key, start: start - base, end: len(p.out) - base})
+		p.open = grow(p.open)
+		p.open = append(p.open, member{key: key, start: int32(mStart), end: int32(len(p.out))})
 		p.skipSpace()
 		if p.pos >= len(p.in) {
 			return p.errorf("unterminated object")
@@ -222,28 +267,83 @@ func (p *canonParser) object(depth int) error {
 		}
 		p.pos++
 	}
+	p.out = append(p.out, '}')
 
-	scratch := slices.Clone(p.out[base:])
-	p.out = p.out[:base]
-	// Stable sort, then keep the last of each run of equal keys: a Python dict
-	// keeps the last value given for a duplicated key.
-	slices.SortStableFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
-	p.out = append(p.out, '{')
-	first := true
-	for i, m := range members {
-		if i+1 < len(members) && members[i+1].key == m.key {
+	// Nested objects took their members off p.open when they closed, so
+	// p.open[mark:] holds exactly this object's.
+	ms := p.open[mark:]
+	p.open = p.open[:mark]
+	for i := 1; i < len(ms); i++ {
+		if ms[i-1].key < ms[i].key {
 			continue
 		}
-		if !first {
-			p.out = append(p.out, ',')
+		// Out of order, or a duplicate key. Stable sort, then keep the last
+		// of each run of equal keys, as a Python dict keeps the last value
+		// given for a key.
+		slices.SortStableFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
+		m0 := len(p.members)
+		for j, m := range ms {
+			if j+1 < len(ms) && ms[j+1].key == m.key {
+				continue
+			}
+			p.members = grow(p.members)
+			p.members = append(p.members, m)
 		}
-		first = false
-		p.out = appendPyString(p.out, m.key)
-		p.out = append(p.out, ':')
-		p.out = append(p.out, scratch[m.start:m.end]...)
+		p.objs = grow(p.objs)
+		p.objs = append(p.objs, objSpan{start: int32(start), end: int32(len(p.out)), m0: int32(m0), m1: int32(len(p.members))})
+		break
 	}
-	p.out = append(p.out, '}')
 	return nil
+}
+
+// grow makes room for one more element, doubling: append's gentler growth
+// of large slices would allocate about five times the final size in all.
+func grow[S ~[]E, E any](s S) S {
+	if len(s) < cap(s) {
+		return s
+	}
+	return slices.Grow(s, max(len(s), 16))
+}
+
+// emit appends p.out[start:end] to dst with every recorded object in it
+// written in key order; objs are the recorded objects inside that span,
+// sorted by start (an object starts before the objects inside it).
+// Recursion is bounded by maxDepth.
+func (p *canonParser) emit(dst []byte, start, end int32, objs []objSpan) []byte {
+	pos := start
+	for len(objs) > 0 {
+		o := objs[0]
+		n := 1 + firstFrom(objs[1:], o.end)
+		inner := objs[1:n] // the recorded objects inside o
+		dst = append(dst, p.out[pos:o.start]...)
+		dst = append(dst, '{')
+		for j, m := range p.members[o.m0:o.m1] {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			a := firstFrom(inner, m.start)
+			b := a + firstFrom(inner[a:], m.end)
+			dst = p.emit(dst, m.start, m.end, inner[a:b])
+		}
+		dst = append(dst, '}')
+		pos, objs = o.end, objs[n:]
+	}
+	return append(dst, p.out[pos:end]...)
+}
+
+// firstFrom returns the index of the first of objs that starts at or after
+// pos, or len(objs).
+func firstFrom(objs []objSpan, pos int32) int {
+	lo, hi := 0, len(objs)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if objs[mid].start < pos {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 // str parses a JSON string at p.pos and returns its decoded value, which is
@@ -421,7 +521,13 @@ func (p *canonParser) number() error {
 	if err != nil || math.IsInf(f, 0) {
 		return p.errorf("number %.40s does not fit a float64", text)
 	}
+	n := len(p.out)
 	p.out = appendPyFloat(p.out, f)
+	if d := len(p.out) - n - len(text); d > 0 {
+		if p.grown += d; p.grown > len(p.in)+maxGrowth {
+			return p.errorf("numbers grow the document by more than its size plus %d bytes", maxGrowth)
+		}
+	}
 	return nil
 }
 

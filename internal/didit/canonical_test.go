@@ -200,8 +200,8 @@ func FuzzCanonicalize(f *testing.F) {
 			t.Fatalf("canonicalize with envelope differs: %v", err)
 		}
 		ts := int64(1772446504)
-		if env.hasTimestamp {
-			ts = env.timestamp
+		if bodyTS, ok := env.time(); ok {
+			ts = bodyTS
 		}
 		sig, err := Sign("fuzz-secret", in, ts)
 		if err != nil {

@@ -1,6 +1,7 @@
 package didit
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,7 +22,8 @@ const (
 	HeaderTimestamp       = "X-Timestamp"
 )
 
-// MaxWebhookSkew is how far X-Timestamp may be from our clock, either way.
+// MaxWebhookSkew is how far X-Timestamp, and the body's own timestamp, may
+// be from our clock, either way.
 const MaxWebhookSkew = 300 * time.Second
 
 // Errors from VerifyWebhook. The HTTP layer answers 401 for all of them; they
@@ -35,8 +37,9 @@ var (
 	ErrMissingTimestamp = errors.New("didit webhook: missing X-Timestamp")
 	// ErrBadTimestamp: X-Timestamp is not integer Unix seconds.
 	ErrBadTimestamp = errors.New("didit webhook: malformed X-Timestamp")
-	// ErrStaleTimestamp: X-Timestamp is more than MaxWebhookSkew from now.
-	ErrStaleTimestamp = errors.New("didit webhook: X-Timestamp outside the allowed window")
+	// ErrStaleTimestamp: X-Timestamp, or the signed body's own timestamp,
+	// is more than MaxWebhookSkew from now.
+	ErrStaleTimestamp = errors.New("didit webhook: timestamp outside the allowed window")
 	// ErrMissingSignature: neither X-Signature-V2 nor X-Signature is present.
 	ErrMissingSignature = errors.New("didit webhook: missing X-Signature-V2 and X-Signature")
 	// ErrOnlySimpleSignature: only X-Signature-Simple was sent; it does not
@@ -44,9 +47,6 @@ var (
 	ErrOnlySimpleSignature = errors.New("didit webhook: only X-Signature-Simple present, which is not accepted")
 	// ErrBadSignature: a signature was present but none matched.
 	ErrBadSignature = errors.New("didit webhook: signature mismatch")
-	// ErrTimestampMismatch: the signed body's timestamp differs from
-	// X-Timestamp, i.e. an old body is being replayed under a fresh header.
-	ErrTimestampMismatch = errors.New("didit webhook: body timestamp differs from X-Timestamp")
 )
 
 // Signatures are the header values Didit puts on one webhook delivery.
@@ -94,18 +94,23 @@ func (s Signatures) SetHeaders(h http.Header) {
 	h.Set(HeaderTimestamp, strconv.FormatInt(s.Timestamp, 10))
 }
 
-// VerifyWebhook accepts a delivery when X-Signature-V2 (or else X-Signature)
-// matches and X-Timestamp is within 300 s of now. X-Signature-Simple alone
-// is refused: it does not cover the decision.
+// VerifyWebhook accepts a delivery when X-Signature (checked first: one HMAC
+// of the raw body) or else X-Signature-V2 matches, and X-Timestamp is within
+// 300 s of now. X-Signature-Simple alone is refused: it does not cover the
+// decision.
 //
 // X-Timestamp itself is not covered by any signature, so a captured body
-// could be replayed under a fresh header; when the body carries an integer
-// `timestamp` (Didit's always do) it must therefore equal X-Timestamp.
+// could be replayed under a fresh header. When the signed body carries an
+// integer `timestamp` (Didit's always do), or else `created_at`, that must
+// be within 300 s of now too: it is what stops the replay of an old body.
+// The two need not be equal: Didit may re-sign a retry with a new
+// X-Timestamp.
 // Errors are the Err* sentinels above (possibly wrapped).
 func VerifyWebhook(secret string, h http.Header, body []byte, now time.Time) error {
 	if secret == "" {
 		return ErrNoSecret
 	}
+	skew := int64(MaxWebhookSkew / time.Second)
 	tsHeader := strings.TrimSpace(h.Get(HeaderTimestamp))
 	if tsHeader == "" {
 		return ErrMissingTimestamp
@@ -114,7 +119,7 @@ func VerifyWebhook(secret string, h http.Header, body []byte, now time.Time) err
 	if err != nil {
 		return ErrBadTimestamp
 	}
-	if !withinSkew(ts, now.Unix(), int64(MaxWebhookSkew/time.Second)) {
+	if !withinSkew(ts, now.Unix(), skew) {
 		return fmt.Errorf("%w: X-Timestamp %d, now %d", ErrStaleTimestamp, ts, now.Unix())
 	}
 
@@ -128,16 +133,15 @@ func VerifyWebhook(secret string, h http.Header, body []byte, now time.Time) err
 	}
 	var env envelope
 	haveEnv, ok := false, false
-	if v2 != "" {
-		// A body we cannot canonicalise cannot match V2; X-Signature may
-		// still vouch for it.
+	if raw != "" {
+		ok = hexEqual(raw, hmacSum(secret, body))
+	}
+	if !ok && v2 != "" {
+		// A body we cannot canonicalise cannot match V2.
 		if canon, err := canonicalize(body, &env); err == nil {
 			haveEnv = true
 			ok = hexEqual(v2, hmacSum(secret, canon))
 		}
-	}
-	if !ok && raw != "" {
-		ok = hexEqual(raw, hmacSum(secret, body))
 	}
 	if !ok {
 		return ErrBadSignature
@@ -146,8 +150,8 @@ func VerifyWebhook(secret string, h http.Header, body []byte, now time.Time) err
 	if !haveEnv {
 		env = parseEnvelope(body)
 	}
-	if env.hasTimestamp && env.timestamp != ts {
-		return fmt.Errorf("%w: body %d, header %d", ErrTimestampMismatch, env.timestamp, ts)
+	if bodyTS, ok := env.time(); ok && !withinSkew(bodyTS, now.Unix(), skew) {
+		return fmt.Errorf("%w: body timestamp %d, now %d", ErrStaleTimestamp, bodyTS, now.Unix())
 	}
 	return nil
 }
@@ -181,8 +185,17 @@ func hexEqual(got string, want []byte) bool {
 // envelope is the handful of top-level webhook fields the signatures need.
 type envelope struct {
 	sessionID, status, webhookType string
-	timestamp                      int64
-	hasTimestamp                   bool
+	timestamp, createdAt           int64
+	hasTimestamp, hasCreatedAt     bool
+}
+
+// time is the body's own Unix time: its integer `timestamp`, or else its
+// integer `created_at`.
+func (e envelope) time() (int64, bool) {
+	if e.hasTimestamp {
+		return e.timestamp, true
+	}
+	return e.createdAt, e.hasCreatedAt
 }
 
 // capture records one root member if it is an envelope field.
@@ -196,18 +209,21 @@ func (e *envelope) capture(key string, raw []byte) {
 		e.webhookType = rawString(raw)
 	case "timestamp":
 		e.timestamp, e.hasTimestamp = rawInt(raw)
+	case "created_at":
+		e.createdAt, e.hasCreatedAt = rawInt(raw)
 	}
 }
 
 // parseEnvelope reads the envelope leniently: a body that is not an object,
-// or fields of the wrong type, just leave the fields empty.
+// or fields of the wrong type, just leave the fields empty. A UTF-8 BOM is
+// skipped, as canonicalize does.
 func parseEnvelope(body []byte) envelope {
 	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil {
+	if json.Unmarshal(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")), &m) != nil {
 		return envelope{}
 	}
 	var env envelope
-	for _, k := range []string{"session_id", "status", "webhook_type", "timestamp"} {
+	for _, k := range []string{"session_id", "status", "webhook_type", "timestamp", "created_at"} {
 		env.capture(k, m[k])
 	}
 	return env

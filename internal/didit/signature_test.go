@@ -2,6 +2,7 @@ package didit
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -94,6 +95,12 @@ func TestVerifyWebhook(t *testing.T) {
 		mod(h)
 		return h
 	}
+	// at is h with X-Timestamp moved by d seconds from the body's timestamp.
+	at := func(h http.Header, d int64) http.Header {
+		h = h.Clone()
+		h.Set("X-Timestamp", strconv.FormatInt(testNow.Unix()+d, 10))
+		return h
+	}
 	cases := []struct {
 		name string
 		h    http.Header
@@ -127,9 +134,18 @@ func TestVerifyWebhook(t *testing.T) {
 		{"300 s early is fine", good, signedBody, testNow.Add(-300 * time.Second), nil},
 		{"301 s late", good, signedBody, testNow.Add(301 * time.Second), ErrStaleTimestamp},
 		{"301 s early", good, signedBody, testNow.Add(-301 * time.Second), ErrStaleTimestamp},
-		{"replayed body, fresh header", with(func(h http.Header) {
-			h.Set("X-Timestamp", strconv.FormatInt(testNow.Unix()+100, 10))
-		}), signedBody, testNow, ErrTimestampMismatch},
+		// X-Timestamp is not signed: the signed body's own timestamp is what
+		// dates a delivery, so an old body under a fresh header is refused.
+		{"replayed body, fresh header", at(good, 1000), signedBody, testNow.Add(1000 * time.Second), ErrStaleTimestamp},
+		{"replayed body, fresh header, raw only", at(with(func(h http.Header) { h.Del("X-Signature-V2") }), 1000), signedBody, testNow.Add(1000 * time.Second), ErrStaleTimestamp},
+		{"replayed body, fresh header, v2 only", at(with(func(h http.Header) { h.Del("X-Signature") }), 1000), signedBody, testNow.Add(1000 * time.Second), ErrStaleTimestamp},
+		{"body 301 s old, header fresh", at(good, 301), signedBody, testNow.Add(301 * time.Second), ErrStaleTimestamp},
+		{"body 301 s ahead, header fresh", at(good, -301), signedBody, testNow.Add(-301 * time.Second), ErrStaleTimestamp},
+		// Didit may re-sign a retry with a new X-Timestamp: the header need
+		// not equal the body's timestamp, only both be fresh.
+		{"retry with a newer header", at(good, 200), signedBody, testNow.Add(200 * time.Second), nil},
+		{"retry with a newer header, raw only", at(with(func(h http.Header) { h.Del("X-Signature-V2") }), 300), signedBody, testNow.Add(300 * time.Second), nil},
+		{"header older than body", at(good, -250), signedBody, testNow, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -149,6 +165,51 @@ func TestVerifyWebhook(t *testing.T) {
 	body := `{"session_id":"s","status":"In Progress","webhook_type":"status.updated"}`
 	if err := VerifyWebhook(testSecret, signedHeaders(t, body, testNow.Unix()), []byte(body), testNow); err != nil {
 		t.Errorf("body without timestamp: %v", err)
+	}
+}
+
+// TestVerifyWebhookBodyTime: the body's integer `timestamp`, or else its
+// `created_at`, must be fresh; X-Timestamp (fresh in every case) is not
+// compared with it.
+func TestVerifyWebhookBodyTime(t *testing.T) {
+	now := testNow.Unix()
+	cases := []struct {
+		name, body string
+		want       error
+	}{
+		{"timestamp fresh", fmt.Sprintf(`{"timestamp":%d}`, now-299), nil},
+		{"timestamp stale", fmt.Sprintf(`{"timestamp":%d}`, now-301), ErrStaleTimestamp},
+		{"timestamp as float", fmt.Sprintf(`{"timestamp":%d.0}`, now-301), ErrStaleTimestamp},
+		{"timestamp far future", `{"timestamp":9223372036854775807}`, ErrStaleTimestamp},
+		{"created_at only, fresh", fmt.Sprintf(`{"created_at":%d}`, now+299), nil},
+		{"created_at only, stale", fmt.Sprintf(`{"created_at":%d}`, now-301), ErrStaleTimestamp},
+		{"timestamp wins over created_at", fmt.Sprintf(`{"timestamp":%d,"created_at":%d}`, now, now-86400), nil},
+		{"stale timestamp, fresh created_at", fmt.Sprintf(`{"timestamp":%d,"created_at":%d}`, now-86400, now), ErrStaleTimestamp},
+		{"non-integer timestamp falls back", fmt.Sprintf(`{"timestamp":"%d","created_at":%d}`, now, now-301), ErrStaleTimestamp},
+		{"created_at as a date is ignored", `{"created_at":"2026-03-02T10:15:04Z"}`, nil},
+		{"duplicate timestamp: the last counts", fmt.Sprintf(`{"timestamp":%d,"timestamp":%d}`, now, now-301), ErrStaleTimestamp},
+		{"BOM", fmt.Sprintf("\ufeff{\"timestamp\":%d}", now-301), ErrStaleTimestamp},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sig, err := Sign(testSecret, []byte(c.body), now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, only := range []string{HeaderSignature, HeaderSignatureV2} {
+				h := http.Header{}
+				h.Set(HeaderTimestamp, strconv.FormatInt(now, 10))
+				if only == HeaderSignature {
+					h.Set(only, sig.Raw)
+				} else {
+					h.Set(only, sig.V2)
+				}
+				err := VerifyWebhook(testSecret, h, []byte(c.body), testNow)
+				if !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+					t.Errorf("%s only: VerifyWebhook = %v, want %v", only, err, c.want)
+				}
+			}
+		})
 	}
 }
 

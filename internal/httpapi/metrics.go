@@ -36,8 +36,21 @@ func newMetrics() *metrics {
 	return &metrics{requests: map[reqKey]uint64{}, latency: map[string]*histogram{}}
 }
 
+// methodLabel bounds the method label: Go's server accepts any token of up
+// to ~1 MiB as a method, so a raw label would let unauthenticated clients
+// grow the series map (and /metrics) without limit.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "OTHER"
+}
+
 func (m *metrics) observe(route, method string, code int, d time.Duration) {
 	sec := d.Seconds()
+	method = methodLabel(method)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.requests[reqKey{route, method, code}]++

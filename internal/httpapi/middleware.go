@@ -15,25 +15,29 @@ import (
 
 type ctxKey int
 
-const (
-	keyRequestID ctxKey = iota
-	keyTenant
-	keyInfo
-)
+const keyInfo ctxKey = iota
 
-// reqInfo carries facts learnt deep in the handler chain back out to the
-// access log.
-type reqInfo struct{ tenant, route string }
-
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(keyRequestID).(string)
-	return id
+// reqInfo is the one context value of a request: its id, and facts learnt
+// deep in the handler chain (the caller's tenant, the matched route) that
+// the handlers and the access log read. One value and one context per
+// request, instead of a context and a request copy per fact.
+type reqInfo struct {
+	id     string
+	route  string
+	tenant kyc.Tenant // set once authed resolved the API key
 }
 
-func tenantOf(ctx context.Context) kyc.Tenant {
-	t, _ := ctx.Value(keyTenant).(kyc.Tenant)
-	return t
+func infoOf(ctx context.Context) *reqInfo {
+	info, _ := ctx.Value(keyInfo).(*reqInfo)
+	if info == nil {
+		return &reqInfo{}
+	}
+	return info
 }
+
+func requestID(ctx context.Context) string { return infoOf(ctx).id }
+
+func tenantOf(ctx context.Context) kyc.Tenant { return infoOf(ctx).tenant }
 
 // statusWriter remembers what was written, for the access log.
 type statusWriter struct {
@@ -87,9 +91,8 @@ func (s *Server) common(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", id)
-		info := &reqInfo{}
-		ctx := context.WithValue(context.WithValue(r.Context(), keyRequestID, id), keyInfo, info)
-		ctx, cancel := context.WithTimeout(ctx, s.timeout)
+		info := &reqInfo{id: id}
+		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), keyInfo, info), s.timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}
@@ -107,11 +110,12 @@ func (s *Server) common(next http.Handler) http.Handler {
 			if route == "" {
 				route = "unmatched"
 			}
-			s.metrics.observe(route, r.Method, sw.code, time.Since(start))
-			s.log.LogAttrs(ctx, levelFor(sw.code), "request",
-				slogStr("request_id", id), slogStr("method", r.Method), slogStr("path", r.URL.Path),
+			took := time.Since(start)
+			s.metrics.observe(route, r.Method, sw.code, took)
+			s.accessLog(ctx, levelFor(sw.code),
+				slogStr("request_id", id), slogStr("method", methodLabel(r.Method)), slogStr("path", r.URL.Path),
 				slogInt("status", sw.code), slogInt("bytes", sw.bytes),
-				slogDur("duration_ms", time.Since(start)), slogStr("tenant", info.tenant))
+				slogDur("duration_ms", took), slogStr("tenant", info.tenant.ID))
 		}()
 		next.ServeHTTP(sw, r)
 	})
@@ -133,10 +137,8 @@ func (s *Server) authed(next func(http.ResponseWriter, *http.Request), fail fail
 		if !s.allow(w, r, t, keyHash) {
 			return
 		}
-		if info, ok := r.Context().Value(keyInfo).(*reqInfo); ok {
-			info.tenant = t.ID
-		}
-		next(w, r.WithContext(context.WithValue(r.Context(), keyTenant, t)))
+		infoOf(r.Context()).tenant = t
+		next(w, r)
 	})
 }
 

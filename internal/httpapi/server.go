@@ -98,9 +98,7 @@ func (s *Server) methodRouter(rt route) http.Handler {
 	sort.Strings(allowed)
 	allow := strings.Join(allowed, ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if info, ok := r.Context().Value(keyInfo).(*reqInfo); ok {
-			info.route = rt.path
-		}
+		infoOf(r.Context()).route = rt.path
 		h, ok := rt.methods[r.Method]
 		if !ok && r.Method == http.MethodHead {
 			h, ok = rt.methods[http.MethodGet]

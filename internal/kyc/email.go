@@ -5,10 +5,19 @@ import (
 	"strings"
 )
 
-// NormalizeEmail trims and lowercases an address, then checks it is a bare
-// addr-spec of at most 254 characters (api.md §1).
+// NormalizeEmail trims ASCII whitespace and lowercases an address, then
+// checks it is a bare addr-spec of at most 254 characters (api.md §1).
+// Any non-ASCII byte is refused before lowercasing, so no Unicode folding
+// (U+212A KELVIN SIGN to "k") or Unicode space trimming can make a visually
+// different input equal to another address.
 func NormalizeEmail(raw string) (string, bool) {
-	e := strings.ToLower(strings.TrimSpace(raw))
+	e := strings.Trim(raw, " \t\r\n")
+	for i := 0; i < len(e); i++ {
+		if e[i] >= 0x80 {
+			return "", false
+		}
+	}
+	e = strings.ToLower(e) // ASCII only here: no Unicode folding
 	if e == "" || len(e) > 254 {
 		return "", false
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Default tenant limits (api.md §1; the quota protects a new partner from a
@@ -56,7 +58,8 @@ func (s *Service) AddAPIKey(ctx context.Context, tenantID string) (APIKey, strin
 	return key, plain, nil
 }
 
-// RevokeAPIKey stops a key from working; it takes effect on the next request.
+// RevokeAPIKey stops a key from working; it takes effect on the next request
+// (within Config.AuthCacheTTL when a server caches validated keys).
 func (s *Service) RevokeAPIKey(ctx context.Context, tenantID, keyID string) error {
 	if err := s.store.RevokeAPIKey(ctx, tenantID, keyID, s.now()); err != nil {
 		return fmt.Errorf("revoke api key: %w", err)
@@ -82,9 +85,66 @@ func (s *Service) Authenticate(ctx context.Context, plain string) (Tenant, strin
 		return Tenant{}, "", ErrNotFound
 	}
 	hash := s.apiKeyHash(plain)
+	var now time.Time
+	if s.auth != nil {
+		now = s.clock.Now()
+		if t, ok := s.auth.get(hash, now); ok {
+			return t, hash, nil
+		}
+	}
 	t, err := s.store.TenantByKeyHash(ctx, hash)
 	if err != nil {
 		return Tenant{}, "", err
 	}
+	if s.auth != nil {
+		s.auth.put(hash, t, now)
+	}
 	return t, hash, nil
+}
+
+// authCache holds keys Authenticate validated, by keyed hash, each until
+// its TTL runs out (Config.AuthCacheTTL). Only keys that resolved to a
+// tenant are kept, so unknown keys cannot fill it.
+type authCache struct {
+	ttl time.Duration
+	mu  sync.RWMutex
+	m   map[string]authEntry
+}
+
+type authEntry struct {
+	t     Tenant
+	until time.Time
+}
+
+// maxAuthEntries bounds the cache; a deployment has far fewer live keys.
+const maxAuthEntries = 10000
+
+func newAuthCache(ttl time.Duration) *authCache {
+	return &authCache{ttl: ttl, m: make(map[string]authEntry)}
+}
+
+func (c *authCache) get(hash string, now time.Time) (Tenant, bool) {
+	c.mu.RLock()
+	e, ok := c.m[hash]
+	c.mu.RUnlock()
+	if !ok || !now.Before(e.until) {
+		return Tenant{}, false
+	}
+	return e.t, true
+}
+
+func (c *authCache) put(hash string, t Tenant, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxAuthEntries {
+		for h, e := range c.m {
+			if !now.Before(e.until) {
+				delete(c.m, h)
+			}
+		}
+		if len(c.m) >= maxAuthEntries {
+			clear(c.m)
+		}
+	}
+	c.m[hash] = authEntry{t: t, until: now.Add(c.ttl)}
 }

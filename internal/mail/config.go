@@ -26,6 +26,10 @@ type Config struct {
 	// TemplateDir, when set, holds code.txt and/or code.html overriding the
 	// embedded templates. They are parsed and test-rendered at start.
 	TemplateDir string
+
+	// MaxIdleSessions bounds the SMTP sessions kept open between messages
+	// for reuse (default 16); -1 opens a new session for every message.
+	MaxIdleSessions int
 }
 
 // Defaults for Config fields left empty.

@@ -71,7 +71,7 @@ func NewSMTP(cfg Config) (*SMTP, error) {
 		from:     from,
 		idDomain: from.Address[strings.LastIndexByte(from.Address, '@')+1:],
 		render:   r,
-		tr:       newDialTransport(ep, tlsConf, cfg.Timeout),
+		tr:       newTransport(ep, tlsConf, cfg),
 		log:      cfg.Logger.With(slog.String("component", "mail"), slog.String("smtp", ep.String())),
 		timeout:  cfg.Timeout,
 		backoff:  defaultBackoff,
@@ -82,8 +82,8 @@ func NewSMTP(cfg Config) (*SMTP, error) {
 // Endpoint reports the parsed SMTP URL (its String redacts the password).
 func (s *SMTP) Endpoint() Endpoint { return s.ep }
 
-// Close stops further sends. Sends already under way finish or time out on
-// their own; with one connection per attempt there is nothing else to free.
+// Close stops further sends and ends the idle SMTP sessions kept for reuse.
+// Sends already under way finish or time out on their own.
 func (s *SMTP) Close() error {
 	if s.closed.Swap(true) {
 		return nil

@@ -1,0 +1,620 @@
+// Command kycload is kycgate's load harness: it starts kycgate (a built
+// binary, as a subprocess) on SQLite and on PostgreSQL, an SMTP sink and the
+// Didit simulator in this process, and a baseline server (this binary again,
+// `kycload baseline`) that does the same database work with nothing around
+// it; then it drives every main endpoint of both with a closed-loop load
+// generator, and kycgate again at a fixed rate of half its peak, and prints
+// requests/s and p50/p99/p99.9 latency per endpoint and engine, the ratio to
+// the baseline, the email round trip, and a 1,000,000-user scale run.
+//
+// Everything listens on 127.0.0.1. Every phase has a fixed duration and a
+// bounded fixture pool. See BENCHMARKS.md; run it with scripts/bench.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/kycgate/kycgate/internal/didit/diditsim"
+)
+
+type options struct {
+	kycgate     string
+	engines     []string
+	only        []string
+	workers     int
+	duration    time.Duration
+	openDur     time.Duration
+	warmup      time.Duration
+	pool        int
+	emailDur    time.Duration
+	scaleUsers  int
+	scaleDur    time.Duration
+	profileDir  string
+	mdOut       string
+	jsonOut     string
+	keep        bool
+	skipEmail   bool
+	skipEngines bool
+}
+
+type harness struct {
+	opt        options
+	dir        string
+	kycgateBin string
+	self       string
+	secret     string
+	hookSecret string
+	diditKey   string
+	workflow   string
+	simURL     string
+	sim        atomic.Pointer[diditsim.Sim]
+	sink       *sink
+	addrs      []string // EVM addresses for challenge requests
+	pgBase     *url.URL
+	pgAdmin    *sql.DB
+	tagSeq     int
+
+	Results []Result      `json:"results"`
+	Email   []EmailResult `json:"email_round_trip"`
+	Scale   []ScaleResult `json:"scale"`
+	Servers []ServerInfo  `json:"servers"`
+	Machine Machine       `json:"machine"`
+}
+
+// ServerInfo is what we learnt about a kycgate process after its run.
+type ServerInfo struct {
+	Engine    string `json:"engine"`
+	RSSKiB    int64  `json:"rss_kib"`
+	HWMKiB    int64  `json:"peak_rss_kib"`
+	LogErrors int    `json:"log_errors"`
+	FirstErr  string `json:"first_log_error,omitempty"`
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "baseline" {
+		if err := baselineMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "baseline:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	var engines, only string
+	flag.StringVar(&o.kycgate, "kycgate", "", "kycgate binary (default: go build ./cmd/kycgate into a temporary folder)")
+	flag.StringVar(&engines, "engines", "sqlite,postgres", "engines to run: sqlite, postgres (PostgreSQL from PG* variables, e.g. under pg_virtualenv)")
+	flag.StringVar(&only, "only", "", "comma-separated endpoints to run (default all): "+scenarioNames())
+	flag.IntVar(&o.workers, "workers", 16, "closed-loop workers (concurrent requests)")
+	flag.DurationVar(&o.duration, "duration", 4*time.Second, "measured time per endpoint, target and engine (closed loop)")
+	flag.DurationVar(&o.openDur, "open-duration", 4*time.Second, "measured time per endpoint and engine at half the peak rate (open loop)")
+	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unrecorded warm-up before each closed-loop phase")
+	flag.IntVar(&o.pool, "pool", 40000, "fixtures per closed-loop phase for endpoints that use one up per request")
+	flag.DurationVar(&o.emailDur, "email-duration", 5*time.Second, "time per concurrency of the email round trip (SQLite)")
+	flag.IntVar(&o.scaleUsers, "scale-users", 1_000_000, "enrolled users in the scale run (0 skips it)")
+	flag.DurationVar(&o.scaleDur, "scale-duration", 3*time.Second, "time per measurement in the scale run")
+	flag.StringVar(&o.profileDir, "profile", "", "write kycgate CPU profiles (one per closed-loop phase) into this folder")
+	flag.StringVar(&o.mdOut, "md", "", "also write the results as Markdown tables to this file")
+	flag.StringVar(&o.jsonOut, "json", "", "also write every result as JSON to this file")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (databases, server logs)")
+	flag.BoolVar(&o.skipEmail, "skip-email", false, "skip the email round trip")
+	flag.BoolVar(&o.skipEngines, "skip-endpoints", false, "skip the per-endpoint runs (email and scale only)")
+	flag.Parse()
+	if path := os.Getenv("KYCLOAD_TRACE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		traceOpen = f
+	}
+	o.engines = splitList(engines)
+	o.only = splitList(only)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	h, err := newHarness(ctx, o)
+	if err == nil {
+		err = h.runAll(ctx)
+		h.close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kycload:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nkycload finished in %s\n", time.Since(start).Round(time.Second))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func scenarioNames() string {
+	var n []string
+	for _, s := range scenarios {
+		n = append(n, s.name)
+	}
+	return strings.Join(n, ",")
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newHarness(ctx context.Context, o options) (*harness, error) {
+	for _, name := range o.only {
+		if !slices.ContainsFunc(scenarios, func(s scenario) bool { return s.name == name }) {
+			return nil, fmt.Errorf("unknown endpoint %q (have %s)", name, scenarioNames())
+		}
+	}
+	dir, err := os.MkdirTemp("", "kycload-")
+	if err != nil {
+		return nil, err
+	}
+	h := &harness{opt: o, dir: dir, secret: randHex(32), hookSecret: randHex(24), diditKey: randHex(16),
+		workflow: "7c1e8f52-3b6a-4d2e-9f10-2a5b8c9d0e1f"}
+	h.self, err = os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	h.kycgateBin = o.kycgate
+	if h.kycgateBin == "" {
+		fmt.Println("building kycgate …")
+		if h.kycgateBin, err = buildKycgate(ctx, dir); err != nil {
+			return nil, err
+		}
+	}
+	h.Machine = machine()
+	if slices.Contains(o.engines, "postgres") {
+		if h.pgBase, err = pgBaseURL(); err != nil {
+			return nil, err
+		}
+		if h.pgAdmin, err = sql.Open("pgx", h.pgBase.String()); err != nil {
+			return nil, err
+		}
+		if err := h.pgAdmin.PingContext(ctx); err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		h.Machine.Postgres = pgVersion(ctx, h.pgAdmin)
+	}
+
+	if h.sink, err = startSink(); err != nil {
+		return nil, err
+	}
+	// The Didit simulator, with Didit's own rate limits lifted (they would
+	// cap create-session at 600 a minute) and no webhook destinations (the
+	// webhook endpoint is driven by the harness itself).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	h.simURL = "http://" + ln.Addr().String()
+	if err := h.freshSim(); err != nil {
+		return nil, err
+	}
+	simHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.sim.Load().Handler().ServeHTTP(w, r) })
+	go (&http.Server{Handler: simHandler, ReadHeaderTimeout: 5 * time.Second}).Serve(ln)
+
+	for range 1000 {
+		_, a := newEVMWallet()
+		h.addrs = append(h.addrs, a)
+	}
+	fmt.Printf("kycload: %d CPUs (%s), Go %s; work folder %s\n", runtime.NumCPU(), h.Machine.CPU, runtime.Version(), dir)
+	return h, nil
+}
+
+// freshSim replaces the Didit simulator with an empty one (same key, same
+// workflow, same address). Its create call scans every session it holds
+// (looking for one to reuse), so each create-session phase starts with an
+// empty one to be measured on equal terms.
+func (h *harness) freshSim() error {
+	cfg := diditsim.DefaultConfig()
+	cfg.APIKey, cfg.WorkflowIDs, cfg.BaseURL = h.diditKey, []string{h.workflow}, h.simURL
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	sim, err := diditsim.New(cfg)
+	if err != nil {
+		return err
+	}
+	sim.SetRateLimits(diditsim.RateLimits{})
+	if old := h.sim.Swap(sim); old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+func (h *harness) close() {
+	if h.sink != nil {
+		h.sink.Close()
+	}
+	if sim := h.sim.Load(); sim != nil {
+		sim.Close()
+	}
+	if h.pgAdmin != nil {
+		h.pgAdmin.Close()
+	}
+	if !h.opt.keep {
+		os.RemoveAll(h.dir)
+	} else {
+		fmt.Println("kept", h.dir)
+	}
+}
+
+// pgBaseURL builds a URL from the libpq variables (pg_virtualenv sets them).
+func pgBaseURL() (*url.URL, error) {
+	if s := os.Getenv("KYCLOAD_POSTGRES_URL"); s != "" {
+		return url.Parse(s)
+	}
+	if os.Getenv("PGHOST") == "" && os.Getenv("PGPORT") == "" {
+		return nil, errors.New("postgres: no PGHOST/PGPORT (run under pg_virtualenv, e.g. scripts/bench, set KYCLOAD_POSTGRES_URL, or pass -engines sqlite)")
+	}
+	v := url.Values{}
+	for _, kv := range [][2]string{{"PGHOST", "host"}, {"PGPORT", "port"}, {"PGUSER", "user"},
+		{"PGPASSWORD", "password"}, {"PGDATABASE", "dbname"}, {"PGSSLMODE", "sslmode"}} {
+		if s := os.Getenv(kv[0]); s != "" {
+			v.Set(kv[1], s)
+		}
+	}
+	return &url.URL{Scheme: "postgres", Path: "/", RawQuery: v.Encode()}, nil
+}
+
+func pgVersion(ctx context.Context, db *sql.DB) string {
+	var v string
+	db.QueryRowContext(ctx, "SHOW server_version").Scan(&v)
+	return v
+}
+
+// newDatabase makes a fresh, empty database of the engine.
+func (h *harness) newDatabase(ctx context.Context, engineName, label string) (string, error) {
+	if engineName == "sqlite" {
+		return "sqlite:" + filepath.Join(h.dir, label+".db"), nil
+	}
+	name := "kycload_" + label + "_" + randHex(4)
+	if _, err := h.pgAdmin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("create database: %w", err)
+	}
+	u := *h.pgBase
+	v := u.Query()
+	v.Set("dbname", name)
+	u.RawQuery = v.Encode()
+	return u.String(), nil
+}
+
+// kycgateEnv is how every kycgate of the run is configured.
+func (h *harness) kycgateEnv(dbURL string, port int) []string {
+	return []string{
+		"KYCGATE_DATABASE_URL=" + dbURL,
+		"KYCGATE_ADDR=127.0.0.1:" + strconv.Itoa(port),
+		"KYCGATE_SECRET=" + h.secret,
+		"KYCGATE_SMTP_URL=smtp://" + h.sink.Addr(),
+		"KYCGATE_DIDIT_URL=" + h.simURL,
+		"KYCGATE_DIDIT_API_KEY=" + h.diditKey,
+		"KYCGATE_DIDIT_WORKFLOW_ID=" + h.workflow,
+		"KYCGATE_DIDIT_WEBHOOK_SECRET=" + h.hookSecret,
+		// The reconciler polls Didit for open sessions with no news for this
+		// long; the run is shorter, so it stays out of the measurements.
+		"KYCGATE_RECONCILE_INTERVAL=1h",
+		"KYCGATE_LOG_LEVEL=info",
+	}
+}
+
+// newEngine creates a database, migrates it with `kycgate migrate`, and
+// creates a tenant with no rate limit and no quota.
+func (h *harness) newEngine(ctx context.Context, engineName, label string) (*engine, error) {
+	dbURL, err := h.newDatabase(ctx, engineName, label)
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{name: engineName, url: dbURL}
+	env := append(os.Environ(), h.kycgateEnv(dbURL, 0)...)
+	cmd := exec.CommandContext(ctx, h.kycgateBin, "migrate")
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("kycgate migrate: %v: %s", err, out)
+	}
+	cmd = exec.CommandContext(ctx, h.kycgateBin, "tenant", "create", "--name", "kycload", "--quota", "0", "--rate-limit-per-minute", "0", "--json")
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("kycgate tenant create: %v", err)
+	}
+	var t struct {
+		TenantID string `json:"tenant_id"`
+		APIKey   string `json:"api_key"`
+	}
+	if err := json.Unmarshal(out, &t); err != nil {
+		return nil, fmt.Errorf("kycgate tenant create: %v: %s", err, out)
+	}
+	e.tenantID, e.apiKey = t.TenantID, t.APIKey
+	if e.db, err = openFixtureDB(engineName, dbURL); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// startKycgate runs `kycgate serve` on e.
+func (h *harness) startKycgate(ctx context.Context, e *engine, label string, extraEnv ...string) (*proc, string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	env := append(h.kycgateEnv(e.url, port), extraEnv...)
+	pprofAddr := ""
+	if h.opt.profileDir != "" {
+		pp, err := freePort()
+		if err != nil {
+			return nil, "", err
+		}
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(pp)
+		env = append(env, "KYCGATE_PPROF_ADDR="+pprofAddr)
+	}
+	p, err := startProc(ctx, "kycgate", h.kycgateBin, []string{"serve"}, env, port, filepath.Join(h.dir, "kycgate-"+label+".log"), "/readyz")
+	return p, pprofAddr, err
+}
+
+func (h *harness) startBaseline(ctx context.Context, e *engine, label string) (*proc, string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	pprofAddr := ""
+	if h.opt.profileDir != "" {
+		pp, err := freePort()
+		if err != nil {
+			return nil, "", err
+		}
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(pp)
+	}
+	args := []string{"baseline", "-addr", "127.0.0.1:" + strconv.Itoa(port), "-db", e.url, "-tenant", e.tenantID,
+		"-secret", h.secret, "-hook-secret", h.hookSecret, "-smtp", h.sink.Addr(),
+		"-didit", h.simURL, "-didit-key", h.diditKey, "-workflow", h.workflow, "-pprof", pprofAddr}
+	p, err := startProc(ctx, "baseline", h.self, args, nil, port, filepath.Join(h.dir, "baseline-"+label+".log"), "/readyz")
+	return p, pprofAddr, err
+}
+
+func (h *harness) tag(prefix string) string {
+	h.tagSeq++
+	return fmt.Sprintf("%s%d", prefix, h.tagSeq)
+}
+
+func (h *harness) runAll(ctx context.Context) error {
+	if !h.opt.skipEngines {
+		for _, name := range h.opt.engines {
+			if err := h.runEngine(ctx, name); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	if !h.opt.skipEmail {
+		if err := h.runEmail(ctx); err != nil {
+			return fmt.Errorf("email round trip: %w", err)
+		}
+	}
+	if h.opt.scaleUsers > 0 {
+		if err := h.runScale(ctx); err != nil {
+			return fmt.Errorf("scale run: %w", err)
+		}
+	}
+	h.Machine.LoadEnd = loadavg()
+	h.report(os.Stdout)
+	if h.opt.mdOut != "" {
+		f, err := os.Create(h.opt.mdOut)
+		if err != nil {
+			return err
+		}
+		h.markdown(f)
+		f.Close()
+	}
+	if h.opt.jsonOut != "" {
+		b, _ := json.MarshalIndent(h, "", "  ")
+		if err := os.WriteFile(h.opt.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *harness) selected(name string) bool {
+	return len(h.opt.only) == 0 || slices.Contains(h.opt.only, name)
+}
+
+// runEngine measures every endpoint on one engine: kycgate and the
+// baseline closed loop, then kycgate at half its peak, open loop.
+func (h *harness) runEngine(ctx context.Context, engineName string) error {
+	fmt.Printf("\n== %s: setting up\n", engineName)
+	e, err := h.newEngine(ctx, engineName, "endpoints")
+	if err != nil {
+		return err
+	}
+	defer e.db.Close()
+	if err := e.persons(ctx, "st", statusUsers, true); err != nil {
+		return err
+	}
+	if err := e.sessions(ctx, "st", statusUsers, "Approved"); err != nil {
+		return err
+	}
+	kg, pprofAddr, err := h.startKycgate(ctx, e, engineName)
+	if err != nil {
+		return err
+	}
+	defer kg.stop()
+	bl, blPprof, err := h.startBaseline(ctx, e, engineName)
+	if err != nil {
+		return err
+	}
+	defer bl.stop()
+	kgClient, blClient := newClient(), newClient()
+
+	for _, sc := range scenarios {
+		if !h.selected(sc.name) || ctx.Err() != nil {
+			continue
+		}
+		poolN := h.opt.pool
+		if sc.name == "prepare-wallet" {
+			poolN = max(1, poolN/4) // signing fixtures is the slow part of setup
+		}
+		// kycgate, closed loop (with a CPU profile when asked).
+		if err := h.freshSim(); err != nil {
+			return err
+		}
+		gen, err := sc.setup(ctx, h, e, h.tag("k"), poolN)
+		if err != nil {
+			return fmt.Errorf("%s setup: %w", sc.name, err)
+		}
+		e.settle(ctx)
+		stopProf := h.profile(pprofAddr, engineName, sc.name)
+		rk := closedLoop(ctx, kgClient, gen(kg.base, e.apiKey), sc.expect, h.opt.workers, h.opt.warmup, h.opt.duration, kg)
+		stopProf()
+		h.add(&rk, sc, "kycgate", engineName)
+
+		// baseline, closed loop.
+		if err := h.freshSim(); err != nil {
+			return err
+		}
+		gen, err = sc.setup(ctx, h, e, h.tag("b"), poolN)
+		if err != nil {
+			return fmt.Errorf("%s setup: %w", sc.name, err)
+		}
+		e.settle(ctx)
+		stopProf = h.profile(blPprof, engineName, sc.name+"-baseline")
+		rb := closedLoop(ctx, blClient, gen(bl.base, ""), sc.expect, h.opt.workers, h.opt.warmup, h.opt.duration, bl)
+		stopProf()
+		h.add(&rb, sc, "baseline", engineName)
+
+		// kycgate at a fixed rate of half its measured peak, then the
+		// baseline at that same rate: the control that shows how much of
+		// the latency tail is the machine's (other processes, the load
+		// generator itself) rather than kycgate's.
+		if rk.RPS > 0 && h.opt.openDur > 0 {
+			rate := rk.RPS / 2
+			n := int(math.Ceil(rate*h.opt.openDur.Seconds()*1.05)) + 100
+			for _, t := range []struct {
+				name   string
+				p      *proc
+				c      *http.Client
+				key    string
+				prefix string
+			}{{"kycgate", kg, kgClient, e.apiKey, "o"}, {"baseline", bl, blClient, "", "c"}} {
+				if err := h.freshSim(); err != nil {
+					return err
+				}
+				gen, err = sc.setup(ctx, h, e, h.tag(t.prefix), n)
+				if err != nil {
+					return fmt.Errorf("%s setup: %w", sc.name, err)
+				}
+				e.settle(ctx)
+				ro := openLoop(ctx, t.c, gen(t.p.base, t.key), sc.expect, rate, h.opt.openDur, t.p)
+				h.add(&ro, sc, t.name, engineName)
+			}
+		}
+	}
+	rss, hwm := kg.memory()
+	n, first := countErrors(kg.log)
+	h.Servers = append(h.Servers, ServerInfo{Engine: engineName, RSSKiB: rss, HWMKiB: hwm, LogErrors: n, FirstErr: first})
+	if h.selected("status") && ctx.Err() == nil {
+		return h.runAuthCache(ctx, e, kgClient)
+	}
+	return nil
+}
+
+// authCacheRow names the status run with the optional API-key cache on.
+const authCacheRow = "status, KYCGATE_AUTH_CACHE_TTL=1s"
+
+// runAuthCache measures status again on a second kycgate that keeps
+// validated API keys for a second (KYCGATE_AUTH_CACHE_TTL, off by default).
+func (h *harness) runAuthCache(ctx context.Context, e *engine, c *http.Client) error {
+	kg, pprofAddr, err := h.startKycgate(ctx, e, e.name+"-authcache", "KYCGATE_AUTH_CACHE_TTL=1s")
+	if err != nil {
+		return err
+	}
+	defer kg.stop()
+	sc := scenario{name: authCacheRow, expect: 200}
+	gen := statusGen("st", statusUsers)
+	stopProf := h.profile(pprofAddr, e.name, "status-authcache")
+	r := closedLoop(ctx, c, gen(kg.base, e.apiKey), 200, h.opt.workers, h.opt.warmup, h.opt.duration, kg)
+	stopProf()
+	h.add(&r, sc, "kycgate", e.name)
+	if r.RPS > 0 && h.opt.openDur > 0 {
+		ro := openLoop(ctx, c, gen(kg.base, e.apiKey), 200, r.RPS/2, h.opt.openDur, kg)
+		h.add(&ro, sc, "kycgate", e.name)
+	}
+	return nil
+}
+
+func (h *harness) add(r *Result, sc scenario, target, engineName string) {
+	r.Name, r.Target, r.Engine = sc.name, target, engineName
+	h.Results = append(h.Results, *r)
+	printResult(engineName+" "+target, sc.name, r)
+}
+
+func printResult(label, name string, r *Result) {
+	extra := ""
+	if r.Mode == "open" {
+		extra = fmt.Sprintf(" (offered %.0f/s)", r.Rate)
+	}
+	if r.Errors > 0 {
+		extra += fmt.Sprintf("  ERRORS %d: %s", r.Errors, r.FirstErr)
+	}
+	if r.Exhaust {
+		extra += "  (fixture pool used up)"
+	}
+	fmt.Printf("%-17s %-15s %-6s c=%-3d %8.0f req/s  p50 %6s  p99 %6s  p99.9 %6s ms  cpu %4d µs/req (client %3d)  n=%d%s\n",
+		label, name, r.Mode, r.Workers, r.RPS, ms(r.P50), ms(r.P99), ms(r.P999), r.CPUPerReq.Microseconds(), r.ClientCPUPerReq.Microseconds(), r.N, extra)
+}
+
+// profile records a CPU profile of kycgate for the coming closed-loop phase.
+func (h *harness) profile(addr, engineName, name string) func() {
+	if addr == "" {
+		return func() {}
+	}
+	secs := max(1, int((h.opt.warmup+h.opt.duration).Seconds())-1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		os.MkdirAll(h.opt.profileDir, 0o755)
+		f, err := os.Create(filepath.Join(h.opt.profileDir, engineName+"-"+name+".pprof"))
+		if err != nil {
+			return
+		}
+		io.Copy(f, resp.Body)
+		f.Close()
+	}()
+	return func() { <-done }
+}

@@ -181,7 +181,7 @@ func (c *Client) CreateSession(ctx context.Context, req kyc.CreateSessionRequest
 		return kyc.ProviderSession{}, fmt.Errorf("didit: create session: HTTP %d without session_id or url", status)
 	}
 	if r.Status == "" {
-		r.Status = StatusNotStarted // a fresh session; Didit always says so itself
+		r.Status = kyc.StatusNotStarted // a fresh session; Didit always says so itself
 	}
 	return kyc.ProviderSession{ID: r.SessionID, URL: link, Status: r.Status}, nil
 }

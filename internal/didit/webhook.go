@@ -5,34 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
 )
-
-// Didit's session status strings: exact and case-sensitive (note "Kyc").
-const (
-	StatusNotStarted   = "Not Started"
-	StatusInProgress   = "In Progress"
-	StatusApproved     = "Approved"
-	StatusDeclined     = "Declined"
-	StatusInReview     = "In Review"
-	StatusAwaitingUser = "Awaiting User"
-	StatusResubmitted  = "Resubmitted"
-	StatusExpired      = "Expired"
-	StatusAbandoned    = "Abandoned"
-	StatusKycExpired   = "Kyc Expired"
-)
-
-var statuses = []string{
-	StatusNotStarted, StatusInProgress, StatusApproved, StatusDeclined, StatusInReview,
-	StatusAwaitingUser, StatusResubmitted, StatusExpired, StatusAbandoned, StatusKycExpired,
-}
-
-// IsStatus reports whether s is one of Didit's ten session statuses, exactly.
-func IsStatus(s string) bool { return slices.Contains(statuses, s) }
 
 // Webhook types kycgate handles. Didit sends others (user.*, business.*,
 // transaction.*, activity.created) to the same URL if they are subscribed.
@@ -86,7 +63,7 @@ func ParseWebhook(body []byte) (kyc.SessionEvent, error) {
 	if ev.SessionID == "" {
 		return kyc.SessionEvent{}, fmt.Errorf("%w: missing session_id", ErrMalformedWebhook)
 	}
-	if !IsStatus(ev.Status) {
+	if !kyc.ValidStatus(ev.Status) {
 		return kyc.SessionEvent{}, fmt.Errorf("%w: unknown status %q", ErrMalformedWebhook, ev.Status)
 	}
 	ev.At = eventTime(top["timestamp"])

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/kycgate/kycgate/internal/kyc"
 )
 
 func TestParseWebhookFullDecision(t *testing.T) {
@@ -12,7 +14,7 @@ func TestParseWebhookFullDecision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.EventID != "8d3c6f0e-2a41-4b8e-9a57-3f1e0c2b7d90" || ev.SessionID != "5f0c8a2e-1b7d-4c3a-9e61-0a4d2b9f7c11" || ev.Status != StatusDeclined {
+	if ev.EventID != "8d3c6f0e-2a41-4b8e-9a57-3f1e0c2b7d90" || ev.SessionID != "5f0c8a2e-1b7d-4c3a-9e61-0a4d2b9f7c11" || ev.Status != kyc.StatusDeclined {
 		t.Errorf("envelope = %+v", ev)
 	}
 	if !ev.At.Equal(time.Unix(1772446504, 0)) {
@@ -21,7 +23,7 @@ func TestParseWebhookFullDecision(t *testing.T) {
 	if ev.Decision == nil {
 		t.Fatal("Decision is nil")
 	}
-	if ev.Decision.Status != StatusDeclined || len(ev.Decision.IPInfo) != 1 || !ev.Decision.IPInfo[0].IsVPNOrTor || ev.Decision.Blocklisted {
+	if ev.Decision.Status != kyc.StatusDeclined || len(ev.Decision.IPInfo) != 1 || !ev.Decision.IPInfo[0].IsVPNOrTor || ev.Decision.Blocklisted {
 		t.Errorf("Decision = %+v", *ev.Decision)
 	}
 }
@@ -83,13 +85,13 @@ func TestParseWebhook(t *testing.T) {
 
 func TestIsStatus(t *testing.T) {
 	for _, s := range []string{"Not Started", "In Progress", "Approved", "Declined", "In Review", "Awaiting User", "Resubmitted", "Expired", "Abandoned", "Kyc Expired"} {
-		if !IsStatus(s) {
-			t.Errorf("IsStatus(%q) = false", s)
+		if !kyc.ValidStatus(s) {
+			t.Errorf("ValidStatus(%q) = false", s)
 		}
 	}
 	for _, s := range []string{"", "approved", "KYC Expired", "Not started", " Approved"} {
-		if IsStatus(s) {
-			t.Errorf("IsStatus(%q) = true", s)
+		if kyc.ValidStatus(s) {
+			t.Errorf("ValidStatus(%q) = true", s)
 		}
 	}
 }

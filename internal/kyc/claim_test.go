@@ -56,7 +56,7 @@ func TestLapsedLeaseNeverMakesASecondOpenSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	clock := &otpClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	prov := &claimProvider{entered: make(chan struct{}), release: make(chan struct{})}
 	mail := &claimMail{}
 	// A lease far longer than the test, so no renewal tick runs: the lapse

@@ -15,19 +15,6 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-// otpClock is a settable clock.
-type otpClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *otpClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *otpClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // otpMail records the last code per address.
 type otpMail struct {
 	mu    sync.Mutex
@@ -45,7 +32,7 @@ func (m *otpMail) last(to string) string { m.mu.Lock(); defer m.mu.Unlock(); ret
 
 type otpEnv struct {
 	svc    *kyc.Service
-	clock  *otpClock
+	clock  *testClock
 	mail   *otpMail
 	tenant kyc.Tenant
 	dbPath string
@@ -60,7 +47,7 @@ func newOTPEnv(t *testing.T) *otpEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &otpEnv{clock: &otpClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, mail: &otpMail{codes: map[string]string{}}, dbPath: path}
+	e := &otpEnv{clock: &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, mail: &otpMail{codes: map[string]string{}}, dbPath: path}
 	e.svc, err = kyc.NewService(kyc.Deps{Store: db, Mailer: e.mail, Clock: e.clock},
 		kyc.Config{Secret: []byte(strings.Repeat("s", 32))})
 	if err != nil {

@@ -53,7 +53,7 @@ func TestStaleWebhookCannotUndoPolledOutcome(t *testing.T) {
 	}
 	defer db.Close()
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	clock := &otpClock{t: t0}
+	clock := &testClock{t: t0}
 	prov := &poProvider{}
 	mail := &poMail{}
 	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mail, Provider: prov, Clock: clock},

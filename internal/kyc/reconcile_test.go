@@ -108,14 +108,14 @@ func TestReconcileFindsLostOutcome(t *testing.T) {
 
 	// Not due yet: created (checked) just now, then just under the interval.
 	reconcile(t, r, rs, every, 0)
-	r.clock.advance(every - time.Second)
+	r.clock.add(every - time.Second)
 	reconcile(t, r, rs, every, 0)
 	if st := r.status(t, "lost@example.com"); st.Status != "pending" {
 		t.Fatalf("polled before due: %+v", st)
 	}
 
 	// Due: polled once, and the outcome with its decision is stored.
-	r.clock.advance(2 * time.Second)
+	r.clock.add(2 * time.Second)
 	reconcile(t, r, rs, every, 1)
 	st := r.status(t, "lost@example.com")
 	if st.Status != "approved" || !st.Approved || st.Session.Status != kyc.StatusApproved || st.Session.Blocklisted {
@@ -128,7 +128,7 @@ func TestReconcileFindsLostOutcome(t *testing.T) {
 		t.Fatalf("stored: decision %d bytes, watch %v", len(got.Decision), got.Watch)
 	}
 	// Decided with its decision: never polled again.
-	r.clock.advance(10 * every)
+	r.clock.add(10 * every)
 	reconcile(t, r, rs, every, 0)
 	// And create now says approved, without a new session.
 	if n := len(rs.sim.Sessions()); n != 1 {
@@ -147,19 +147,19 @@ func TestReconcilePollsOnlyWhenDue(t *testing.T) {
 	r.verified(t, "open@example.com")
 	s := r.create(t, "open@example.com", kyc.CreateNew)
 
-	r.clock.advance(every + time.Second)
+	r.clock.add(every + time.Second)
 	reconcile(t, r, rs, every, 1) // still Not Started at Didit
 	if got := r.session(t, s.ID); got.Status != kyc.StatusNotStarted || !got.Watch || !got.CheckedAt.Equal(r.clock.Now()) {
 		t.Fatalf("after first poll: %+v", got)
 	}
 	reconcile(t, r, rs, every, 0) // checked just now
-	r.clock.advance(every / 2)
+	r.clock.add(every / 2)
 	reconcile(t, r, rs, every, 0) // checked half an interval ago
 
 	if err := rs.sim.Start(ctx, s.ID); err != nil {
 		t.Fatal(err)
 	}
-	r.clock.advance(every/2 + time.Second)
+	r.clock.add(every/2 + time.Second)
 	reconcile(t, r, rs, every, 1)
 	if st := r.status(t, "open@example.com"); st.Status != "pending" || st.Session.Status != kyc.StatusInProgress {
 		t.Fatalf("after second poll: %+v", st)
@@ -169,13 +169,13 @@ func TestReconcilePollsOnlyWhenDue(t *testing.T) {
 		t.Fatal(err)
 	}
 	reconcile(t, r, rs, every, 0)
-	r.clock.advance(every + time.Second)
+	r.clock.add(every + time.Second)
 	reconcile(t, r, rs, every, 1)
 	st := r.status(t, "open@example.com")
 	if st.Status != "declined" || st.Approved || !st.Session.Blocklisted || !reflect.DeepEqual(st.Session.IPInfo, []kyc.IPInfo{simIP}) {
 		t.Fatalf("after the outcome: %+v", st)
 	}
-	r.clock.advance(every + time.Second)
+	r.clock.add(every + time.Second)
 	reconcile(t, r, rs, every, 0)
 }
 
@@ -206,7 +206,7 @@ func TestReconcileFetchesMissingDecision(t *testing.T) {
 	if len(rs.sim.Faults()) != 0 {
 		t.Fatal("the decision was not attempted")
 	}
-	r.clock.advance(every + time.Second)
+	r.clock.add(every + time.Second)
 	reconcile(t, r, rs, every, 1)
 	got := r.session(t, s.ID)
 	vpn := kyc.IPInfo{IPAddress: "198.51.100.23", IPCountry: "Germany", IPState: "Berlin", IPCity: "Berlin",
@@ -214,7 +214,7 @@ func TestReconcileFetchesMissingDecision(t *testing.T) {
 	if got.Status != kyc.StatusDeclined || got.Decision == nil || got.Watch || !reflect.DeepEqual(got.IPInfo, []kyc.IPInfo{vpn}) {
 		t.Fatalf("after reconcile: %+v", got)
 	}
-	r.clock.advance(every + time.Second)
+	r.clock.add(every + time.Second)
 	reconcile(t, r, rs, every, 0)
 }
 
@@ -235,11 +235,11 @@ func TestReconcileStopsOnDeletedSession(t *testing.T) {
 	if resp.StatusCode/100 != 2 {
 		t.Fatalf("delete at the simulator: %d", resp.StatusCode)
 	}
-	r.clock.advance(every + time.Second)
+	r.clock.add(every + time.Second)
 	reconcile(t, r, rs, every, 1)
 	if got := r.session(t, s.ID); got.Watch || got.Status != kyc.StatusNotStarted {
 		t.Fatalf("after the 404: %+v", got)
 	}
-	r.clock.advance(10 * every)
+	r.clock.add(10 * every)
 	reconcile(t, r, rs, every, 0)
 }

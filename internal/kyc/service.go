@@ -121,10 +121,6 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	return svc, nil
 }
 
-// Store exposes the store for admin commands that share the service's
-// configuration (tenant management).
-func (s *Service) Store() Store { return s.store }
-
 func (s *Service) now() time.Time { return s.clock.Now().UTC() }
 
 // mac is the keyed hash used for everything secret we store. The purpose

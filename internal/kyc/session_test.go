@@ -17,16 +17,6 @@ import (
 	"github.com/kycgate/kycgate/internal/store"
 )
 
-// sessClock is a clock the test moves by hand.
-type sessClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *sessClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *sessClock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 // sessMailer keeps the last code sent to each address.
 type sessMailer struct {
 	mu    sync.Mutex
@@ -89,7 +79,7 @@ func (p *sessProvider) setDecision(id string, d kyc.Decision) {
 type sessRig struct {
 	svc    *kyc.Service
 	db     *store.DB
-	clock  *sessClock
+	clock  *testClock
 	mail   *sessMailer
 	tenant kyc.Tenant
 }
@@ -102,7 +92,7 @@ func newSessRig(t *testing.T, provider kyc.Provider) *sessRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	r := &sessRig{db: db, clock: &sessClock{t: time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)},
+	r := &sessRig{db: db, clock: &testClock{t: time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)},
 		mail: &sessMailer{codes: map[string]string{}}}
 	r.svc, err = kyc.NewService(kyc.Deps{Store: db, Mailer: r.mail, Provider: provider, Clock: r.clock},
 		kyc.Config{Secret: []byte(strings.Repeat("k", 32))})
@@ -319,7 +309,7 @@ func TestSessionStaleClaim(t *testing.T) {
 		t.Fatalf("create during a live claim: %v (provider creates %d)", err, p.creates)
 	}
 	// Once it expires, the next call takes over.
-	r.clock.advance(61 * time.Second)
+	r.clock.add(61 * time.Second)
 	s := r.create(t, email, kyc.CreateNew)
 	if st := r.status(t, email); st.Session.ID != s.ID {
 		t.Fatalf("status shows %s, want %s", st.Session.ID, s.ID)

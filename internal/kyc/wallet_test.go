@@ -13,30 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/store"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 type noMailer struct{}
 
@@ -47,7 +29,7 @@ func (noMailer) SendCode(context.Context, string, string) error {
 type walletRig struct {
 	svc    *kyc.Service
 	db     *store.DB
-	clock  *fakeClock
+	clock  *testClock
 	tenant kyc.Tenant
 }
 
@@ -59,7 +41,7 @@ func newWalletRig(t *testing.T, now time.Time) *walletRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clock := &fakeClock{t: now}
+	clock := &testClock{t: now}
 	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: noMailer{}, Clock: clock},
 		kyc.Config{Secret: []byte(strings.Repeat("s", 32))})
 	if err != nil {

@@ -34,52 +34,63 @@ const msgKYCFailed = "Server failed on KYC"
 // resolve finds the tenant's enrolled person named by id. With both fields,
 // they must name the same person. notFound is the endpoint's own error.
 func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFound *Error, failCode, failMsg string) (Person, Enrollment, error) {
+	p, e, _, err := s.resolveLatest(ctx, tenant, id, false, notFound, failCode, failMsg)
+	return p, e, err
+}
+
+// resolveLatest is resolve that also reads the person's latest session
+// (nil when none) when latest is set, in the same query where it can.
+func (s *Service) resolveLatest(ctx context.Context, tenant Tenant, id Identity, latest bool, notFound *Error, failCode, failMsg string) (Person, Enrollment, *SessionView, error) {
 	var email, wal string
 	if id.Email != "" {
 		e, ok := NormalizeEmail(id.Email)
 		if !ok {
-			return Person{}, Enrollment{}, errInvalidEmail
+			return Person{}, Enrollment{}, nil, errInvalidEmail
 		}
 		email = e
 	}
 	if id.Wallet != "" {
 		a, err := wallet.ParseAddress(strings.TrimSpace(id.Wallet))
 		if err != nil {
-			return Person{}, Enrollment{}, Errorf(CodeInvalidWallet, "Wallet is not a valid EVM or Solana address")
+			return Person{}, Enrollment{}, nil, Errorf(CodeInvalidWallet, "Wallet is not a valid EVM or Solana address")
 		}
 		wal = a.String
 	}
-	find := func(email, wal string) (Person, Enrollment, error) {
-		p, e, err := s.store.FindEnrollment(ctx, tenant.ID, email, wal)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return p, e, internal(failCode, failMsg, err)
+	find := func(email, wal string, latest bool) (p Person, e Enrollment, sess *SessionView, err error) {
+		if latest {
+			p, e, sess, err = s.store.FindEnrollmentLatest(ctx, tenant.ID, email, wal)
+		} else {
+			p, e, err = s.store.FindEnrollment(ctx, tenant.ID, email, wal)
 		}
-		return p, e, err
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return p, e, nil, internal(failCode, failMsg, err)
+		}
+		return p, e, sess, err
 	}
 	mismatch := Errorf(CodeIdentityMismatch, "email and wallet do not belong to the same user")
 	switch {
 	case email != "" && wal != "":
-		pe, ee, err1 := find(email, "")
-		pw, _, err2 := find("", wal)
+		pe, ee, sess, err1 := find(email, "", latest)
+		pw, _, _, err2 := find("", wal, false)
 		if isInternal(err1) {
-			return pe, ee, err1
+			return pe, ee, nil, err1
 		}
 		if isInternal(err2) {
-			return pw, ee, err2
+			return pw, ee, nil, err2
 		}
 		if errors.Is(err1, ErrNotFound) && errors.Is(err2, ErrNotFound) {
-			return pe, ee, notFound
+			return pe, ee, nil, notFound
 		}
 		if err1 != nil || err2 != nil || pe.ID != pw.ID {
-			return pe, ee, mismatch
+			return pe, ee, nil, mismatch
 		}
-		return pe, ee, nil
+		return pe, ee, sess, nil
 	default:
-		p, e, err := find(email, wal)
+		p, e, sess, err := find(email, wal, latest)
 		if errors.Is(err, ErrNotFound) {
-			return p, e, notFound
+			return p, e, nil, notFound
 		}
-		return p, e, err
+		return p, e, sess, err
 	}
 }
 
@@ -321,7 +332,7 @@ func waitCtx(ctx context.Context, d time.Duration) error {
 
 // StatusResult is GET /kyc/status's data.
 type StatusResult struct {
-	Session  Session
+	Session  SessionView
 	Status   string
 	Approved bool
 }
@@ -333,21 +344,13 @@ func (s *Service) Status(ctx context.Context, tenant Tenant, id Identity) (Statu
 	if id.Email == "" && id.Wallet == "" {
 		return StatusResult{}, Errorf(CodeMissingParams, "email or wallet is required")
 	}
-	p, e, err := s.resolve(ctx, tenant, id, Errorf(CodeUserNotFound, "User not found"), CodeServerFailed, failMsg)
+	_, e, sess, err := s.resolveLatest(ctx, tenant, id, true, Errorf(CodeUserNotFound, "User not found"), CodeServerFailed, failMsg)
 	if err != nil {
 		return StatusResult{}, err
 	}
-	noKYC := Errorf(CodeKYCNotFound, "No KYC session found for this user")
-	if !e.Verified() {
-		return StatusResult{}, noKYC
-	}
-	sess, err := s.store.LatestSession(ctx, p.ID)
-	if errors.Is(err, ErrNotFound) {
-		return StatusResult{}, noKYC
-	}
-	if err != nil {
-		return StatusResult{}, internal(CodeServerFailed, failMsg, err)
+	if !e.Verified() || sess == nil {
+		return StatusResult{}, Errorf(CodeKYCNotFound, "No KYC session found for this user")
 	}
 	st := KYCStatus(sess.Status)
-	return StatusResult{Session: sess, Status: st, Approved: st == "approved"}, nil
+	return StatusResult{Session: *sess, Status: st, Approved: st == "approved"}, nil
 }

@@ -394,7 +394,7 @@ func TestSessionProviderReturnsKnownSession(t *testing.T) {
 	if now, _ := r.db.QuotaUsed(ctx, tenant.ID, month); now != used {
 		t.Fatalf("quota used %d → %d", used, now)
 	}
-	if st := r.status(t, "again@example.com"); !st.Approved || st.Session.PersonID == "" {
+	if st := r.status(t, "again@example.com"); !st.Approved || st.Session.ID != s.ID {
 		t.Fatalf("the first person's session changed: %+v", st)
 	}
 }

@@ -27,6 +27,9 @@ type Store interface {
 	// FindEnrollment finds a tenant's enrolled person by email or wallet
 	// (exactly one of them non-empty); ErrNotFound if not enrolled.
 	FindEnrollment(ctx context.Context, tenantID, email, wallet string) (Person, Enrollment, error)
+	// FindEnrollmentLatest is FindEnrollment plus what status shows of the
+	// person's latest session (nil when none), read together.
+	FindEnrollmentLatest(ctx context.Context, tenantID, email, wallet string) (Person, Enrollment, *SessionView, error)
 
 	// SaveOTP stores a new code for (tenant, subject), replacing any
 	// previous one, only if the previous send is at least minGap old and fewer than

@@ -60,6 +60,15 @@ type Session struct {
 	Version     int64 // optimistic-concurrency counter
 }
 
+// SessionView is what status shows of a session (api.md §8).
+type SessionView struct {
+	ID          string
+	Status      string
+	URL         string
+	IPInfo      []IPInfo
+	Blocklisted bool
+}
+
 // Didit's session statuses, exactly as Didit spells them.
 const (
 	StatusNotStarted   = "Not Started"

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -67,34 +68,84 @@ func (db *DB) PrepareEmail(ctx context.Context, tenantID, personID, email string
 }
 
 func (db *DB) FindEnrollment(ctx context.Context, tenantID, email, wallet string) (kyc.Person, kyc.Enrollment, error) {
-	col, val := "p.email", email
+	p, e, _, err := db.findEnrollment(ctx, tenantID, email, wallet, false)
+	return p, e, err
+}
+
+// FindEnrollmentLatest is FindEnrollment and the latest session's public
+// fields in one read: status, the hottest endpoint, needs both, and not the
+// session's decision, which can run to kilobytes.
+func (db *DB) FindEnrollmentLatest(ctx context.Context, tenantID, email, wallet string) (kyc.Person, kyc.Enrollment, *kyc.SessionView, error) {
+	return db.findEnrollment(ctx, tenantID, email, wallet, true)
+}
+
+// findQueries[by][latest] are built once, so the statement cache sees a
+// fixed set of texts.
+var findQueries = func() (q [3][2]string) {
+	for by, where := range []string{"p.email = $2", "p.wallet = $2", "e.pending_email = $2"} {
+		for latest := range 2 {
+			cols, join := "", ""
+			if latest == 1 {
+				cols = ", s.id, s.status, s.url, s.ip_info, s.blocklisted"
+				join = ` LEFT JOIN kyc_sessions s ON s.id = (SELECT id FROM kyc_sessions
+					WHERE person_id = p.id ORDER BY created_at DESC, id DESC LIMIT 1)`
+			}
+			q[by][latest] = `SELECT p.id, p.email, p.wallet, p.wallet_chain, e.email_verified, e.wallet_verified` + cols + `
+				FROM persons p JOIN enrollments e ON e.person_id = p.id AND e.tenant_id = $1` + join + `
+				WHERE ` + where
+		}
+	}
+	return q
+}()
+
+const (
+	byEmail = iota
+	byWallet
+	byPendingEmail
+)
+
+func (db *DB) findEnrollment(ctx context.Context, tenantID, email, wallet string, latest bool) (kyc.Person, kyc.Enrollment, *kyc.SessionView, error) {
+	by, val := byEmail, email
 	if email == "" {
-		col, val = "p.wallet", wallet
+		by, val = byWallet, wallet
+	}
+	l := 0
+	if latest {
+		l = 1
 	}
 	var p kyc.Person
 	var pe, pw, pc sql.NullString
+	// The session's columns are NULL when the LEFT JOIN finds none.
+	var sid, sstatus, surl, sip sql.NullString
+	var sblock sql.NullBool
 	e := kyc.Enrollment{TenantID: tenantID}
-	err := db.r.QueryRowContext(ctx, `SELECT p.id, p.email, p.wallet, p.wallet_chain, e.email_verified, e.wallet_verified
-		FROM persons p JOIN enrollments e ON e.person_id = p.id AND e.tenant_id = $1
-		WHERE `+col+` = $2`, tenantID, val).Scan(&p.ID, &pe, &pw, &pc, &e.EmailVerified, &e.WalletVerified)
+	dest := []any{&p.ID, &pe, &pw, &pc, &e.EmailVerified, &e.WalletVerified}
+	if latest {
+		dest = append(dest, &sid, &sstatus, &surl, &sip, &sblock)
+	}
+	err := db.r.QueryRowContext(ctx, findQueries[by][l], tenantID, val).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) && email != "" {
 		// A wallet user's unproven email reaches them only at this tenant,
 		// and only when no person owns the address here: the owner who
 		// proves it always wins.
-		err = db.r.QueryRowContext(ctx, `SELECT p.id, p.email, p.wallet, p.wallet_chain, e.email_verified, e.wallet_verified
-			FROM enrollments e JOIN persons p ON p.id = e.person_id
-			WHERE e.tenant_id = $1 AND e.pending_email = $2`, tenantID, email).
-			Scan(&p.ID, &pe, &pw, &pc, &e.EmailVerified, &e.WalletVerified)
+		err = db.r.QueryRowContext(ctx, findQueries[byPendingEmail][l], tenantID, email).Scan(dest...)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return p, e, kyc.ErrNotFound
+		return p, e, nil, kyc.ErrNotFound
 	}
 	if err != nil {
-		return p, e, fmt.Errorf("store: find enrollment: %w", err)
+		return p, e, nil, fmt.Errorf("store: find enrollment: %w", err)
 	}
 	p.Email, p.Wallet, p.WalletChain = pe.String, pw.String, pc.String
 	e.PersonID = p.ID
-	return p, e, nil
+	if !sid.Valid {
+		return p, e, nil, nil
+	}
+	v := &kyc.SessionView{ID: sid.String, Status: sstatus.String, URL: surl.String, Blocklisted: sblock.Bool}
+	if err := json.Unmarshal([]byte(sip.String), &v.IPInfo); err != nil {
+		return p, e, nil, fmt.Errorf("store: session %s ip_info: %w", v.ID, err)
+	}
+	return p, e, v, nil
 }
 
 // PrepareWallet applies api.md §6's linking rules in one transaction.

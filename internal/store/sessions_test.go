@@ -538,3 +538,63 @@ func TestReserveQuotaConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// FindEnrollmentLatest must answer exactly what FindEnrollment and
+// LatestSession answer separately, on every way in: email, wallet and a
+// wallet user's pending email.
+func TestFindEnrollmentLatest(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		ann, _ := sessionFixture(t, db)
+		mkTenant(t, db, "tb")
+		w, _, _, err := db.PrepareWallet(ctx, "ta", "ps_w", evm(evmW1), "pending@example.com", t0)
+		must(t, err)
+		check := func(name, email, wallet string, owner kyc.Person) {
+			t.Helper()
+			p, e, sess, err := db.FindEnrollmentLatest(ctx, "ta", email, wallet)
+			must(t, err)
+			p0, e0, err := db.FindEnrollment(ctx, "ta", email, wallet)
+			must(t, err)
+			if p != p0 || e != e0 || p.ID != owner.ID {
+				t.Errorf("%s: person %+v enrollment %+v; FindEnrollment says %+v %+v", name, p, e, p0, e0)
+			}
+			want, err := db.LatestSession(ctx, owner.ID)
+			if isNotFound(err) {
+				if sess != nil {
+					t.Errorf("%s: no sessions, got %+v", name, *sess)
+				}
+				return
+			}
+			must(t, err)
+			if sess == nil {
+				t.Fatalf("%s: session nil, want %s", name, want.ID)
+			}
+			view := kyc.SessionView{ID: want.ID, Status: want.Status, URL: want.URL, IPInfo: want.IPInfo, Blocklisted: want.Blocklisted}
+			if d := cmp.Diff(view, *sess, sessionCmp); d != "" {
+				t.Errorf("%s: latest session (-LatestSession +got):\n%s", name, d)
+			}
+		}
+		check("email, no session", "ann@example.com", "", ann)
+		check("wallet, no session", "", evmW1, w)
+		check("pending email, no session", "pending@example.com", "", w)
+
+		insert(t, db, newSession("a-old", ann.ID, at(time.Minute)))
+		s := newSession("a-new", ann.ID, at(2*time.Minute))
+		s.IPInfo = []kyc.IPInfo{{IPAddress: "192.0.2.1", IPCountry: "FR"}}
+		s.Decision, s.Blocklisted = []byte(`{"status":"Approved"}`), true
+		insert(t, db, s)
+		insert(t, db, newSession("w-1", w.ID, at(time.Minute)))
+		check("email", "ann@example.com", "", ann)
+		check("wallet", "", evmW1, w)
+		check("pending email", "pending@example.com", "", w)
+
+		for _, id := range [][2]string{{"ann@example.com", ""}, {"", evmW1}, {"pending@example.com", ""}} {
+			if _, _, s, err := db.FindEnrollmentLatest(ctx, "tb", id[0], id[1]); !isNotFound(err) || s != nil {
+				t.Errorf("tenant tb, %q: session %v err %v, want ErrNotFound", id, s, err)
+			}
+		}
+		if _, _, _, err := db.FindEnrollmentLatest(ctx, "ta", "nobody@example.com", ""); !isNotFound(err) {
+			t.Errorf("unknown email: err %v, want ErrNotFound", err)
+		}
+	})
+}

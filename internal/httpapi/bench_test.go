@@ -8,6 +8,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,10 +25,13 @@ import (
 )
 
 func BenchmarkRespondEnvelope(b *testing.B) {
+	ip, err := json.Marshal([]kyc.IPInfo{{IPAddress: "203.0.113.7", IPCountry: "Portugal", IPState: "Lisbon", IPCity: "Lisbon",
+		Platform: "mobile", DeviceBrand: "Apple", DeviceModel: "iPhone"}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	data := statusData{Status: "approved", Approved: true, SessionID: "5f1c1a9e-2b7c-4c1e-9d0a-3e8f7b6a5c4d",
-		SessionStatus: "Approved", SessionURL: "https://verify.didit.me/session/abcdefghijklmnop",
-		IPInfo: []kyc.IPInfo{{IPAddress: "203.0.113.7", IPCountry: "Portugal", IPState: "Lisbon", IPCity: "Lisbon",
-			Platform: "mobile", DeviceBrand: "Apple", DeviceModel: "iPhone"}}}
+		SessionStatus: "Approved", SessionURL: "https://verify.didit.me/session/abcdefghijklmnop", IPInfo: ip}
 	b.Run("with-data", func(b *testing.B) {
 		b.ReportAllocs()
 		w := discardWriter{h: http.Header{}}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -167,13 +168,13 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 }
 
 type statusData struct {
-	Status        string       `json:"status"`
-	Approved      bool         `json:"approved"`
-	SessionID     string       `json:"session_id"`
-	SessionStatus string       `json:"session_status"`
-	SessionURL    string       `json:"session_url"`
-	IPInfo        []kyc.IPInfo `json:"ip_info"`
-	IsBlocklisted bool         `json:"is_blocklisted"`
+	Status        string          `json:"status"`
+	Approved      bool            `json:"approved"`
+	SessionID     string          `json:"session_id"`
+	SessionStatus string          `json:"session_status"`
+	SessionURL    string          `json:"session_url"`
+	IPInfo        json.RawMessage `json:"ip_info"`
+	IsBlocklisted bool            `json:"is_blocklisted"`
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -184,8 +185,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := res.Session.IPInfo
-	if ip == nil {
-		ip = []kyc.IPInfo{}
+	if len(ip) == 0 {
+		ip = json.RawMessage("[]")
 	}
 	respond(w, http.StatusOK, "kyc_status_retrieved", "KYC status retrieved", statusData{
 		Status: res.Status, Approved: res.Approved, SessionID: res.Session.ID, SessionStatus: res.Session.Status,

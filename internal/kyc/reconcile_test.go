@@ -7,6 +7,7 @@ package kyc_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -121,7 +122,7 @@ func TestReconcileFindsLostOutcome(t *testing.T) {
 	if st.Status != "approved" || !st.Approved || st.Session.Status != kyc.StatusApproved || st.Session.Blocklisted {
 		t.Fatalf("after reconcile: %+v", st)
 	}
-	if !reflect.DeepEqual(st.Session.IPInfo, []kyc.IPInfo{simIP}) {
+	if !reflect.DeepEqual(ipsOf(t, st.Session.IPInfo), []kyc.IPInfo{simIP}) {
 		t.Fatalf("ip_info = %+v, want %+v", st.Session.IPInfo, simIP)
 	}
 	if got := r.session(t, s.ID); got.Decision == nil || got.Watch {
@@ -172,7 +173,7 @@ func TestReconcilePollsOnlyWhenDue(t *testing.T) {
 	r.clock.add(every + time.Second)
 	reconcile(t, r, rs, every, 1)
 	st := r.status(t, "open@example.com")
-	if st.Status != "declined" || st.Approved || !st.Session.Blocklisted || !reflect.DeepEqual(st.Session.IPInfo, []kyc.IPInfo{simIP}) {
+	if st.Status != "declined" || st.Approved || !st.Session.Blocklisted || !reflect.DeepEqual(ipsOf(t, st.Session.IPInfo), []kyc.IPInfo{simIP}) {
 		t.Fatalf("after the outcome: %+v", st)
 	}
 	r.clock.add(every + time.Second)
@@ -242,4 +243,14 @@ func TestReconcileStopsOnDeletedSession(t *testing.T) {
 	}
 	r.clock.add(10 * every)
 	reconcile(t, r, rs, every, 0)
+}
+
+// ipsOf decodes the ip_info JSON that status passes through unchanged.
+func ipsOf(t *testing.T, raw json.RawMessage) []kyc.IPInfo {
+	t.Helper()
+	var ips []kyc.IPInfo
+	if err := json.Unmarshal(raw, &ips); err != nil {
+		t.Fatalf("ip_info %q: %v", raw, err)
+	}
+	return ips
 }

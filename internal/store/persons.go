@@ -141,10 +141,8 @@ func (db *DB) findEnrollment(ctx context.Context, tenantID, email, wallet string
 	if !sid.Valid {
 		return p, e, nil, nil
 	}
-	v := &kyc.SessionView{ID: sid.String, Status: sstatus.String, URL: surl.String, Blocklisted: sblock.Bool}
-	if err := json.Unmarshal([]byte(sip.String), &v.IPInfo); err != nil {
-		return p, e, nil, fmt.Errorf("store: session %s ip_info: %w", v.ID, err)
-	}
+	v := &kyc.SessionView{ID: sid.String, Status: sstatus.String, URL: surl.String,
+		IPInfo: json.RawMessage(sip.String), Blocklisted: sblock.Bool}
 	return p, e, v, nil
 }
 

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -569,8 +570,15 @@ func TestFindEnrollmentLatest(t *testing.T) {
 			if sess == nil {
 				t.Fatalf("%s: session nil, want %s", name, want.ID)
 			}
-			view := kyc.SessionView{ID: want.ID, Status: want.Status, URL: want.URL, IPInfo: want.IPInfo, Blocklisted: want.Blocklisted}
-			if d := cmp.Diff(view, *sess, sessionCmp); d != "" {
+			var ips []kyc.IPInfo
+			if err := json.Unmarshal(sess.IPInfo, &ips); err != nil {
+				t.Fatalf("%s: ip_info %q: %v", name, sess.IPInfo, err)
+			}
+			if d := cmp.Diff(want.IPInfo, ips, sessionCmp); d != "" {
+				t.Errorf("%s: ip_info (-LatestSession +got):\n%s", name, d)
+			}
+			view := kyc.SessionView{ID: want.ID, Status: want.Status, URL: want.URL, IPInfo: sess.IPInfo, Blocklisted: want.Blocklisted}
+			if d := cmp.Diff(view, *sess); d != "" {
 				t.Errorf("%s: latest session (-LatestSession +got):\n%s", name, d)
 			}
 		}

@@ -126,12 +126,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("didit client: %w", err)
 	}
 
-	authTTL, err := authCacheTTL(getenv)
-	if err != nil {
-		return err
-	}
 	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mailer, Provider: client, Logger: log},
-		kyc.Config{Secret: sec, ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: authTTL})
+		kyc.Config{Secret: sec, ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: cfg.AuthCacheTTL})
 	if err != nil {
 		return err
 	}
@@ -151,10 +147,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 
-	if addr := strings.TrimSpace(getenv("KYCGATE_PPROF_ADDR")); addr != "" {
-		pln, err := listenPprof(addr)
+	if cfg.PprofAddr != "" {
+		pln, err := net.Listen("tcp", cfg.PprofAddr)
 		if err != nil {
-			return err
+			return fmt.Errorf("KYCGATE_PPROF_ADDR: listen: %w", err)
 		}
 		defer pln.Close()
 		go (&http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 5 * time.Second}).Serve(pln)
@@ -193,39 +189,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// authCacheTTL reads KYCGATE_AUTH_CACHE_TTL: how long a validated API key
-// (and its tenant's product and limits) may be reused without a database
-// lookup. Unset or 0: never, so revocations take effect on the next
-// request. At most a minute, so a revoked key stops working soon.
-func authCacheTTL(getenv func(string) string) (time.Duration, error) {
-	v := strings.TrimSpace(getenv("KYCGATE_AUTH_CACHE_TTL"))
-	if v == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 || d > time.Minute {
-		return 0, &config.Error{Var: "KYCGATE_AUTH_CACHE_TTL", Problem: "must be a duration from 0 to 1m, e.g. 1s"}
-	}
-	return d, nil
-}
-
-// listenPprof opens the optional profiling listener, loopback only: the
-// profiles show the program's internals and must never face the network.
-func listenPprof(addr string) (net.Listener, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, &config.Error{Var: "KYCGATE_PPROF_ADDR", Problem: fmt.Sprintf("must be host:port, got %q", addr)}
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, &config.Error{Var: "KYCGATE_PPROF_ADDR", Problem: "must be a loopback address, e.g. 127.0.0.1:6060"}
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	return ln, nil
 }
 
 func pprofHandler() http.Handler {

@@ -28,6 +28,12 @@ type Config struct {
 	ReconcileInterval  time.Duration
 	ChallengeTitle     string
 	LogLevel           string
+	// AuthCacheTTL is how long a validated API key (and its tenant's
+	// product and limits) may be reused without a database lookup. 0, the
+	// default: never, so a revoked key fails on its next request.
+	AuthCacheTTL time.Duration
+	// PprofAddr serves net/http/pprof there when set; loopback only.
+	PprofAddr string
 	// Dev allows the development stand-ins (Didit simulator, mailbox):
 	// automatically for SQLite on a loopback address, else KYCGATE_DEV=1.
 	Dev bool
@@ -149,6 +155,24 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if strings.ContainsAny(c.ChallengeTitle, "\r\n") {
 		return c, &Error{"KYCGATE_CHALLENGE_TITLE", "must be one line"}
+	}
+	// At most a minute, so a revoked key stops working soon on every replica.
+	if v := get("KYCGATE_AUTH_CACHE_TTL", ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Minute {
+			return c, &Error{"KYCGATE_AUTH_CACHE_TTL", "must be a duration from 0 to 1m, e.g. 1s"}
+		}
+		c.AuthCacheTTL = d
+	}
+	// Profiles show the program's internals: never on the network.
+	if c.PprofAddr = get("KYCGATE_PPROF_ADDR", ""); c.PprofAddr != "" {
+		h, _, err := net.SplitHostPort(c.PprofAddr)
+		if err != nil {
+			return c, &Error{"KYCGATE_PPROF_ADDR", fmt.Sprintf("must be host:port, got %q", c.PprofAddr)}
+		}
+		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return c, &Error{"KYCGATE_PPROF_ADDR", "must be a loopback address, e.g. 127.0.0.1:6060"}
+		}
 	}
 	return c, nil
 }

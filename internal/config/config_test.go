@@ -24,6 +24,13 @@ func TestDefaults(t *testing.T) {
 		c.SMTPURL != "" || !c.Embedded() || c.ReconcileInterval != 2*time.Minute || c.DiditURL != "https://verification.didit.me" {
 		t.Fatalf("defaults = %+v", c)
 	}
+	if c.AuthCacheTTL != 0 || c.PprofAddr != "" {
+		t.Fatalf("auth cache %v, pprof %q by default; want both off", c.AuthCacheTTL, c.PprofAddr)
+	}
+	c, err = Load(env("KYCGATE_AUTH_CACHE_TTL", "1s", "KYCGATE_PPROF_ADDR", "[::1]:6060"))
+	if err != nil || c.AuthCacheTTL != time.Second || c.PprofAddr != "[::1]:6060" {
+		t.Fatalf("auth cache and pprof set: %+v, %v", c, err)
+	}
 	c, _ = Load(env("KYCGATE_ADDR", ":9000"))
 	if c.PublicURL != "http://localhost:9000" {
 		t.Fatalf("public URL for :9000 = %q", c.PublicURL)
@@ -57,6 +64,12 @@ func TestInvalid(t *testing.T) {
 		{[]string{"KYCGATE_LOG_LEVEL", "loud"}, "KYCGATE_LOG_LEVEL"},
 		{[]string{"KYCGATE_DB_MAX_CONNS", "0"}, "KYCGATE_DB_MAX_CONNS"},
 		{[]string{"KYCGATE_CHALLENGE_TITLE", "two\nlines"}, "KYCGATE_CHALLENGE_TITLE"},
+		{[]string{"KYCGATE_AUTH_CACHE_TTL", "2m"}, "KYCGATE_AUTH_CACHE_TTL"},
+		{[]string{"KYCGATE_AUTH_CACHE_TTL", "-1s"}, "KYCGATE_AUTH_CACHE_TTL"},
+		{[]string{"KYCGATE_AUTH_CACHE_TTL", "often"}, "KYCGATE_AUTH_CACHE_TTL"},
+		{[]string{"KYCGATE_PPROF_ADDR", "6060"}, "KYCGATE_PPROF_ADDR"},
+		{[]string{"KYCGATE_PPROF_ADDR", "0.0.0.0:6060"}, "KYCGATE_PPROF_ADDR"},
+		{[]string{"KYCGATE_PPROF_ADDR", ":6060"}, "KYCGATE_PPROF_ADDR"},
 	} {
 		_, err := Load(env(tc.env...))
 		var ce *Error

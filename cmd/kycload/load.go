@@ -116,27 +116,29 @@ func run(ctx context.Context, c *http.Client, gen Gen, expect, workers int, dur 
 	return all
 }
 
-// openLoop offers a fixed rate for dur, whatever the answers' latency: each
-// request has a due time, and its latency is measured from that due time, so
-// a stall shows up in the percentiles instead of slowing the offered load
-// (no coordinated omission).
-// traceOpen, when set (KYCLOAD_TRACE=file), gets "due µs,latency µs" for
-// every open-loop request, to see whether a latency tail is spread out or
-// one stall.
+// traceOpen, when set (KYCLOAD_TRACE=file), gets "due time (Unix µs),latency
+// µs" for every open-loop request, to see whether a latency tail is spread
+// out or one stall, and to line it up with other processes' activity.
 var (
 	traceOpen io.Writer
 	traceMu   sync.Mutex
 )
 
-func openLoop(ctx context.Context, c *http.Client, gen Gen, expect int, rate float64, dur time.Duration, server *proc) Result {
+// openLoop offers a fixed rate for warmup (not recorded) and then dur,
+// whatever the answers' latency: each request has a due time, and its
+// latency is measured from that due time, so a stall shows up in the
+// percentiles instead of slowing the offered load (no coordinated omission).
+func openLoop(ctx context.Context, c *http.Client, gen Gen, expect int, rate float64, warmup, dur time.Duration, server *proc) Result {
+	nw := int(rate * warmup.Seconds())
 	n := int(rate * dur.Seconds())
 	interval := time.Duration(float64(time.Second) / rate)
-	due := make(chan time.Time, n)
-	var errs errLog
+	due := make(chan time.Time, nw+n)
+	var errs, warmErrs errLog
 	var exhausted atomic.Bool
 	const pool = 512
 	per := make([][]time.Duration, pool)
-	t0 := time.Now()
+	start := time.Now()
+	measured := start.Add(time.Duration(nw) * interval) // first recorded due time
 	var wg sync.WaitGroup
 	for w := range pool {
 		wg.Add(1)
@@ -152,11 +154,15 @@ func openLoop(ctx context.Context, c *http.Client, gen Gen, expect int, rate flo
 					exhausted.Store(true)
 					continue
 				}
+				if d.Before(measured) {
+					do(c, req, expect, &warmErrs)
+					continue
+				}
 				if do(c, req, expect, &errs) {
 					lat = append(lat, time.Since(d))
 					if traceOpen != nil {
 						traceMu.Lock()
-						fmt.Fprintf(traceOpen, "%d,%d\n", d.Sub(t0).Microseconds(), time.Since(d).Microseconds())
+						fmt.Fprintf(traceOpen, "%d,%d\n", d.UnixMicro(), time.Since(d).Microseconds())
 						traceMu.Unlock()
 					}
 				}
@@ -164,18 +170,20 @@ func openLoop(ctx context.Context, c *http.Client, gen Gen, expect int, rate flo
 			per[w] = lat
 		}()
 	}
-	cpu0 := server.cpu()
-	start := time.Now()
-	for i := range n {
+	var cpu0 time.Duration
+	for i := range nw + n {
 		d := start.Add(time.Duration(i) * interval)
 		if wait := time.Until(d); wait > 0 {
 			time.Sleep(wait)
+		}
+		if i == nw {
+			cpu0 = server.cpu()
 		}
 		due <- d
 	}
 	close(due)
 	wg.Wait()
-	r := Result{Mode: "open", Rate: rate, Elapsed: time.Since(start), Errors: int(errs.n.Load()),
+	r := Result{Mode: "open", Rate: rate, Elapsed: time.Since(measured), Errors: int(errs.n.Load()),
 		FirstErr: errs.first, Exhaust: exhausted.Load()}
 	var all []time.Duration
 	for _, l := range per {

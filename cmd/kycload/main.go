@@ -493,7 +493,7 @@ func (h *harness) runEngine(ctx context.Context, engineName string) error {
 			return fmt.Errorf("%s setup: %w", sc.name, err)
 		}
 		e.settle(ctx)
-		stopProf := h.profile(pprofAddr, engineName, sc.name)
+		stopProf := h.profile(pprofAddr, engineName, sc.name, h.opt.warmup+h.opt.duration)
 		rk := closedLoop(ctx, kgClient, gen(kg.base, e.apiKey), sc.expect, h.opt.workers, h.opt.warmup, h.opt.duration, kg)
 		stopProf()
 		h.add(&rk, sc, "kycgate", engineName)
@@ -507,7 +507,7 @@ func (h *harness) runEngine(ctx context.Context, engineName string) error {
 			return fmt.Errorf("%s setup: %w", sc.name, err)
 		}
 		e.settle(ctx)
-		stopProf = h.profile(blPprof, engineName, sc.name+"-baseline")
+		stopProf = h.profile(blPprof, engineName, sc.name+"-baseline", h.opt.warmup+h.opt.duration)
 		rb := closedLoop(ctx, blClient, gen(bl.base, ""), sc.expect, h.opt.workers, h.opt.warmup, h.opt.duration, bl)
 		stopProf()
 		h.add(&rb, sc, "baseline", engineName)
@@ -518,14 +518,15 @@ func (h *harness) runEngine(ctx context.Context, engineName string) error {
 		// generator itself) rather than kycgate's.
 		if rk.RPS > 0 && h.opt.openDur > 0 {
 			rate := rk.RPS / 2
-			n := int(math.Ceil(rate*h.opt.openDur.Seconds()*1.05)) + 100
+			n := int(math.Ceil(rate*(h.opt.warmup+h.opt.openDur).Seconds()*1.05)) + 100
 			for _, t := range []struct {
 				name   string
 				p      *proc
 				c      *http.Client
 				key    string
 				prefix string
-			}{{"kycgate", kg, kgClient, e.apiKey, "o"}, {"baseline", bl, blClient, "", "c"}} {
+				pprof  string
+			}{{"kycgate", kg, kgClient, e.apiKey, "o", pprofAddr}, {"baseline", bl, blClient, "", "c", blPprof}} {
 				if err := h.freshSim(); err != nil {
 					return err
 				}
@@ -534,7 +535,13 @@ func (h *harness) runEngine(ctx context.Context, engineName string) error {
 					return fmt.Errorf("%s setup: %w", sc.name, err)
 				}
 				e.settle(ctx)
-				ro := openLoop(ctx, t.c, gen(t.p.base, t.key), sc.expect, rate, h.opt.openDur, t.p)
+				suffix := "-open"
+				if t.name == "baseline" {
+					suffix = "-baseline-open"
+				}
+				stopProf := h.profile(t.pprof, engineName, sc.name+suffix, h.opt.openDur)
+				ro := openLoop(ctx, t.c, gen(t.p.base, t.key), sc.expect, rate, h.opt.warmup, h.opt.openDur, t.p)
+				stopProf()
 				h.add(&ro, sc, t.name, engineName)
 			}
 		}
@@ -561,12 +568,12 @@ func (h *harness) runAuthCache(ctx context.Context, e *engine, c *http.Client) e
 	defer kg.stop()
 	sc := scenario{name: authCacheRow, expect: 200}
 	gen := statusGen("st", statusUsers)
-	stopProf := h.profile(pprofAddr, e.name, "status-authcache")
+	stopProf := h.profile(pprofAddr, e.name, "status-authcache", h.opt.warmup+h.opt.duration)
 	r := closedLoop(ctx, c, gen(kg.base, e.apiKey), 200, h.opt.workers, h.opt.warmup, h.opt.duration, kg)
 	stopProf()
 	h.add(&r, sc, "kycgate", e.name)
 	if r.RPS > 0 && h.opt.openDur > 0 {
-		ro := openLoop(ctx, c, gen(kg.base, e.apiKey), 200, r.RPS/2, h.opt.openDur, kg)
+		ro := openLoop(ctx, c, gen(kg.base, e.apiKey), 200, r.RPS/2, h.opt.warmup, h.opt.openDur, kg)
 		h.add(&ro, sc, "kycgate", e.name)
 	}
 	return nil
@@ -594,11 +601,11 @@ func printResult(label, name string, r *Result) {
 }
 
 // profile records a CPU profile of kycgate for the coming closed-loop phase.
-func (h *harness) profile(addr, engineName, name string) func() {
+func (h *harness) profile(addr, engineName, name string, span time.Duration) func() {
 	if addr == "" {
 		return func() {}
 	}
-	secs := max(1, int((h.opt.warmup+h.opt.duration).Seconds())-1)
+	secs := max(1, int(span.Seconds())-1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -133,8 +133,8 @@ func (h *harness) markdown(w io.Writer) {
 	if m.Postgres != "" {
 		fmt.Fprintf(w, ", PostgreSQL %s", m.Postgres)
 	}
-	fmt.Fprintf(w, "; measured %s, load average %s at the start and %s at the end. Closed loop: %d workers, %s per phase after %s warm-up; open loop: %s at half the closed-loop peak.\n",
-		m.When, m.LoadAvg, m.LoadEnd, h.opt.workers, h.opt.duration, h.opt.warmup, h.opt.openDur)
+	fmt.Fprintf(w, "; measured %s, load average %s at the start and %s at the end. Closed loop: %d workers, %s per phase after %s warm-up; open loop: %s at half the closed-loop peak after %s at that rate unrecorded.\n",
+		m.When, m.LoadAvg, m.LoadEnd, h.opt.workers, h.opt.duration, h.opt.warmup, h.opt.openDur, h.opt.warmup)
 	for _, eng := range h.opt.engines {
 		rows := h.rows(eng)
 		if len(rows) == 0 {

@@ -39,11 +39,14 @@ const (
 type DB struct {
 	dialect Dialect
 	w, r    *sql.DB
+	ck      *checkpointer // SQLite only
 }
 
 // Options tune the pools.
 type Options struct {
 	MaxOpenConns int // PostgreSQL pool size; SQLite read pool size
+
+	checkpointEvery time.Duration // tests: the SQLite checkpoint interval
 }
 
 // Open connects to url ("sqlite:PATH" or "postgres://…") and runs the
@@ -102,7 +105,8 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 	}
 	f.Close()
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
-	w, err := openSQLiteDB("file:" + dsnPath(path) + "?" + pragmas + "&_txlock=immediate")
+	w, err := openSQLiteDB("file:" + dsnPath(path) + "?" + pragmas + "&_txlock=immediate" +
+		"&_pragma=wal_autocheckpoint(0)" + fmt.Sprintf("&_pragma=journal_size_limit(%d)", walSizeLimit))
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -125,7 +129,18 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 	}
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	return &DB{dialect: SQLite, w: w, r: r}, nil
+	ck, err := openSQLiteDB("file:" + dsnPath(path) + "?" + pragmas)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("store: open sqlite checkpointer: %w", err)
+	}
+	ck.SetMaxOpenConns(1)
+	every := opt.checkpointEvery
+	if every <= 0 {
+		every = checkpointEvery
+	}
+	return &DB{dialect: SQLite, w: w, r: r, ck: startCheckpointer(ck, every)}, nil
 }
 
 // dsnPath escapes what would end the path in a file: URI (a '?' or '#' in
@@ -139,7 +154,11 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 
 // Close closes both pools.
 func (db *DB) Close() error {
-	err := db.w.Close()
+	var err error
+	if db.ck != nil {
+		err = db.ck.close()
+	}
+	err = errors.Join(err, db.w.Close())
 	if db.r != db.w {
 		err = errors.Join(err, db.r.Close())
 	}

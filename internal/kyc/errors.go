@@ -62,6 +62,9 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned by stores when a uniqueness rule stopped a write.
 var ErrConflict = errors.New("conflict")
 
+// ErrExists is returned by InsertSession when the session is already stored.
+var ErrExists = errors.New("already exists")
+
 // internal wraps an unexpected failure (database, provider) as the
 // endpoint's documented 500.
 func internal(code, message string, err error) *Error {

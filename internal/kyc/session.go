@@ -18,8 +18,8 @@ type Identity struct{ Email, Wallet string }
 
 // CreateResult says which of the three §7 cases happened.
 type CreateResult struct {
-	Kind     string // didit_create_kyc_session | didit_existing_kyc_session | kyc_already_approved
-	Session  Session
+	Kind     string      // didit_create_kyc_session | didit_existing_kyc_session | kyc_already_approved
+	Session  SessionView // IPInfo left empty: the answer shows the id and URL
 	Approved bool
 }
 
@@ -31,16 +31,12 @@ const (
 
 const msgKYCFailed = "Server failed on KYC"
 
-// resolve finds the tenant's enrolled person named by id. With both fields,
-// they must name the same person. notFound is the endpoint's own error.
-func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFound *Error, failCode, failMsg string) (Person, Enrollment, error) {
-	p, e, _, err := s.resolveLatest(ctx, tenant, id, false, notFound, failCode, failMsg)
-	return p, e, err
-}
 
-// resolveLatest is resolve that also reads the person's latest session
-// (nil when none) when latest is set, in the same query where it can.
-func (s *Service) resolveLatest(ctx context.Context, tenant Tenant, id Identity, latest bool, notFound *Error, failCode, failMsg string) (Person, Enrollment, *SessionView, error) {
+// resolve finds the tenant's enrolled person named by id, and that
+// person's latest session (nil when none) in the same query. With both
+// fields, they must name the same person. notFound is the endpoint's own
+// error.
+func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFound *Error, failCode, failMsg string) (Person, Enrollment, *SessionView, error) {
 	var email, wal string
 	if id.Email != "" {
 		e, ok := NormalizeEmail(id.Email)
@@ -70,7 +66,7 @@ func (s *Service) resolveLatest(ctx context.Context, tenant Tenant, id Identity,
 	mismatch := Errorf(CodeIdentityMismatch, "email and wallet do not belong to the same user")
 	switch {
 	case email != "" && wal != "":
-		pe, ee, sess, err1 := find(email, "", latest)
+		pe, ee, sess, err1 := find(email, "", true)
 		pw, _, _, err2 := find("", wal, false)
 		if isInternal(err1) {
 			return pe, ee, nil, err1
@@ -86,7 +82,7 @@ func (s *Service) resolveLatest(ctx context.Context, tenant Tenant, id Identity,
 		}
 		return pe, ee, sess, nil
 	default:
-		p, e, sess, err := find(email, wal, latest)
+		p, e, sess, err := find(email, wal, true)
 		if errors.Is(err, ErrNotFound) {
 			return p, e, nil, notFound
 		}
@@ -109,7 +105,9 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 		return CreateResult{}, Errorf(CodeMissingParams, "email or wallet is required")
 	}
 	notPrepared := Errorf(CodeUserNotPrepared, "Complete KYC prepare and verify your email or wallet before starting a session")
-	p, e, err := s.resolve(ctx, tenant, id, notPrepared, CodeServerFailed, msgKYCFailed)
+	// The person's latest session comes with the enrollment, for the
+	// first "is there one already" check.
+	p, e, latest, err := s.resolve(ctx, tenant, id, notPrepared, CodeServerFailed, msgKYCFailed)
 	if err != nil {
 		return CreateResult{}, err
 	}
@@ -121,8 +119,12 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 	}
 
 	token := newID("cl_")
-	for {
-		if r, done, err := s.existing(ctx, p.ID); err != nil || done {
+	for first := true; ; first = false {
+		if first {
+			if r, done := decided(latest); done {
+				return r, nil
+			}
+		} else if r, done, err := s.existing(ctx, p.ID); err != nil || done {
 			if err != nil {
 				return fail(err)
 			}
@@ -196,24 +198,6 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 		release()
 		return fail(err)
 	}
-	// Didit answers a create for the same vendor_data with the person's
-	// unfinished session when there is one (didit.md §2.2), e.g. a declined
-	// session a reviewer reopened (Resubmitted) while we kept the final
-	// status. That is a resume: no new session, no quota.
-	if known, err := s.store.SessionByID(ctx, ps.ID); err == nil {
-		giveBack()
-		release()
-		if known.PersonID != p.ID || !Open(ps.Status) {
-			return fail(fmt.Errorf("provider returned known session %s (person %s, status %q) for person %s",
-				ps.ID, known.PersonID, ps.Status, p.ID))
-		}
-		sess, err := s.reopen(ctx, ps.ID, ps.Status)
-		if err != nil {
-			return fail(err)
-		}
-		s.log.InfoContext(ctx, "kyc session resumed at provider", "tenant", tenant.ID, "person", p.ID, "session", ps.ID)
-		return CreateResult{Kind: CreateExisting, Session: sess}, nil
-	}
 	now := s.now()
 	status := ps.Status
 	if !ValidStatus(status) {
@@ -222,7 +206,18 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 	sess := Session{ID: ps.ID, PersonID: p.ID, TenantID: tenant.ID, URL: ps.URL, Status: status,
 		EventAt: time.Unix(0, 0).UTC(), CreatedAt: now, UpdatedAt: now, CheckedAt: now}
 	sess.Watch = watch(sess)
-	if err := s.store.InsertSession(ctx, sess, token); err != nil {
+	err = s.store.InsertSession(ctx, sess, token)
+	if errors.Is(err, ErrExists) {
+		// Didit answers a create for the same vendor_data with the
+		// person's unfinished session when there is one (didit.md §2.2),
+		// e.g. a declined session a reviewer reopened (Resubmitted) while
+		// we kept the final status. That is a resume: no new session, no
+		// quota.
+		giveBack()
+		release()
+		return s.resume(ctx, tenant, p.ID, ps)
+	}
+	if err != nil {
 		// Didit created the session and counted it; keep our quota unit
 		// spent to match. If our lease lapsed, another caller may have
 		// created the person's session meanwhile: that one stands.
@@ -234,7 +229,32 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 		return fail(err)
 	}
 	s.log.InfoContext(ctx, "kyc session created", "tenant", tenant.ID, "person", p.ID, "session", ps.ID)
-	return CreateResult{Kind: CreateNew, Session: sess}, nil
+	return CreateResult{Kind: CreateNew, Session: viewOf(sess)}, nil
+}
+
+// resume continues a session Didit handed back that we already store.
+func (s *Service) resume(ctx context.Context, tenant Tenant, personID string, ps ProviderSession) (CreateResult, error) {
+	fail := func(err error) (CreateResult, error) {
+		return CreateResult{}, internal(CodeServerFailed, msgKYCFailed, err)
+	}
+	known, err := s.store.SessionByID(ctx, ps.ID)
+	if err != nil {
+		return fail(err)
+	}
+	if known.PersonID != personID || !Open(ps.Status) {
+		return fail(fmt.Errorf("provider returned known session %s (person %s, status %q) for person %s",
+			ps.ID, known.PersonID, ps.Status, personID))
+	}
+	sess, err := s.reopen(ctx, ps.ID, ps.Status)
+	if err != nil {
+		return fail(err)
+	}
+	s.log.InfoContext(ctx, "kyc session resumed at provider", "tenant", tenant.ID, "person", personID, "session", ps.ID)
+	return CreateResult{Kind: CreateExisting, Session: viewOf(sess)}, nil
+}
+
+func viewOf(s Session) SessionView {
+	return SessionView{ID: s.ID, Status: s.Status, URL: s.URL, Blocklisted: s.Blocklisted}
 }
 
 // renewClaim keeps the creation lease alive while the provider call runs,
@@ -310,13 +330,23 @@ func (s *Service) existing(ctx context.Context, personID string) (CreateResult, 
 	if err != nil {
 		return CreateResult{}, false, err
 	}
-	if latest.Status == StatusApproved {
-		return CreateResult{Kind: CreateApproved, Session: latest, Approved: true}, true, nil
+	v := viewOf(latest)
+	r, done := decided(&v)
+	return r, done, nil
+}
+
+// decided is the answer when the person's latest session (nil: none)
+// settles a create: approved, or still open.
+func decided(latest *SessionView) (CreateResult, bool) {
+	switch {
+	case latest == nil:
+		return CreateResult{}, false
+	case latest.Status == StatusApproved:
+		return CreateResult{Kind: CreateApproved, Session: *latest, Approved: true}, true
+	case Open(latest.Status):
+		return CreateResult{Kind: CreateExisting, Session: *latest}, true
 	}
-	if Open(latest.Status) {
-		return CreateResult{Kind: CreateExisting, Session: latest}, true, nil
-	}
-	return CreateResult{}, false, nil
+	return CreateResult{}, false
 }
 
 func waitCtx(ctx context.Context, d time.Duration) error {
@@ -344,7 +374,7 @@ func (s *Service) Status(ctx context.Context, tenant Tenant, id Identity) (Statu
 	if id.Email == "" && id.Wallet == "" {
 		return StatusResult{}, Errorf(CodeMissingParams, "email or wallet is required")
 	}
-	_, e, sess, err := s.resolveLatest(ctx, tenant, id, true, Errorf(CodeUserNotFound, "User not found"), CodeServerFailed, failMsg)
+	_, e, sess, err := s.resolve(ctx, tenant, id, Errorf(CodeUserNotFound, "User not found"), CodeServerFailed, failMsg)
 	if err != nil {
 		return StatusResult{}, err
 	}

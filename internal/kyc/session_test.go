@@ -126,7 +126,7 @@ func (r *sessRig) verified(t *testing.T, email string) {
 }
 
 // create opens a session for a verified email and requires kind.
-func (r *sessRig) create(t *testing.T, email, kind string) kyc.Session {
+func (r *sessRig) create(t *testing.T, email, kind string) kyc.SessionView {
 	t.Helper()
 	res, err := r.svc.CreateSession(context.Background(), r.tenant, kyc.KYCTypePublic, kyc.Identity{Email: email})
 	if err != nil {

@@ -70,7 +70,8 @@ type Store interface {
 	ReleaseSessionClaim(ctx context.Context, personID, token string) error
 	// InsertSession stores a new session and releases the creation claim,
 	// only while the claim is still held and live at s.CreatedAt; otherwise
-	// ErrConflict and nothing is written.
+	// ErrConflict and nothing is written. ErrExists, and nothing written,
+	// when a session with s.ID is already stored.
 	InsertSession(ctx context.Context, s Session, claimToken string) error
 	// ApplyEvent records eventKey and writes s, in one transaction, if the
 	// key is new and the stored Version is still s.Version (compare-and-set;

@@ -92,13 +92,17 @@ func (db *DB) InsertSession(ctx context.Context, s kyc.Session, claimToken strin
 		return err
 	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO kyc_sessions (`+sessionCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		res, err := tx.ExecContext(ctx, `INSERT INTO kyc_sessions (`+sessionCols+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING`,
 			s.ID, s.PersonID, s.TenantID, s.URL, s.Status, ip, s.Blocklisted, nullBytes(s.Decision),
-			ms(s.EventAt), ms(s.CreatedAt), ms(s.UpdatedAt), ms(s.CheckedAt), s.Watch, s.Version); err != nil {
+			ms(s.EventAt), ms(s.CreatedAt), ms(s.UpdatedAt), ms(s.CheckedAt), s.Watch, s.Version)
+		if err != nil {
 			return fmt.Errorf("store: insert session: %w", err)
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM session_claims WHERE person_id = $1 AND token = $2 AND claimed_until >= $3`,
+		if n, _ := res.RowsAffected(); n != 1 {
+			return kyc.ErrExists
+		}
+		res, err = tx.ExecContext(ctx, `DELETE FROM session_claims WHERE person_id = $1 AND token = $2 AND claimed_until >= $3`,
 			s.PersonID, claimToken, ms(s.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("store: release claim: %w", err)

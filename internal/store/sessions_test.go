@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -68,8 +69,8 @@ func TestInsertSessionAndSessionByID(t *testing.T) {
 		if _, err := db.SessionByID(ctx, "nope"); !isNotFound(err) {
 			t.Errorf("SessionByID(unknown) err = %v, want ErrNotFound", err)
 		}
-		if err := db.InsertSession(ctx, newSession("s1", ann.ID, t0), "x"); err == nil {
-			t.Error("InsertSession accepted a duplicate id")
+		if err := db.InsertSession(ctx, newSession("s1", ann.ID, t0), "x"); !errors.Is(err, kyc.ErrExists) {
+			t.Errorf("InsertSession of a stored id = %v, want ErrExists", err)
 		}
 		if err := db.InsertSession(ctx, newSession("s9", "ghost", t0), "x"); err == nil {
 			t.Error("InsertSession accepted an unknown person")

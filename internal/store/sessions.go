@@ -91,6 +91,9 @@ func (db *DB) InsertSession(ctx context.Context, s kyc.Session, claimToken strin
 	if err != nil {
 		return err
 	}
+	if db.dialect == Postgres {
+		return db.insertSessionPG(ctx, s, ip, claimToken)
+	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO kyc_sessions (`+sessionCols+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING`,
@@ -112,6 +115,41 @@ func (db *DB) InsertSession(ctx context.Context, s kyc.Session, claimToken strin
 		}
 		return nil
 	})
+}
+
+// insertSessionPG is InsertSession in one statement: on PostgreSQL every
+// statement of a transaction, BEGIN and COMMIT included, is a round trip to
+// the server, and this one made up most of create-session's database time.
+// A data-modifying WITH runs as one atomic statement; its parts see the
+// tables as they were before the statement, so "existed" is the id before
+// our insert, and the claim is kept when the id is already stored. (Only
+// if another statement stores the same id concurrently does our refused
+// insert release the claim — which the caller does next anyway.)
+func (db *DB) insertSessionPG(ctx context.Context, s kyc.Session, ip, claimToken string) error {
+	var claimed, inserted, existed int
+	err := db.w.QueryRowContext(ctx, `WITH claim AS (
+			DELETE FROM session_claims WHERE person_id = $2 AND token = $15 AND claimed_until >= $10
+				AND NOT EXISTS (SELECT 1 FROM kyc_sessions WHERE id = $1) RETURNING 1
+		), ins AS (
+			INSERT INTO kyc_sessions (`+sessionCols+`)
+			SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::boolean, $8::text,
+				$9::bigint, $10::bigint, $11::bigint, $12::bigint, $13::boolean, $14::bigint
+			WHERE EXISTS (SELECT 1 FROM claim)
+			ON CONFLICT (id) DO NOTHING RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM claim), (SELECT count(*) FROM ins), (SELECT count(*) FROM kyc_sessions WHERE id = $1)`,
+		s.ID, s.PersonID, s.TenantID, s.URL, s.Status, ip, s.Blocklisted, nullBytes(s.Decision),
+		ms(s.EventAt), ms(s.CreatedAt), ms(s.UpdatedAt), ms(s.CheckedAt), s.Watch, s.Version, claimToken).
+		Scan(&claimed, &inserted, &existed)
+	switch {
+	case err != nil:
+		return fmt.Errorf("store: insert session: %w", err)
+	case existed > 0 || claimed == 1 && inserted == 0:
+		return kyc.ErrExists
+	case claimed == 0:
+		return kyc.ErrConflict // the lease lapsed: someone else may be creating
+	}
+	return nil
 }
 
 func (db *DB) RenewSessionClaim(ctx context.Context, personID, token string, until time.Time) (bool, error) {

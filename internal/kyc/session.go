@@ -31,7 +31,6 @@ const (
 
 const msgKYCFailed = "Server failed on KYC"
 
-
 // resolve finds the tenant's enrolled person named by id, and that
 // person's latest session (nil when none) in the same query. With both
 // fields, they must name the same person. notFound is the endpoint's own

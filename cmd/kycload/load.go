@@ -171,6 +171,7 @@ func openLoop(ctx context.Context, c *http.Client, gen Gen, expect int, rate flo
 		}()
 	}
 	var cpu0 time.Duration
+	var stalls *stallMeter
 	for i := range nw + n {
 		d := start.Add(time.Duration(i) * interval)
 		if wait := time.Until(d); wait > 0 {
@@ -178,6 +179,7 @@ func openLoop(ctx context.Context, c *http.Client, gen Gen, expect int, rate flo
 		}
 		if i == nw {
 			cpu0 = server.cpu()
+			stalls = startStallMeter()
 		}
 		due <- d
 	}
@@ -185,6 +187,9 @@ func openLoop(ctx context.Context, c *http.Client, gen Gen, expect int, rate flo
 	wg.Wait()
 	r := Result{Mode: "open", Rate: rate, Elapsed: time.Since(measured), Errors: int(errs.n.Load()),
 		FirstErr: errs.first, Exhaust: exhausted.Load()}
+	if stalls != nil {
+		r.Stall, r.Steal = stalls.end()
+	}
 	var all []time.Duration
 	for _, l := range per {
 		all = append(all, l...)

@@ -31,6 +31,11 @@ type Result struct {
 	// ClientCPUPerReq is the harness's own CPU per request (load
 	// generator, SMTP sink, Didit simulator): it shares the two cores.
 	ClientCPUPerReq time.Duration `json:"client_cpu_per_request_ns,omitempty"`
+	// Stall is the longest a 1 ms sleep in the harness overslept during
+	// the phase, Steal the hypervisor's steal time (open loop only): the
+	// machine's share of a latency tail.
+	Stall time.Duration `json:"machine_stall_ns,omitempty"`
+	Steal time.Duration `json:"steal_ns,omitempty"`
 }
 
 // summarize fills the rates and percentiles from raw latencies.

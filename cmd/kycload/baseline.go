@@ -73,12 +73,23 @@ func baselineMain(args []string) error {
 	if strings.HasPrefix(*dbURL, "sqlite:") {
 		// The same discipline as the store, which SQLite needs to take
 		// concurrent writes at all: one write connection whose transactions
-		// begin IMMEDIATE, and a pool of read-only connections.
+		// begin IMMEDIATE, and a pool of read-only connections; and, like
+		// the store, the write-ahead log checkpointed every 200 ms from a
+		// connection of its own rather than by the writer.
 		path := strings.TrimPrefix(*dbURL, "sqlite:")
 		pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
-		if b.w, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate"); err != nil {
+		if b.w, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)"); err != nil {
 			return err
 		}
+		ck, err := sql.Open("sqlite", "file:"+path+"?"+pragmas)
+		if err != nil {
+			return err
+		}
+		go func() {
+			for range time.Tick(200 * time.Millisecond) {
+				ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			}
+		}()
 		b.w.SetMaxOpenConns(1)
 		b.w.SetMaxIdleConns(1)
 		if b.r, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)"); err != nil {

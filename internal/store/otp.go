@@ -144,7 +144,7 @@ func (db *DB) FindChallenge(ctx context.Context, nonce string) (kyc.Challenge, e
 	c := kyc.Challenge{Nonce: nonce}
 	var exp int64
 	var used sql.NullInt64
-	err := db.r.QueryRowContext(ctx, `SELECT tenant_id, wallet, chain, message, expires_at, used_at
+	err := db.r.QueryRowContext(db.pointCtx(ctx), `SELECT tenant_id, wallet, chain, message, expires_at, used_at
 		FROM challenges WHERE nonce = $1`, nonce).Scan(&c.TenantID, &c.Wallet, &c.Chain, &c.Message, &exp, &used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, kyc.ErrNotFound

@@ -123,12 +123,12 @@ func (db *DB) findEnrollment(ctx context.Context, tenantID, email, wallet string
 	if latest {
 		dest = append(dest, &sid, &sstatus, &surl, &sip, &sblock)
 	}
-	err := db.r.QueryRowContext(ctx, findQueries[by][l], tenantID, val).Scan(dest...)
+	err := db.r.QueryRowContext(db.pointCtx(ctx), findQueries[by][l], tenantID, val).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) && email != "" {
 		// A wallet user's unproven email reaches them only at this tenant,
 		// and only when no person owns the address here: the owner who
 		// proves it always wins.
-		err = db.r.QueryRowContext(ctx, findQueries[byPendingEmail][l], tenantID, email).Scan(dest...)
+		err = db.r.QueryRowContext(db.pointCtx(ctx), findQueries[byPendingEmail][l], tenantID, email).Scan(dest...)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, e, nil, kyc.ErrNotFound

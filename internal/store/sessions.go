@@ -35,7 +35,7 @@ func scanSession(row interface{ Scan(...any) error }) (kyc.Session, error) {
 }
 
 func (db *DB) oneSession(ctx context.Context, q string, args ...any) (kyc.Session, error) {
-	s, err := scanSession(db.r.QueryRowContext(ctx, q, args...))
+	s, err := scanSession(db.r.QueryRowContext(db.pointCtx(ctx), q, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, kyc.ErrNotFound
 	}
@@ -247,7 +247,7 @@ func (db *DB) ReleaseQuota(ctx context.Context, tenantID, month string) error {
 
 func (db *DB) QuotaUsed(ctx context.Context, tenantID, month string) (int, error) {
 	var used int
-	err := db.r.QueryRowContext(ctx, `SELECT used FROM quota_usage WHERE tenant_id = $1 AND month = $2`, tenantID, month).Scan(&used)
+	err := db.r.QueryRowContext(db.pointCtx(ctx), `SELECT used FROM quota_usage WHERE tenant_id = $1 AND month = $2`, tenantID, month).Scan(&used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

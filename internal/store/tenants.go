@@ -140,7 +140,7 @@ func nullInt(p *int) sql.NullInt64 {
 }
 
 func (db *DB) TenantByKeyHash(ctx context.Context, hash string) (kyc.Tenant, error) {
-	t, err := scanTenant(db.r.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM api_keys k
+	t, err := scanTenant(db.r.QueryRowContext(db.pointCtx(ctx), `SELECT `+tenantCols+` FROM api_keys k
 		JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, kyc.ErrNotFound

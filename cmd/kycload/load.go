@@ -188,7 +188,7 @@ func openLoop(ctx context.Context, c *http.Client, gen Gen, expect int, rate flo
 	r := Result{Mode: "open", Rate: rate, Elapsed: time.Since(measured), Errors: int(errs.n.Load()),
 		FirstErr: errs.first, Exhaust: exhausted.Load()}
 	if stalls != nil {
-		r.Stall, r.Steal = stalls.end()
+		r.Stall, r.Steal, r.Busy = stalls.end()
 	}
 	var all []time.Duration
 	for _, l := range per {

@@ -588,7 +588,7 @@ func (h *harness) add(r *Result, sc scenario, target, engineName string) {
 func printResult(label, name string, r *Result) {
 	extra := ""
 	if r.Mode == "open" {
-		extra = fmt.Sprintf(" (offered %.0f/s; machine stall %s ms, steal %s ms)", r.Rate, ms(r.Stall), ms(r.Steal))
+		extra = fmt.Sprintf(" (offered %.0f/s; machine %.0f %% busy, stall %s ms, steal %s ms)", r.Rate, 100*r.Busy, ms(r.Stall), ms(r.Steal))
 	}
 	if r.Errors > 0 {
 		extra += fmt.Sprintf("  ERRORS %d: %s", r.Errors, r.FirstErr)

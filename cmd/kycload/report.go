@@ -156,7 +156,7 @@ func (h *harness) markdown(w io.Writer) {
 				r.kg.RPS, ms(r.kg.P50), ms(r.kg.P99), ms(r.kg.P999), r.kg.CPUPerReq.Microseconds(), bl, 100*r.ratio, 100*r.target, yes(r.ratio >= r.target), flags(r.kg, r.bl))
 		}
 		fmt.Fprintf(w, "\nkycgate at a fixed rate of half its peak (open loop, latency from each request's due time):\n\n")
-		fmt.Fprintln(w, "| endpoint | offered req/s | answered req/s | p50 | p99 | p99.9 ms | p99 ≤ 10 ms | machine stall / steal ms | baseline at the same rate: p50 | p99 | p99.9 ms | machine stall / steal ms |")
+		fmt.Fprintln(w, "| endpoint | offered req/s | answered req/s | p50 | p99 | p99.9 ms | p99 ≤ 10 ms | machine busy, stall / steal ms | baseline at the same rate: p50 | p99 | p99.9 ms | machine busy, stall / steal ms |")
 		fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|")
 		for _, r := range rows {
 			if r.open == nil {
@@ -165,10 +165,10 @@ func (h *harness) markdown(w io.Writer) {
 			o := r.open
 			ctl := "| – | – | – | –"
 			if b := r.blOpen; b != nil {
-				ctl = fmt.Sprintf("| %s | %s | %s | %s / %s", ms(b.P50), ms(b.P99), ms(b.P999), ms(b.Stall), ms(b.Steal))
+				ctl = fmt.Sprintf("| %s | %s | %s | %.0f %%, %s / %s", ms(b.P50), ms(b.P99), ms(b.P999), 100*b.Busy, ms(b.Stall), ms(b.Steal))
 			}
-			fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %s | %s | %s | %s / %s %s |%s\n", r.name, o.Rate, o.RPS, ms(o.P50), ms(o.P99), ms(o.P999),
-				yes(o.P99 <= p99Target && o.Errors == 0), ms(o.Stall), ms(o.Steal), ctl, flags(o, r.blOpen))
+			fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %s | %s | %s | %.0f %%, %s / %s %s |%s\n", r.name, o.Rate, o.RPS, ms(o.P50), ms(o.P99), ms(o.P999),
+				yes(o.P99 <= p99Target && o.Errors == 0), 100*o.Busy, ms(o.Stall), ms(o.Steal), ctl, flags(o, r.blOpen))
 		}
 	}
 	for _, s := range h.Servers {

@@ -36,6 +36,9 @@ type Result struct {
 	// machine's share of a latency tail.
 	Stall time.Duration `json:"machine_stall_ns,omitempty"`
 	Steal time.Duration `json:"steal_ns,omitempty"`
+	// Busy is the share of the machine's CPU time that went to any
+	// process over the phase (open loop only).
+	Busy float64 `json:"machine_busy,omitempty"`
 }
 
 // summarize fills the rates and percentiles from raw latencies.

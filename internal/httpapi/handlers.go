@@ -179,9 +179,13 @@ type statusData struct {
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	res, err := s.svc.Status(r.Context(), tenantOf(r.Context()), kyc.Identity{Email: q.Get("email"), Wallet: q.Get("wallet")})
+	t, keyHash, res, err := s.svc.AuthenticatedStatus(r.Context(), r.Header.Get("x-api-key"),
+		kyc.Identity{Email: q.Get("email"), Wallet: q.Get("wallet")})
+	if !s.admit(w, r, t, keyHash, err, failStatus, true) {
+		return
+	}
 	if err != nil {
-		s.fail(w, r, err, kyc.CodeServerFailed, "Server failed on KYC status")
+		s.fail(w, r, err, failStatus.code, failStatus.message)
 		return
 	}
 	ip := res.Session.IPInfo

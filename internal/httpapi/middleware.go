@@ -123,34 +123,45 @@ func (s *Server) common(next http.Handler) http.Handler {
 
 // authed resolves x-api-key to a tenant and applies its rate limit.
 func (s *Server) authed(next func(http.ResponseWriter, *http.Request), fail fail500) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("x-api-key")
-		t, keyHash, err := s.svc.Authenticate(r.Context(), key)
-		if errors.Is(err, kyc.ErrNotFound) {
-			respond(w, http.StatusForbidden, codeInvalidAPIKey, "Invalid or missing API key", nil)
-			return
-		}
-		if err != nil {
-			s.fail(w, r, err, fail.code, fail.message)
-			return
-		}
-		if !s.allow(w, r, t, keyHash) {
-			return
-		}
-		infoOf(r.Context()).tenant = t
-		next(w, r)
-	})
+	return s.gated(next, fail, false)
 }
 
 // kyc is authed plus the product gate.
 func (s *Server) kyc(next func(http.ResponseWriter, *http.Request), fail fail500) http.Handler {
-	return s.authed(func(w http.ResponseWriter, r *http.Request) {
-		if !tenantOf(r.Context()).KYCEnabled {
-			respond(w, http.StatusForbidden, codeProductNotEnabled, "The kyc product is not enabled for this API key", nil)
-			return
+	return s.gated(next, fail, true)
+}
+
+func (s *Server) gated(next func(http.ResponseWriter, *http.Request), fail fail500, product bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t, keyHash, err := s.svc.Authenticate(r.Context(), r.Header.Get("x-api-key"))
+		if s.admit(w, r, t, keyHash, err, fail, product) {
+			next(w, r)
 		}
-		next(w, r)
-	}, fail)
+	})
+}
+
+// admit answers for a request whose key lookup gave t (empty ID when it
+// failed with err): the invalid-key 403 or the lookup's 500, the rate
+// limit's 429 and, with product, the product gate's 403, in that order. It
+// reports whether the request may go on.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, t kyc.Tenant, keyHash string, err error, fail fail500, product bool) bool {
+	if t.ID == "" {
+		if errors.Is(err, kyc.ErrNotFound) {
+			respond(w, http.StatusForbidden, codeInvalidAPIKey, "Invalid or missing API key", nil)
+		} else {
+			s.fail(w, r, err, fail.code, fail.message)
+		}
+		return false
+	}
+	if !s.allow(w, r, t, keyHash) {
+		return false
+	}
+	infoOf(r.Context()).tenant = t
+	if product && !t.KYCEnabled {
+		respond(w, http.StatusForbidden, codeProductNotEnabled, "The kyc product is not enabled for this API key", nil)
+		return false
+	}
+	return true
 }
 
 // allow applies the per-key limits (api.md §1): N per minute and ⌈N/60⌉ per

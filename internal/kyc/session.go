@@ -36,20 +36,9 @@ const msgKYCFailed = "Server failed on KYC"
 // fields, they must name the same person. notFound is the endpoint's own
 // error.
 func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFound *Error, failCode, failMsg string) (Person, Enrollment, *SessionView, error) {
-	var email, wal string
-	if id.Email != "" {
-		e, ok := NormalizeEmail(id.Email)
-		if !ok {
-			return Person{}, Enrollment{}, nil, errInvalidEmail
-		}
-		email = e
-	}
-	if id.Wallet != "" {
-		a, err := wallet.ParseAddress(strings.TrimSpace(id.Wallet))
-		if err != nil {
-			return Person{}, Enrollment{}, nil, Errorf(CodeInvalidWallet, "Wallet is not a valid EVM or Solana address")
-		}
-		wal = a.String
+	email, wal, nobody, err := normalizeIdentity(id)
+	if err != nil {
+		return Person{}, Enrollment{}, nil, err
 	}
 	find := func(email, wal string, latest bool) (p Person, e Enrollment, sess *SessionView, err error) {
 		if latest {
@@ -64,6 +53,19 @@ func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFo
 	}
 	mismatch := Errorf(CodeIdentityMismatch, "email and wallet do not belong to the same user")
 	switch {
+	case nobody && email == "":
+		return Person{}, Enrollment{}, nil, notFound
+	case nobody:
+		// The wallet names nobody, so the pair is a mismatch if the email
+		// names someone, as when both are well-formed.
+		p, e, _, err := find(email, "", false)
+		if isInternal(err) {
+			return p, e, nil, err
+		}
+		if err != nil {
+			return p, e, nil, notFound
+		}
+		return p, e, nil, mismatch
 	case email != "" && wal != "":
 		pe, ee, sess, err1 := find(email, "", true)
 		pw, _, _, err2 := find("", wal, false)
@@ -87,6 +89,29 @@ func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFo
 		}
 		return p, e, sess, err
 	}
+}
+
+// normalizeIdentity gives the stored forms of id's email and wallet (each
+// empty when not given), or the error that names a malformed email. A
+// wallet that is no EVM or Solana address names nobody (nobody is true):
+// create and status document no invalid_wallet (api.md §7, §8), so they
+// answer it as they answer an unknown wallet.
+func normalizeIdentity(id Identity) (email, wal string, nobody bool, err error) {
+	if id.Email != "" {
+		e, ok := NormalizeEmail(id.Email)
+		if !ok {
+			return "", "", false, errInvalidEmail
+		}
+		email = e
+	}
+	if id.Wallet != "" {
+		a, err := wallet.ParseAddress(strings.TrimSpace(id.Wallet))
+		if err != nil {
+			return email, "", true, nil
+		}
+		wal = a.String
+	}
+	return email, wal, false, nil
 }
 
 func isInternal(err error) bool {
@@ -373,13 +398,59 @@ func (s *Service) Status(ctx context.Context, tenant Tenant, id Identity) (Statu
 	if id.Email == "" && id.Wallet == "" {
 		return StatusResult{}, Errorf(CodeMissingParams, "email or wallet is required")
 	}
-	_, e, sess, err := s.resolve(ctx, tenant, id, Errorf(CodeUserNotFound, "User not found"), CodeServerFailed, failMsg)
+	_, e, sess, err := s.resolve(ctx, tenant, id, errUserNotFound(), CodeServerFailed, failMsg)
 	if err != nil {
 		return StatusResult{}, err
 	}
+	return statusOf(e, sess)
+}
+
+func errUserNotFound() *Error { return Errorf(CodeUserNotFound, "User not found") }
+
+// statusOf is what status answers for an enrollment and its person's
+// latest session.
+func statusOf(e Enrollment, sess *SessionView) (StatusResult, error) {
 	if !e.Verified() || sess == nil {
 		return StatusResult{}, Errorf(CodeKYCNotFound, "No KYC session found for this user")
 	}
 	st := KYCStatus(sess.Status)
 	return StatusResult{Session: *sess, Status: st, Approved: st == "approved"}, nil
+}
+
+// AuthenticatedStatus is Authenticate then Status, in one store read when
+// the request names one well-formed email or wallet and the key is not
+// cached: status is the endpoint partners poll, and the key lookup was a
+// whole second round trip of it. Whenever the key is good the tenant comes
+// back (non-empty ID) with Status's own error, if any, so the caller still
+// applies the key's limits and the product gate first; with an empty
+// tenant, err is Authenticate's.
+func (s *Service) AuthenticatedStatus(ctx context.Context, plain string, id Identity) (Tenant, string, StatusResult, error) {
+	hash, ok := s.keyHash(plain)
+	if !ok {
+		return Tenant{}, "", StatusResult{}, ErrNotFound
+	}
+	email, wal, nobody, idErr := normalizeIdentity(id)
+	if t, ok := s.cachedTenant(hash); ok || idErr != nil || nobody || (email == "") == (wal == "") {
+		if !ok {
+			var err error
+			if t, _, err = s.Authenticate(ctx, plain); err != nil {
+				return Tenant{}, "", StatusResult{}, err
+			}
+		}
+		res, err := s.Status(ctx, t, id)
+		return t, hash, res, err
+	}
+	t, p, e, sess, err := s.store.TenantFindLatest(ctx, hash, email, wal)
+	if errors.Is(err, ErrNotFound) {
+		return Tenant{}, "", StatusResult{}, ErrNotFound
+	}
+	if err != nil {
+		return Tenant{}, "", StatusResult{}, fmt.Errorf("authenticate and read status: %w", err)
+	}
+	s.cacheAuth(hash, t)
+	if p.ID == "" {
+		return t, hash, StatusResult{}, errUserNotFound()
+	}
+	res, err := statusOf(e, sess)
+	return t, hash, res, err
 }

@@ -82,6 +82,7 @@ type sessRig struct {
 	clock  *testClock
 	mail   *sessMailer
 	tenant kyc.Tenant
+	key    string // the tenant's API key
 }
 
 func newSessRig(t *testing.T, provider kyc.Provider) *sessRig {
@@ -100,7 +101,7 @@ func newSessRig(t *testing.T, provider kyc.Provider) *sessRig {
 		t.Fatal(err)
 	}
 	zero := 0
-	r.tenant, _, err = r.svc.CreateTenant(ctx, kyc.NewTenant{Name: "T", MonthlyQuota: &zero})
+	r.tenant, r.key, err = r.svc.CreateTenant(ctx, kyc.NewTenant{Name: "T", MonthlyQuota: &zero})
 	if err != nil {
 		t.Fatal(err)
 	}

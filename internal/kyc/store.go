@@ -30,6 +30,10 @@ type Store interface {
 	// FindEnrollmentLatest is FindEnrollment plus what status shows of the
 	// person's latest session (nil when none), read together.
 	FindEnrollmentLatest(ctx context.Context, tenantID, email, wallet string) (Person, Enrollment, *SessionView, error)
+	// TenantFindLatest is TenantByKeyHash and FindEnrollmentLatest in one
+	// read. ErrNotFound is about the key; a good key with nobody enrolled
+	// under the email or wallet gives its tenant and a zero Person.
+	TenantFindLatest(ctx context.Context, keyHash, email, wallet string) (Tenant, Person, Enrollment, *SessionView, error)
 
 	// SaveOTP stores a new code for (tenant, subject), replacing any
 	// previous one, only if the previous send is at least minGap old and fewer than

@@ -81,25 +81,44 @@ func (s *Service) apiKeyHash(plain string) string { return s.mac("apikey", plain
 // hash (a safe name for the key in rate-limit buckets). The lookup is by
 // keyed hash, so timing reveals nothing about stored keys.
 func (s *Service) Authenticate(ctx context.Context, plain string) (Tenant, string, error) {
-	if plain == "" || len(plain) > 200 {
+	hash, ok := s.keyHash(plain)
+	if !ok {
 		return Tenant{}, "", ErrNotFound
 	}
-	hash := s.apiKeyHash(plain)
-	var now time.Time
-	if s.auth != nil {
-		now = s.clock.Now()
-		if t, ok := s.auth.get(hash, now); ok {
-			return t, hash, nil
-		}
+	if t, ok := s.cachedTenant(hash); ok {
+		return t, hash, nil
 	}
 	t, err := s.store.TenantByKeyHash(ctx, hash)
 	if err != nil {
 		return Tenant{}, "", err
 	}
-	if s.auth != nil {
-		s.auth.put(hash, t, now)
-	}
+	s.cacheAuth(hash, t)
 	return t, hash, nil
+}
+
+// keyHash is the stored name of a presented key; ok is false for what
+// cannot be a key at all.
+func (s *Service) keyHash(plain string) (hash string, ok bool) {
+	if plain == "" || len(plain) > 200 {
+		return "", false
+	}
+	return s.apiKeyHash(plain), true
+}
+
+// cachedTenant is the tenant of a key validated within the cache's TTL,
+// when caching is on.
+func (s *Service) cachedTenant(hash string) (Tenant, bool) {
+	if s.auth == nil {
+		return Tenant{}, false
+	}
+	return s.auth.get(hash, s.clock.Now())
+}
+
+// cacheAuth remembers a key the store just validated, when caching is on.
+func (s *Service) cacheAuth(hash string, t Tenant) {
+	if s.auth != nil {
+		s.auth.put(hash, t, s.clock.Now())
+	}
 }
 
 // authCache holds keys Authenticate validated, by keyed hash, each until

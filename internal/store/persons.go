@@ -109,41 +109,116 @@ func (db *DB) findEnrollment(ctx context.Context, tenantID, email, wallet string
 	if email == "" {
 		by, val = byWallet, wallet
 	}
-	l := 0
-	if latest {
-		l = 1
-	}
-	var p kyc.Person
-	var pe, pw, pc sql.NullString
-	// The session's columns are NULL when the LEFT JOIN finds none.
-	var sid, sstatus, surl, sip sql.NullString
-	var sblock sql.NullBool
-	e := kyc.Enrollment{TenantID: tenantID}
-	dest := []any{&p.ID, &pe, &pw, &pc, &e.EmailVerified, &e.WalletVerified}
-	if latest {
-		dest = append(dest, &sid, &sstatus, &surl, &sip, &sblock)
-	}
-	err := db.r.QueryRowContext(db.pointCtx(ctx), findQueries[by][l], tenantID, val).Scan(dest...)
+	var r enrollmentRow
+	err := db.r.QueryRowContext(db.pointCtx(ctx), findQueries[by][latestIdx(latest)], tenantID, val).Scan(r.dest(latest)...)
 	if errors.Is(err, sql.ErrNoRows) && email != "" {
-		// A wallet user's unproven email reaches them only at this tenant,
-		// and only when no person owns the address here: the owner who
-		// proves it always wins.
-		err = db.r.QueryRowContext(db.pointCtx(ctx), findQueries[byPendingEmail][l], tenantID, email).Scan(dest...)
+		err = db.findPending(ctx, tenantID, email, latest, &r)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return p, e, nil, kyc.ErrNotFound
+		return kyc.Person{}, kyc.Enrollment{TenantID: tenantID}, nil, kyc.ErrNotFound
 	}
 	if err != nil {
-		return p, e, nil, fmt.Errorf("store: find enrollment: %w", err)
+		return kyc.Person{}, kyc.Enrollment{TenantID: tenantID}, nil, fmt.Errorf("store: find enrollment: %w", err)
 	}
-	p.Email, p.Wallet, p.WalletChain = pe.String, pw.String, pc.String
-	e.PersonID = p.ID
-	if !sid.Valid {
-		return p, e, nil, nil
-	}
-	v := &kyc.SessionView{ID: sid.String, Status: sstatus.String, URL: surl.String,
-		IPInfo: json.RawMessage(sip.String), Blocklisted: sblock.Bool}
+	p, e, v := r.result(tenantID)
 	return p, e, v, nil
+}
+
+// findPending looks email up as a wallet user's unproven email. It reaches
+// them only at this tenant, and only when no person enrolled here owns the
+// address: the owner who proves it always wins.
+func (db *DB) findPending(ctx context.Context, tenantID, email string, latest bool, r *enrollmentRow) error {
+	*r = enrollmentRow{}
+	return db.r.QueryRowContext(db.pointCtx(ctx), findQueries[byPendingEmail][latestIdx(latest)], tenantID, email).Scan(r.dest(latest)...)
+}
+
+func latestIdx(latest bool) int {
+	if latest {
+		return 1
+	}
+	return 0
+}
+
+// enrollmentRow receives a find query's columns. The session's are NULL
+// when the person has none; in keyFindQueries, whose joins are all LEFT,
+// the person's and enrollment's are too when nobody is enrolled.
+type enrollmentRow struct {
+	pid, pe, pw, pc         sql.NullString
+	ev, wv                  sql.NullBool
+	sid, sstatus, surl, sip sql.NullString
+	sblock                  sql.NullBool
+}
+
+func (r *enrollmentRow) dest(latest bool) []any {
+	d := []any{&r.pid, &r.pe, &r.pw, &r.pc, &r.ev, &r.wv}
+	if latest {
+		d = append(d, &r.sid, &r.sstatus, &r.surl, &r.sip, &r.sblock)
+	}
+	return d
+}
+
+// enrolled reports whether the row found an enrollment.
+func (r *enrollmentRow) enrolled() bool { return r.ev.Valid }
+
+func (r *enrollmentRow) result(tenantID string) (kyc.Person, kyc.Enrollment, *kyc.SessionView) {
+	p := kyc.Person{ID: r.pid.String, Email: r.pe.String, Wallet: r.pw.String, WalletChain: r.pc.String}
+	e := kyc.Enrollment{TenantID: tenantID, PersonID: p.ID, EmailVerified: r.ev.Bool, WalletVerified: r.wv.Bool}
+	if !r.sid.Valid {
+		return p, e, nil
+	}
+	return p, e, &kyc.SessionView{ID: r.sid.String, Status: r.sstatus.String, URL: r.surl.String,
+		IPInfo: json.RawMessage(r.sip.String), Blocklisted: r.sblock.Bool}
+}
+
+// keyFindQueries[by] are findQueries[by][1] behind the API-key lookup, all
+// LEFT JOINs so that a good key with nobody enrolled still returns its
+// tenant.
+var keyFindQueries = func() (q [2]string) {
+	for by, col := range []string{"p.email", "p.wallet"} {
+		q[by] = `SELECT ` + tenantCols + `, p.id, p.email, p.wallet, p.wallet_chain, e.email_verified, e.wallet_verified,
+				s.id, s.status, s.url, s.ip_info, s.blocklisted
+			FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+			LEFT JOIN persons p ON ` + col + ` = $2
+			LEFT JOIN enrollments e ON e.tenant_id = t.id AND e.person_id = p.id
+			LEFT JOIN kyc_sessions s ON e.person_id IS NOT NULL AND s.id = (SELECT id FROM kyc_sessions
+				WHERE person_id = p.id ORDER BY created_at DESC, id DESC LIMIT 1)
+			WHERE k.key_hash = $1 AND k.revoked_at IS NULL`
+	}
+	return q
+}()
+
+// TenantFindLatest is TenantByKeyHash and FindEnrollmentLatest in one
+// query: status is the endpoint partners poll, and the key lookup was a
+// whole second round trip of it. kyc.ErrNotFound is about the key; a good
+// key with nobody enrolled under email or wallet returns its tenant and a
+// zero Person.
+func (db *DB) TenantFindLatest(ctx context.Context, keyHash, email, wallet string) (kyc.Tenant, kyc.Person, kyc.Enrollment, *kyc.SessionView, error) {
+	by, val := byEmail, email
+	if email == "" {
+		by, val = byWallet, wallet
+	}
+	var t kyc.Tenant
+	var created int64
+	var r enrollmentRow
+	err := db.r.QueryRowContext(db.pointCtx(ctx), keyFindQueries[by], keyHash, val).
+		Scan(append(tenantDest(&t, &created), r.dest(true)...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return kyc.Tenant{}, kyc.Person{}, kyc.Enrollment{}, nil, kyc.ErrNotFound
+	}
+	if err == nil && !r.enrolled() && email != "" {
+		if err = db.findPending(ctx, t.ID, email, true, &r); errors.Is(err, sql.ErrNoRows) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return kyc.Tenant{}, kyc.Person{}, kyc.Enrollment{}, nil, fmt.Errorf("store: tenant and enrollment: %w", err)
+	}
+	t.CreatedAt = fromMS(created)
+	if !r.enrolled() {
+		return t, kyc.Person{}, kyc.Enrollment{}, nil, nil
+	}
+	p, e, v := r.result(t.ID)
+	return t, p, e, v, nil
 }
 
 // PrepareWallet applies api.md §6's linking rules in one transaction.

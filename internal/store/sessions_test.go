@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -543,7 +544,8 @@ func TestReserveQuotaConcurrent(t *testing.T) {
 
 // FindEnrollmentLatest must answer exactly what FindEnrollment and
 // LatestSession answer separately, on every way in: email, wallet and a
-// wallet user's pending email.
+// wallet user's pending email; and TenantFindLatest what
+// TenantByKeyHash and FindEnrollmentLatest answer.
 func TestFindEnrollmentLatest(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
@@ -559,6 +561,16 @@ func TestFindEnrollmentLatest(t *testing.T) {
 			must(t, err)
 			if p != p0 || e != e0 || p.ID != owner.ID {
 				t.Errorf("%s: person %+v enrollment %+v; FindEnrollment says %+v %+v", name, p, e, p0, e0)
+			}
+			tk, pk, ek, sk, err := db.TenantFindLatest(ctx, "hash_ta", email, wallet)
+			must(t, err)
+			tn, err := db.TenantByKeyHash(ctx, "hash_ta")
+			must(t, err)
+			if d := cmp.Diff(tn, tk); d != "" {
+				t.Errorf("%s: TenantFindLatest tenant (-TenantByKeyHash +got):\n%s", name, d)
+			}
+			if pk != p || ek != e || !reflect.DeepEqual(sk, sess) {
+				t.Errorf("%s: TenantFindLatest %+v %+v %v; FindEnrollmentLatest says %+v %+v %v", name, pk, ek, sk, p, e, sess)
 			}
 			want, err := db.LatestSession(ctx, owner.ID)
 			if isNotFound(err) {
@@ -604,6 +616,22 @@ func TestFindEnrollmentLatest(t *testing.T) {
 		}
 		if _, _, _, err := db.FindEnrollmentLatest(ctx, "ta", "nobody@example.com", ""); !isNotFound(err) {
 			t.Errorf("unknown email: err %v, want ErrNotFound", err)
+		}
+
+		// A good key with nobody enrolled (here or at all) gives the tenant
+		// and a zero person; a bad or revoked key gives ErrNotFound.
+		for _, id := range [][2]string{{"ann@example.com", ""}, {"", evmW1}, {"pending@example.com", ""}, {"nobody@example.com", ""}} {
+			tk, p, e, s, err := db.TenantFindLatest(ctx, "hash_tb", id[0], id[1])
+			if err != nil || tk.ID != "tb" || p != (kyc.Person{}) || e != (kyc.Enrollment{}) || s != nil {
+				t.Errorf("key of tb, %q: tenant %q person %+v enrollment %+v session %v err %v; want tb and nobody", id, tk.ID, p, e, s, err)
+			}
+		}
+		if _, _, _, _, err := db.TenantFindLatest(ctx, "no such hash", "ann@example.com", ""); !isNotFound(err) {
+			t.Errorf("unknown key: err %v, want ErrNotFound", err)
+		}
+		must(t, db.RevokeAPIKey(ctx, "ta", "key_ta", at(time.Hour)))
+		if _, p, _, _, err := db.TenantFindLatest(ctx, "hash_ta", "ann@example.com", ""); !isNotFound(err) || p.ID != "" {
+			t.Errorf("revoked key: person %q err %v, want ErrNotFound", p.ID, err)
 		}
 	})
 }

@@ -35,9 +35,14 @@ const tenantCols = `t.id, t.name, t.kyc_enabled, t.monthly_quota, t.rate_limit_p
 func scanTenant(row interface{ Scan(...any) error }) (kyc.Tenant, error) {
 	var t kyc.Tenant
 	var created int64
-	err := row.Scan(&t.ID, &t.Name, &t.KYCEnabled, &t.MonthlyQuota, &t.RateLimitPerMinute, &created)
+	err := row.Scan(tenantDest(&t, &created)...)
 	t.CreatedAt = fromMS(created)
 	return t, err
+}
+
+// tenantDest is where tenantCols scan to; created is t.CreatedAt in ms.
+func tenantDest(t *kyc.Tenant, created *int64) []any {
+	return []any{&t.ID, &t.Name, &t.KYCEnabled, &t.MonthlyQuota, &t.RateLimitPerMinute, created}
 }
 
 func (db *DB) ListTenants(ctx context.Context) ([]kyc.Tenant, error) {

@@ -59,6 +59,7 @@ type options struct {
 	keep        bool
 	skipEmail   bool
 	skipEngines bool
+	kycgateEnv  []string // extra KYCGATE_* settings for every kycgate
 }
 
 type harness struct {
@@ -121,6 +122,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (databases, server logs)")
 	flag.BoolVar(&o.skipEmail, "skip-email", false, "skip the email round trip")
 	flag.BoolVar(&o.skipEngines, "skip-endpoints", false, "skip the per-endpoint runs (email and scale only)")
+	var kgEnv string
+	flag.StringVar(&kgEnv, "kycgate-env", "", "comma-separated NAME=value settings added to every kycgate's environment, e.g. KYCGATE_LOG_LEVEL=warn")
 	flag.Parse()
 	if path := os.Getenv("KYCLOAD_TRACE"); path != "" {
 		f, err := os.Create(path)
@@ -132,6 +135,7 @@ func main() {
 		traceOpen = f
 	}
 	o.engines = splitList(engines)
+	o.kycgateEnv = splitList(kgEnv)
 	o.only = splitList(only)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -313,7 +317,7 @@ func (h *harness) newDatabase(ctx context.Context, engineName, label string) (st
 
 // kycgateEnv is how every kycgate of the run is configured.
 func (h *harness) kycgateEnv(dbURL string, port int) []string {
-	return []string{
+	return append([]string{
 		"KYCGATE_DATABASE_URL=" + dbURL,
 		"KYCGATE_ADDR=127.0.0.1:" + strconv.Itoa(port),
 		"KYCGATE_SECRET=" + h.secret,
@@ -326,7 +330,7 @@ func (h *harness) kycgateEnv(dbURL string, port int) []string {
 		// long; the run is shorter, so it stays out of the measurements.
 		"KYCGATE_RECONCILE_INTERVAL=1h",
 		"KYCGATE_LOG_LEVEL=info",
-	}
+	}, h.opt.kycgateEnv...)
 }
 
 // newEngine creates a database, migrates it with `kycgate migrate`, and

@@ -101,13 +101,33 @@ func perfPeople(b *testing.B, db *store.DB, n int) []string {
 	return emails
 }
 
-// BenchmarkStatusReads is the read GET /kyc/status makes after the key
-// lookup (FindEnrollmentLatest), next to the two separate reads it replaced.
+// BenchmarkStatusReads is the read GET /kyc/status makes with the key
+// lookup (TenantFindLatest), next to the separate reads it replaced: the
+// key lookup, and FindEnrollmentLatest, itself replacing FindEnrollment
+// and LatestSession.
 func BenchmarkStatusReads(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour) // as a request's
 	defer cancel()
 	db := perfDB(b)
 	emails := perfPeople(b, db, 100)
+	b.Run("TenantFindLatest", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			if t, _, _, s, err := db.TenantFindLatest(ctx, "h", emails[i%len(emails)], ""); err != nil || t.ID == "" || s == nil {
+				b.Fatal(s, err)
+			}
+		}
+	})
+	b.Run("TenantByKeyHash", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := db.TenantByKeyHash(ctx, "h"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("FindEnrollmentLatest", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0

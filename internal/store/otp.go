@@ -97,6 +97,9 @@ func (db *DB) CountOTPAttempt(ctx context.Context, tenantID, subject string, max
 }
 
 func (db *DB) ConsumeOTP(ctx context.Context, tenantID, subject, personID, codeHash string) (ok bool, err error) {
+	if db.dialect == Postgres {
+		return db.consumeOTPPG(ctx, tenantID, subject, personID, codeHash)
+	}
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE otps SET code_hash = NULL
 			WHERE tenant_id = $1 AND subject = $2 AND code_hash = $3`, tenantID, subject, codeHash)
@@ -130,6 +133,34 @@ func (db *DB) ConsumeOTP(ctx context.Context, tenantID, subject, personID, codeH
 		return nil
 	})
 	return ok, err
+}
+
+// consumeOTPPG is ConsumeOTP in one statement instead of a transaction of
+// up to six round trips. The parts of a data-modifying WITH all see the
+// tables as they were before it, so each re-states the conditions it needs;
+// the enrollment is updated once (a row may not be updated twice in one
+// statement), clearing the pending email only when the promotion, whose
+// result it reads, happened.
+func (db *DB) consumeOTPPG(ctx context.Context, tenantID, subject, personID, codeHash string) (bool, error) {
+	var used int
+	err := db.w.QueryRowContext(ctx, `WITH used AS (
+			UPDATE otps SET code_hash = NULL WHERE tenant_id = $1 AND subject = $2 AND code_hash = $3 RETURNING 1
+		), promoted AS (
+			UPDATE persons SET email = $2 WHERE id = $4 AND email IS NULL AND EXISTS (SELECT 1 FROM used)
+				AND EXISTS (SELECT 1 FROM enrollments WHERE tenant_id = $1 AND person_id = $4 AND pending_email = $2)
+				AND NOT EXISTS (SELECT 1 FROM persons o WHERE o.email = $2)
+			RETURNING 1
+		), verified AS ( -- runs to completion unread, as every data-modifying WITH part does
+			UPDATE enrollments SET email_verified = TRUE,
+				pending_email = CASE WHEN EXISTS (SELECT 1 FROM promoted) THEN NULL ELSE pending_email END
+			WHERE tenant_id = $1 AND person_id = $4 AND EXISTS (SELECT 1 FROM used)
+		)
+		SELECT count(*) FROM used`,
+		tenantID, subject, codeHash, personID).Scan(&used)
+	if err != nil {
+		return false, fmt.Errorf("store: consume otp: %w", err)
+	}
+	return used == 1, nil
 }
 
 func (db *DB) SaveChallenge(ctx context.Context, c kyc.Challenge) error {

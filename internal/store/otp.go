@@ -109,9 +109,15 @@ func (db *DB) ConsumeOTP(ctx context.Context, tenantID, subject, personID, codeH
 		if n, _ := res.RowsAffected(); n != 1 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET email_verified = TRUE
-			WHERE tenant_id = $1 AND person_id = $2`, tenantID, personID); err != nil {
+		var pending sql.NullString
+		err = tx.QueryRowContext(ctx, `UPDATE enrollments SET email_verified = TRUE
+			WHERE tenant_id = $1 AND person_id = $2 RETURNING pending_email`, tenantID, personID).Scan(&pending)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("store: verify email: %w", err)
+		}
+		ok = true
+		if pending.String != subject {
+			return nil
 		}
 		// A wallet user's pending email is now proven: it becomes the
 		// person's, unless another person already owns the address (then
@@ -129,10 +135,9 @@ func (db *DB) ConsumeOTP(ctx context.Context, tenantID, subject, personID, codeH
 				return fmt.Errorf("store: clear pending email: %w", err)
 			}
 		}
-		ok = true
 		return nil
 	})
-	return ok, err
+	return ok && err == nil, err
 }
 
 // consumeOTPPG is ConsumeOTP in one statement instead of a transaction of

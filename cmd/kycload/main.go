@@ -123,7 +123,7 @@ func main() {
 	flag.BoolVar(&o.skipEmail, "skip-email", false, "skip the email round trip")
 	flag.BoolVar(&o.skipEngines, "skip-endpoints", false, "skip the per-endpoint runs (email and scale only)")
 	var kgEnv string
-	flag.StringVar(&kgEnv, "kycgate-env", "", "comma-separated NAME=value settings added to every kycgate's environment, e.g. KYCGATE_LOG_LEVEL=warn")
+	flag.StringVar(&kgEnv, "kycgate-env", "", "comma-separated NAME=value settings added to every kycgate's environment after the harness's own (so they override them; values cannot contain commas), e.g. KYCGATE_LOG_LEVEL=warn")
 	flag.Parse()
 	if path := os.Getenv("KYCLOAD_TRACE"); path != "" {
 		f, err := os.Create(path)

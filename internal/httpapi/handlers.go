@@ -179,10 +179,13 @@ type statusData struct {
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	t, keyHash, res, err := s.svc.AuthenticatedStatus(r.Context(), r.Header.Get("x-api-key"),
-		kyc.Identity{Email: q.Get("email"), Wallet: q.Get("wallet")})
+	id := kyc.Identity{Email: q.Get("email"), Wallet: q.Get("wallet")}
+	t, keyHash, read, res, err := s.svc.AuthenticatedStatus(r.Context(), r.Header.Get("x-api-key"), id)
 	if !s.admit(w, r, t, keyHash, err, failStatus, true) {
 		return
+	}
+	if !read {
+		res, err = s.svc.Status(r.Context(), t, id)
 	}
 	if err != nil {
 		s.fail(w, r, err, failStatus.code, failStatus.message)

@@ -72,7 +72,18 @@ func TestAuthenticatedStatusIsAuthenticateThenStatus(t *testing.T) {
 					svc = withCache()
 					svc.Authenticate(ctx, key)
 				}
-				tg, hg, rg, eg := svc.AuthenticatedStatus(ctx, key, id)
+				tg, hg, read, rg, eg := svc.AuthenticatedStatus(ctx, key, id)
+				// One query only for a single well-formed identity and a key
+				// not in the cache; otherwise status is read after the gates.
+				email, wallet := strings.TrimSpace(id.Email), id.Wallet
+				malformed := email == "not an email" || wallet == "0xnope"
+				oneQuery := mode != "cache warm" && (email == "") != (wallet == "") && !malformed
+				if tg.ID != "" && read != oneQuery {
+					t.Errorf("%s: read with the key = %v, want %v", mode+" "+id.Email+"|"+id.Wallet, read, oneQuery)
+				}
+				if tg.ID != "" && !read {
+					rg, eg = svc.Status(ctx, tg, id)
+				}
 				name := mode + ", key " + key[:min(len(key), 12)] + ", " + id.Email + "|" + id.Wallet
 				if d := cmp.Diff(tw, tg); d != "" || hw != hg {
 					t.Errorf("%s: tenant (-want +got):\n%s hash %q, want %q", name, d, hg, hw)

@@ -417,40 +417,38 @@ func statusOf(e Enrollment, sess *SessionView) (StatusResult, error) {
 	return StatusResult{Session: *sess, Status: st, Approved: st == "approved"}, nil
 }
 
-// AuthenticatedStatus is Authenticate then Status, in one store read when
-// the request names one well-formed email or wallet and the key is not
-// cached: status is the endpoint partners poll, and the key lookup was a
-// whole second round trip of it. Whenever the key is good the tenant comes
-// back (non-empty ID) with Status's own error, if any, so the caller still
-// applies the key's limits and the product gate first; with an empty
-// tenant, err is Authenticate's.
-func (s *Service) AuthenticatedStatus(ctx context.Context, plain string, id Identity) (Tenant, string, StatusResult, error) {
+// AuthenticatedStatus authenticates a status request, reading the status
+// in the same query when the request names one well-formed email or wallet
+// and the key is not cached: status is the endpoint partners poll, and the
+// key lookup was a whole second round trip of it.
+//
+// With an empty tenant ID, err is Authenticate's. Otherwise the key is good
+// and the caller applies its limits and the product gate first, then: with
+// read false the status is not read yet (the key came from the cache or a
+// query of its own, so the limits still shield the database) and the caller
+// calls Status; with read true, res and err are Status's answer.
+func (s *Service) AuthenticatedStatus(ctx context.Context, plain string, id Identity) (t Tenant, hash string, read bool, res StatusResult, err error) {
 	hash, ok := s.keyHash(plain)
 	if !ok {
-		return Tenant{}, "", StatusResult{}, ErrNotFound
+		return Tenant{}, "", false, StatusResult{}, ErrNotFound
 	}
 	email, wal, nobody, idErr := normalizeIdentity(id)
-	if t, ok := s.cachedTenant(hash); ok || idErr != nil || nobody || (email == "") == (wal == "") {
-		if !ok {
-			var err error
-			if t, _, err = s.Authenticate(ctx, plain); err != nil {
-				return Tenant{}, "", StatusResult{}, err
-			}
-		}
-		res, err := s.Status(ctx, t, id)
-		return t, hash, res, err
+	if _, cached := s.cachedTenant(hash); cached || idErr != nil || nobody || (email == "") == (wal == "") {
+		tn, h, err := s.Authenticate(ctx, plain)
+		return tn, h, false, StatusResult{}, err
 	}
+	now := s.clock.Now()
 	t, p, e, sess, err := s.store.TenantFindLatest(ctx, hash, email, wal)
 	if errors.Is(err, ErrNotFound) {
-		return Tenant{}, "", StatusResult{}, ErrNotFound
+		return Tenant{}, "", false, StatusResult{}, ErrNotFound
 	}
 	if err != nil {
-		return Tenant{}, "", StatusResult{}, fmt.Errorf("authenticate and read status: %w", err)
+		return Tenant{}, "", false, StatusResult{}, fmt.Errorf("authenticate and read status: %w", err)
 	}
-	s.cacheAuth(hash, t)
+	s.cacheAuth(hash, t, now)
 	if p.ID == "" {
-		return t, hash, StatusResult{}, errUserNotFound()
+		return t, hash, true, StatusResult{}, errUserNotFound()
 	}
-	res, err := statusOf(e, sess)
-	return t, hash, res, err
+	res, err = statusOf(e, sess)
+	return t, hash, true, res, err
 }

@@ -88,11 +88,12 @@ func (s *Service) Authenticate(ctx context.Context, plain string) (Tenant, strin
 	if t, ok := s.cachedTenant(hash); ok {
 		return t, hash, nil
 	}
+	now := s.clock.Now()
 	t, err := s.store.TenantByKeyHash(ctx, hash)
 	if err != nil {
 		return Tenant{}, "", err
 	}
-	s.cacheAuth(hash, t)
+	s.cacheAuth(hash, t, now)
 	return t, hash, nil
 }
 
@@ -115,9 +116,11 @@ func (s *Service) cachedTenant(hash string) (Tenant, bool) {
 }
 
 // cacheAuth remembers a key the store just validated, when caching is on.
-func (s *Service) cacheAuth(hash string, t Tenant) {
+// Its TTL runs from now, taken before the read, so a key revoked during
+// the read is served for at most the TTL.
+func (s *Service) cacheAuth(hash string, t Tenant, now time.Time) {
 	if s.auth != nil {
-		s.auth.put(hash, t, s.clock.Now())
+		s.auth.put(hash, t, now)
 	}
 }
 

@@ -141,18 +141,23 @@ func (db *DB) ConsumeOTP(ctx context.Context, tenantID, subject, personID, codeH
 }
 
 // consumeOTPPG is ConsumeOTP in one statement instead of a transaction of
-// up to six round trips. The parts of a data-modifying WITH all see the
-// tables as they were before it, so each re-states the conditions it needs;
-// the enrollment is updated once (a row may not be updated twice in one
-// statement), clearing the pending email only when the promotion, whose
-// result it reads, happened.
+// up to six round trips. The parts of a data-modifying WITH read the tables
+// as they were when the statement began, so the enrollment is locked first
+// (FOR UPDATE returns its latest committed version): a pending email that a
+// concurrent prepare-wallet replaced meanwhile is then neither promoted nor
+// cleared. The enrollment is updated once (a row may not be updated twice
+// in one statement), clearing the pending email only when the promotion,
+// whose result it reads, happened.
 func (db *DB) consumeOTPPG(ctx context.Context, tenantID, subject, personID, codeHash string) (bool, error) {
 	var used int
 	err := db.w.QueryRowContext(ctx, `WITH used AS (
 			UPDATE otps SET code_hash = NULL WHERE tenant_id = $1 AND subject = $2 AND code_hash = $3 RETURNING 1
+		), enr AS (
+			SELECT pending_email FROM enrollments
+			WHERE tenant_id = $1 AND person_id = $4 AND EXISTS (SELECT 1 FROM used) FOR UPDATE
 		), promoted AS (
-			UPDATE persons SET email = $2 WHERE id = $4 AND email IS NULL AND EXISTS (SELECT 1 FROM used)
-				AND EXISTS (SELECT 1 FROM enrollments WHERE tenant_id = $1 AND person_id = $4 AND pending_email = $2)
+			UPDATE persons SET email = $2 WHERE id = $4 AND email IS NULL
+				AND EXISTS (SELECT 1 FROM enr WHERE pending_email = $2)
 				AND NOT EXISTS (SELECT 1 FROM persons o WHERE o.email = $2)
 			RETURNING 1
 		), verified AS ( -- runs to completion unread, as every data-modifying WITH part does

@@ -79,8 +79,7 @@ func (db *DB) PrepareEmail(ctx context.Context, tenantID, personID, email string
 // again, when it is seen.
 func (db *DB) prepareEmailPG(ctx context.Context, tenantID, personID, email string, now time.Time) (p kyc.Person, e kyc.Enrollment, created bool, err error) {
 	for range 5 {
-		var pid, pe, pw, pc sql.NullString
-		var ev, wv sql.NullBool
+		var r enrollmentRow
 		err = db.w.QueryRowContext(ctx, `WITH ins AS (
 				INSERT INTO persons (id, email, created_at) VALUES ($1, $2, $3)
 				ON CONFLICT (email) DO NOTHING RETURNING id, email, wallet, wallet_chain
@@ -95,15 +94,15 @@ func (db *DB) prepareEmailPG(ctx context.Context, tenantID, personID, email stri
 				COALESCE(n.wallet_verified, o.wallet_verified), n.email_verified IS NOT NULL
 			FROM p LEFT JOIN enr n ON TRUE
 			LEFT JOIN enrollments o ON o.tenant_id = $4 AND o.person_id = p.id`,
-			personID, email, ms(now), tenantID).Scan(&pid, &pe, &pw, &pc, &ev, &wv, &created)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && !ev.Valid {
+			personID, email, ms(now), tenantID).Scan(append(r.dest(false), &created)...)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && !r.enrolled() {
 			continue // committed by someone else after our snapshot: look again
 		}
 		if err != nil {
 			return p, e, false, fmt.Errorf("store: prepare email: %w", err)
 		}
-		p = kyc.Person{ID: pid.String, Email: pe.String, Wallet: pw.String, WalletChain: pc.String}
-		return p, kyc.Enrollment{TenantID: tenantID, PersonID: p.ID, EmailVerified: ev.Bool, WalletVerified: wv.Bool}, created, nil
+		p, e, _ = r.result(tenantID)
+		return p, e, created, nil
 	}
 	return p, e, false, errors.New("store: prepare email: person or enrollment kept changing under us")
 }
@@ -120,6 +119,14 @@ func (db *DB) FindEnrollmentLatest(ctx context.Context, tenantID, email, wallet 
 	return db.findEnrollment(ctx, tenantID, email, wallet, true)
 }
 
+// The columns enrollmentRow scans, in its order, and the id of the person
+// p's newest session.
+const (
+	enrollmentCols   = `p.id, p.email, p.wallet, p.wallet_chain, e.email_verified, e.wallet_verified`
+	sessionViewCols  = `s.id, s.status, s.url, s.ip_info, s.blocklisted`
+	newestSessionOfP = `(SELECT id FROM kyc_sessions WHERE person_id = p.id ORDER BY created_at DESC, id DESC LIMIT 1)`
+)
+
 // findQueries[by][latest] are built once, so the statement cache sees a
 // fixed set of texts.
 var findQueries = func() (q [3][2]string) {
@@ -127,11 +134,10 @@ var findQueries = func() (q [3][2]string) {
 		for latest := range 2 {
 			cols, join := "", ""
 			if latest == 1 {
-				cols = ", s.id, s.status, s.url, s.ip_info, s.blocklisted"
-				join = ` LEFT JOIN kyc_sessions s ON s.id = (SELECT id FROM kyc_sessions
-					WHERE person_id = p.id ORDER BY created_at DESC, id DESC LIMIT 1)`
+				cols = ", " + sessionViewCols
+				join = ` LEFT JOIN kyc_sessions s ON s.id = ` + newestSessionOfP
 			}
-			q[by][latest] = `SELECT p.id, p.email, p.wallet, p.wallet_chain, e.email_verified, e.wallet_verified` + cols + `
+			q[by][latest] = `SELECT ` + enrollmentCols + cols + `
 				FROM persons p JOIN enrollments e ON e.person_id = p.id AND e.tenant_id = $1` + join + `
 				WHERE ` + where
 		}
@@ -145,11 +151,17 @@ const (
 	byPendingEmail
 )
 
-func (db *DB) findEnrollment(ctx context.Context, tenantID, email, wallet string, latest bool) (kyc.Person, kyc.Enrollment, *kyc.SessionView, error) {
-	by, val := byEmail, email
+// lookupBy is which of email and wallet (exactly one non-empty) a find
+// goes by, and its value.
+func lookupBy(email, wallet string) (by int, val string) {
 	if email == "" {
-		by, val = byWallet, wallet
+		return byWallet, wallet
 	}
+	return byEmail, email
+}
+
+func (db *DB) findEnrollment(ctx context.Context, tenantID, email, wallet string, latest bool) (kyc.Person, kyc.Enrollment, *kyc.SessionView, error) {
+	by, val := lookupBy(email, wallet)
 	var r enrollmentRow
 	err := db.r.QueryRowContext(db.pointCtx(ctx), findQueries[by][latestIdx(latest)], tenantID, val).Scan(r.dest(latest)...)
 	if errors.Is(err, sql.ErrNoRows) && email != "" {
@@ -180,9 +192,10 @@ func latestIdx(latest bool) int {
 	return 0
 }
 
-// enrollmentRow receives a find query's columns. The session's are NULL
-// when the person has none; in keyFindQueries, whose joins are all LEFT,
-// the person's and enrollment's are too when nobody is enrolled.
+// enrollmentRow receives enrollmentCols and, for the latest session,
+// sessionViewCols. The session's are NULL when the person has none; in
+// keyFindQueries, whose joins are all LEFT, the person's and enrollment's
+// are too when nobody is enrolled.
 type enrollmentRow struct {
 	pid, pe, pw, pc         sql.NullString
 	ev, wv                  sql.NullBool
@@ -216,13 +229,11 @@ func (r *enrollmentRow) result(tenantID string) (kyc.Person, kyc.Enrollment, *ky
 // tenant.
 var keyFindQueries = func() (q [2]string) {
 	for by, col := range []string{"p.email", "p.wallet"} {
-		q[by] = `SELECT ` + tenantCols + `, p.id, p.email, p.wallet, p.wallet_chain, e.email_verified, e.wallet_verified,
-				s.id, s.status, s.url, s.ip_info, s.blocklisted
+		q[by] = `SELECT ` + tenantCols + `, ` + enrollmentCols + `, ` + sessionViewCols + `
 			FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
 			LEFT JOIN persons p ON ` + col + ` = $2
 			LEFT JOIN enrollments e ON e.tenant_id = t.id AND e.person_id = p.id
-			LEFT JOIN kyc_sessions s ON e.person_id IS NOT NULL AND s.id = (SELECT id FROM kyc_sessions
-				WHERE person_id = p.id ORDER BY created_at DESC, id DESC LIMIT 1)
+			LEFT JOIN kyc_sessions s ON e.person_id IS NOT NULL AND s.id = ` + newestSessionOfP + `
 			WHERE k.key_hash = $1 AND k.revoked_at IS NULL`
 	}
 	return q
@@ -234,10 +245,7 @@ var keyFindQueries = func() (q [2]string) {
 // key with nobody enrolled under email or wallet returns its tenant and a
 // zero Person.
 func (db *DB) TenantFindLatest(ctx context.Context, keyHash, email, wallet string) (kyc.Tenant, kyc.Person, kyc.Enrollment, *kyc.SessionView, error) {
-	by, val := byEmail, email
-	if email == "" {
-		by, val = byWallet, wallet
-	}
+	by, val := lookupBy(email, wallet)
 	var t kyc.Tenant
 	var created int64
 	var r enrollmentRow

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
+	"github.com/kycgate/kycgate/internal/store"
 	"github.com/kycgate/kycgate/internal/store/storetest"
 )
 
@@ -14,15 +15,7 @@ import (
 // commits while the statement waits on it is then neither inserted nor
 // seen; the statement must look again and answer with it.
 func TestPrepareEmailWaitsOutAnotherCommit(t *testing.T) {
-	url, ok := storetest.PostgresURL(t)
-	if !ok {
-		t.Skip("PostgreSQL only: SQLite runs one write transaction at a time")
-	}
-	db := openDB(t, url)
-	mkTenant(t, db, "ta")
-	raw, err := sql.Open("pgx", url)
-	must(t, err)
-	defer raw.Close()
+	db, raw := pgRaceRig(t)
 	ctx := t.Context()
 
 	for _, tc := range []struct {
@@ -66,15 +59,7 @@ func TestPrepareEmailWaitsOutAnotherCommit(t *testing.T) {
 // enrollment must be neither promoted (the code proved the old address,
 // which the user no longer claims) nor cleared (the new one must survive).
 func TestConsumeOTPWaitsOutAReplacedPendingEmail(t *testing.T) {
-	url, ok := storetest.PostgresURL(t)
-	if !ok {
-		t.Skip("PostgreSQL only: SQLite runs one write transaction at a time")
-	}
-	db := openDB(t, url)
-	mkTenant(t, db, "ta")
-	raw, err := sql.Open("pgx", url)
-	must(t, err)
-	defer raw.Close()
+	db, raw := pgRaceRig(t)
 	ctx := t.Context()
 
 	w, _, _, err := db.PrepareWallet(ctx, "ta", "ps_w", evm(evmW1), "old@example.com", t0)
@@ -109,6 +94,23 @@ func TestConsumeOTPWaitsOutAReplacedPendingEmail(t *testing.T) {
 		t.Errorf("after the race: person email %v, pending %v, verified %v; want no email, pending new@example.com, verified",
 			email, pending, verified)
 	}
+}
+
+// pgRaceRig is a PostgreSQL store with tenant "ta", and a plain connection
+// to the same schema for the transaction a test holds open; it skips the
+// test without PostgreSQL.
+func pgRaceRig(t *testing.T) (*store.DB, *sql.DB) {
+	t.Helper()
+	url, ok := storetest.PostgresURL(t)
+	if !ok {
+		t.Skip("PostgreSQL only: SQLite runs one write transaction at a time")
+	}
+	db := openDB(t, url)
+	mkTenant(t, db, "ta")
+	raw, err := sql.Open("pgx", url)
+	must(t, err)
+	t.Cleanup(func() { raw.Close() })
+	return db, raw
 }
 
 // waitForLockWait returns once a session of this database waits on a lock:

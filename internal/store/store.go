@@ -252,7 +252,6 @@ func isUnique(err error) bool {
 	return isPgUnique(err)
 }
 
-// tx runs fn in a write transaction, committing when it returns nil.
 // pointCtx is the context for a one-row read by key on the read pool. On
 // SQLite such a read never waits (readers in WAL mode take no locks that a
 // writer holds) and takes microseconds, while a cancellable context costs
@@ -267,6 +266,7 @@ func (db *DB) pointCtx(ctx context.Context) context.Context {
 	return ctx
 }
 
+// tx runs fn in a write transaction, committing when it returns nil.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {

@@ -142,18 +142,11 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 		return CreateResult{}, internal(CodeServerFailed, msgKYCFailed, err)
 	}
 
+	if r, done := decided(latest); done {
+		return r, nil
+	}
 	token := newID("cl_")
-	for first := true; ; first = false {
-		if first {
-			if r, done := decided(latest); done {
-				return r, nil
-			}
-		} else if r, done, err := s.existing(ctx, p.ID); err != nil || done {
-			if err != nil {
-				return fail(err)
-			}
-			return r, nil
-		}
+	for {
 		now := s.now()
 		won, err := s.store.ClaimSessionCreation(ctx, p.ID, token, now.Add(s.cfg.SessionClaimTTL), now)
 		if err != nil {
@@ -166,6 +159,12 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 		// person's session right now; wait for it and resume that one.
 		if err := waitCtx(ctx, 20*time.Millisecond); err != nil {
 			return fail(err)
+		}
+		if r, done, err := s.existing(ctx, p.ID); err != nil || done {
+			if err != nil {
+				return fail(err)
+			}
+			return r, nil
 		}
 	}
 	release := func() {
@@ -433,9 +432,13 @@ func (s *Service) AuthenticatedStatus(ctx context.Context, plain string, id Iden
 		return Tenant{}, "", false, StatusResult{}, ErrNotFound
 	}
 	email, wal, nobody, idErr := normalizeIdentity(id)
-	if _, cached := s.cachedTenant(hash); cached || idErr != nil || nobody || (email == "") == (wal == "") {
-		tn, h, err := s.Authenticate(ctx, plain)
-		return tn, h, false, StatusResult{}, err
+	if t, cached := s.cachedTenant(hash); cached || idErr != nil || nobody || (email == "") == (wal == "") {
+		if !cached {
+			if t, err = s.storedTenant(ctx, hash); err != nil {
+				return Tenant{}, "", false, StatusResult{}, err
+			}
+		}
+		return t, hash, false, StatusResult{}, nil
 	}
 	now := s.clock.Now()
 	t, p, e, sess, err := s.store.TenantFindLatest(ctx, hash, email, wal)

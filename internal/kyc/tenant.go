@@ -88,13 +88,23 @@ func (s *Service) Authenticate(ctx context.Context, plain string) (Tenant, strin
 	if t, ok := s.cachedTenant(hash); ok {
 		return t, hash, nil
 	}
-	now := s.clock.Now()
-	t, err := s.store.TenantByKeyHash(ctx, hash)
+	t, err := s.storedTenant(ctx, hash)
 	if err != nil {
 		return Tenant{}, "", err
 	}
-	s.cacheAuth(hash, t, now)
 	return t, hash, nil
+}
+
+// storedTenant is the store's answer for a key hash, cached when caching
+// is on.
+func (s *Service) storedTenant(ctx context.Context, hash string) (Tenant, error) {
+	now := s.clock.Now()
+	t, err := s.store.TenantByKeyHash(ctx, hash)
+	if err != nil {
+		return Tenant{}, err
+	}
+	s.cacheAuth(hash, t, now)
+	return t, nil
 }
 
 // keyHash is the stored name of a presented key; ok is false for what

@@ -60,6 +60,7 @@ type options struct {
 	skipEmail   bool
 	skipEngines bool
 	kycgateEnv  []string // extra KYCGATE_* settings for every kycgate
+	rateLimit   int      // the tenant's requests per minute; 0 = no limiter
 }
 
 type harness struct {
@@ -123,6 +124,7 @@ func main() {
 	flag.BoolVar(&o.skipEmail, "skip-email", false, "skip the email round trip")
 	flag.BoolVar(&o.skipEngines, "skip-endpoints", false, "skip the per-endpoint runs (email and scale only)")
 	var kgEnv string
+	flag.IntVar(&o.rateLimit, "rate-limit", 0, "the load tenant's --rate-limit-per-minute: 0 turns the limiter off, as the baseline has none; a limit too high to reach measures what counting costs")
 	flag.StringVar(&kgEnv, "kycgate-env", "", "comma-separated NAME=value settings added to every kycgate's environment after the harness's own (so they override them; values cannot contain commas), e.g. KYCGATE_LOG_LEVEL=warn")
 	flag.Parse()
 	if path := os.Getenv("KYCLOAD_TRACE"); path != "" {
@@ -347,7 +349,7 @@ func (h *harness) newEngine(ctx context.Context, engineName, label string) (*eng
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("kycgate migrate: %v: %s", err, out)
 	}
-	cmd = exec.CommandContext(ctx, h.kycgateBin, "tenant", "create", "--name", "kycload", "--quota", "0", "--rate-limit-per-minute", "0", "--json")
+	cmd = exec.CommandContext(ctx, h.kycgateBin, "tenant", "create", "--name", "kycload", "--quota", "0", "--rate-limit-per-minute", strconv.Itoa(h.opt.rateLimit), "--json")
 	cmd.Env = env
 	out, err := cmd.Output()
 	if err != nil {

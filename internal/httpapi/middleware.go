@@ -175,32 +175,28 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, t kyc.Tenant, buc
 	perSec := (perMin + 59) / 60
 	now := s.now()
 	minStart, secStart := now.Truncate(time.Minute), now.Truncate(time.Second)
-	minHits, err := s.counter.HitRate(r.Context(), bucket+":m", minStart)
-	if err == nil {
-		var secHits int
-		secHits, err = s.counter.HitRate(r.Context(), bucket+":s", secStart)
-		if err == nil {
-			h := w.Header()
-			resetMin := int(minStart.Add(time.Minute).Sub(now).Seconds() + 0.999)
-			h.Set("RateLimit-Limit", strconv.Itoa(perMin))
-			h.Set("RateLimit-Remaining", strconv.Itoa(max(0, perMin-minHits)))
-			h.Set("RateLimit-Reset", strconv.Itoa(max(1, resetMin)))
-			if minHits <= perMin && secHits <= perSec {
-				return true
-			}
-			retry := 1
-			if minHits > perMin {
-				retry = max(1, resetMin)
-			}
-			h.Set("Retry-After", strconv.Itoa(retry))
-			writeJSON(w, http.StatusTooManyRequests, map[string]any{
-				"code": 429, "message": fmtLimit(perMin), "docs": "https://docs.starkfi.io/",
-			})
-			return false
-		}
+	minHits, secHits, err := s.counter.HitRate(r.Context(), bucket, minStart, secStart)
+	if err != nil {
+		// A limiter we cannot reach must not turn into an outage: let the
+		// request through and say so loudly.
+		s.log.ErrorContext(r.Context(), "rate limiter unavailable", "err", err)
+		return true
 	}
-	// A limiter we cannot reach must not turn into an outage: let the
-	// request through and say so loudly.
-	s.log.ErrorContext(r.Context(), "rate limiter unavailable", "err", err)
-	return true
+	h := w.Header()
+	resetMin := int(minStart.Add(time.Minute).Sub(now).Seconds() + 0.999)
+	h.Set("RateLimit-Limit", strconv.Itoa(perMin))
+	h.Set("RateLimit-Remaining", strconv.Itoa(max(0, perMin-minHits)))
+	h.Set("RateLimit-Reset", strconv.Itoa(max(1, resetMin)))
+	if minHits <= perMin && secHits <= perSec {
+		return true
+	}
+	retry := 1
+	if minHits > perMin {
+		retry = max(1, resetMin)
+	}
+	h.Set("Retry-After", strconv.Itoa(retry))
+	writeJSON(w, http.StatusTooManyRequests, map[string]any{
+		"code": 429, "message": fmtLimit(perMin), "docs": "https://docs.starkfi.io/",
+	})
+	return false
 }

@@ -6,11 +6,13 @@ import (
 	"time"
 )
 
-// Counter counts hits in fixed windows. The store's implementation is exact
-// across replicas (one upsert per hit); Memory is exact within one process,
-// which is all an embedded SQLite deployment has.
+// Counter counts hits in fixed windows: each hit counts once in key's
+// minute window and once in its second window, and HitRate returns both
+// counts so far. The store's implementation is exact across replicas (one
+// statement per hit); Memory is exact within one process, which is all an
+// embedded SQLite deployment has.
 type Counter interface {
-	HitRate(ctx context.Context, bucket string, windowStart time.Time) (int, error)
+	HitRate(ctx context.Context, key string, minute, second time.Time) (perMin, perSec int, err error)
 }
 
 // Memory is an in-process Counter.
@@ -28,9 +30,13 @@ type window struct {
 // NewMemory returns an empty in-process counter.
 func NewMemory() *Memory { return &Memory{buckets: map[string]*window{}} }
 
-func (m *Memory) HitRate(_ context.Context, bucket string, start time.Time) (int, error) {
+func (m *Memory) HitRate(_ context.Context, key string, minute, second time.Time) (perMin, perSec int, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.hit(key+":m", minute), m.hit(key+":s", second), nil
+}
+
+func (m *Memory) hit(bucket string, start time.Time) int {
 	// Forget windows that ended long ago, at most once a minute, so memory
 	// stays bounded by the keys active in the last minutes.
 	if start.Sub(m.sweep) > time.Minute {
@@ -52,5 +58,5 @@ func (m *Memory) HitRate(_ context.Context, bucket string, start time.Time) (int
 		w.start, w.hits = start, 0
 	}
 	w.hits++
-	return w.hits, nil
+	return w.hits
 }

@@ -3,7 +3,9 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/store/storetest"
@@ -75,6 +77,48 @@ func BenchmarkCountOTPAttempt(b *testing.B) {
 						b.Fatal(res, err)
 					}
 				}
+			})
+		})
+	}
+}
+
+// BenchmarkHitRate is the rate-limit write every request of a limited key
+// makes on PostgreSQL (SQLite deployments count in process): "spread" is
+// many keys, "hot" one key that every request contends on.
+func BenchmarkHitRate(b *testing.B) {
+	for _, e := range storetest.Engines(b) {
+		b.Run(e.Name, func(b *testing.B) {
+			db := openDB(b, e.URL)
+			ctx := context.Background()
+			sec := t0.Add(time.Second)
+			b.Run("serial", func(b *testing.B) {
+				for b.Loop() {
+					if _, _, err := db.HitRate(ctx, "serial", t0, sec); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			var next atomic.Int64
+			b.Run("spread", func(b *testing.B) {
+				b.RunParallel(func(pb *testing.PB) {
+					key := fmt.Sprint("spread", next.Add(1))
+					for pb.Next() {
+						if _, _, err := db.HitRate(ctx, key, t0, sec); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+			b.Run("hot", func(b *testing.B) {
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, _, err := db.HitRate(ctx, "hot", t0, sec); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
 			})
 		})
 	}

@@ -121,53 +121,61 @@ func TestDataSurvivesReopen(t *testing.T) {
 func TestHitRate(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
-		hit := func(bucket string, window time.Time) int {
+		type counts struct{ min, sec int }
+		hit := func(key string, minute, second time.Time) counts {
 			t.Helper()
-			n, err := db.HitRate(ctx, bucket, window)
+			m, s, err := db.HitRate(ctx, key, minute, second)
 			must(t, err)
-			return n
+			return counts{m, s}
 		}
-		w1, w2 := t0, t0.Add(time.Minute)
+		m1, m2 := t0, t0.Add(time.Minute)
+		s1, s2, s3 := m1, m1.Add(time.Second), m2
 		for want := 1; want <= 3; want++ {
-			if got := hit("k1:m", w1); got != want {
-				t.Errorf("hit %d in window 1 = %d", want, got)
+			if got := hit("k1", m1, s1); got != (counts{want, want}) {
+				t.Errorf("hit %d in the first windows = %+v", want, got)
 			}
 		}
-		if got := hit("k2:m", w1); got != 1 {
-			t.Errorf("another bucket starts at %d, want 1", got)
+		if got := hit("k2", m1, s1); got != (counts{1, 1}) {
+			t.Errorf("another key starts at %+v, want {1 1}", got)
 		}
-		if got := hit("k1:m", w2); got != 1 {
-			t.Errorf("first hit of the next window = %d, want 1", got)
+		if got := hit("k1", m1, s2); got != (counts{4, 1}) {
+			t.Errorf("next second, same minute = %+v, want {4 1}", got)
 		}
-		if got := hit("k1:m", w2); got != 2 {
-			t.Errorf("second hit of the next window = %d, want 2", got)
+		if got := hit("k1", m2, s3); got != (counts{1, 1}) {
+			t.Errorf("first hit of the next minute = %+v, want {1 1}", got)
 		}
-		if got := hit("k2:m", w1); got != 2 {
-			t.Errorf("bucket k2 = %d, want 2 (k1's new window must not touch it)", got)
+		if got := hit("k1", m2, s3); got != (counts{2, 2}) {
+			t.Errorf("second hit of the next minute = %+v, want {2 2}", got)
 		}
-		// A replica whose clock lags still counts in the current window
-		// rather than resetting it.
-		if got := hit("k1:m", w1); got != 3 {
-			t.Errorf("hit stamped with the previous window = %d, want 3 (counted in window 2)", got)
+		if got := hit("k2", m1, s1); got != (counts{2, 2}) {
+			t.Errorf("key k2 = %+v, want {2 2} (k1's new windows must not touch it)", got)
 		}
-		if got := hit("k1:m", w2); got != 4 {
-			t.Errorf("window 2 after a lagging hit = %d, want 4", got)
+		// A replica whose clock lags still counts in the current windows
+		// rather than resetting them.
+		if got := hit("k1", m1, s2); got != (counts{3, 3}) {
+			t.Errorf("hit stamped with the previous windows = %+v, want {3 3} (counted in the current ones)", got)
+		}
+		if got := hit("k1", m2, s3); got != (counts{4, 4}) {
+			t.Errorf("current windows after a lagging hit = %+v, want {4 4}", got)
 		}
 
 		t.Run("concurrent", func(t *testing.T) {
+			// Every hit takes both rows of one key: none may be lost,
+			// counted twice, or deadlock against another.
 			const n = 100
-			got := make([]int, n)
+			mins, secs := make([]int, n), make([]int, n)
 			errs := make([]error, n)
-			together(n, func(i int) { got[i], errs[i] = db.HitRate(ctx, "hot", w1) })
+			together(n, func(i int) { mins[i], secs[i], errs[i] = db.HitRate(ctx, "hot", m1, s1) })
 			noErrors(t, errs)
-			slices.Sort(got)
-			for i, v := range got {
-				if v != i+1 {
-					t.Fatalf("the %d concurrent hits returned %v; want each of 1..%d once", n, got, n)
+			slices.Sort(mins)
+			slices.Sort(secs)
+			for i := range n {
+				if mins[i] != i+1 || secs[i] != i+1 {
+					t.Fatalf("the %d concurrent hits returned minutes %v and seconds %v; want each of 1..%d once in both", n, mins, secs, n)
 				}
 			}
-			if last := hit("hot", w1); last != n+1 {
-				t.Errorf("count after %d concurrent hits = %d, want %d", n, last-1, n)
+			if last := hit("hot", m1, s1); last != (counts{n + 1, n + 1}) {
+				t.Errorf("counts after %d concurrent hits = %+v, want {%d %d}", n, last, n+1, n+1)
 			}
 		})
 	})

@@ -131,3 +131,39 @@ func sameError(a, b error) bool {
 		return errors.Is(a, kyc.ErrNotFound) == errors.Is(b, kyc.ErrNotFound)
 	}
 }
+
+// joinFails is a store whose joined key-and-status read fails while its
+// other queries work, as one query can when it alone meets a lock or
+// statement timeout.
+type joinFails struct{ kyc.Store }
+
+func (joinFails) TenantFindLatest(context.Context, string, string, string) (kyc.Tenant, kyc.Person, kyc.Enrollment, *kyc.SessionView, error) {
+	return kyc.Tenant{}, kyc.Person{}, kyc.Enrollment{}, nil, errors.New("joined read failed")
+}
+
+// When the joined read fails, the key is still checked on its own, so the
+// gates answer in their documented order (key, limit, product) before the
+// request meets the failure.
+func TestAuthenticatedStatusFallsBackToTheKey(t *testing.T) {
+	r := newSessRig(t, &sessProvider{})
+	ctx := context.Background()
+	r.verified(t, "done@example.com")
+	r.create(t, "done@example.com", kyc.CreateNew)
+	svc, err := kyc.NewService(kyc.Deps{Store: joinFails{r.db}, Mailer: r.mail, Clock: r.clock},
+		kyc.Config{Secret: []byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := kyc.Identity{Email: "done@example.com"}
+	tg, hash, read, _, err := svc.AuthenticatedStatus(ctx, r.key, id)
+	if err != nil || tg.ID != r.tenant.ID || hash == "" || read {
+		t.Fatalf("good key: tenant %q hash %q read %v err %v; want tenant %q, a hash, not read, no error",
+			tg.ID, hash, read, err, r.tenant.ID)
+	}
+	if _, err := svc.Status(ctx, tg, id); err != nil {
+		t.Errorf("status after the fallback: %v", err)
+	}
+	if tg, _, _, _, err := svc.AuthenticatedStatus(ctx, "kg_unknown", id); tg.ID != "" || !errors.Is(err, kyc.ErrNotFound) {
+		t.Errorf("unknown key: tenant %q err %v; want the invalid-key answer", tg.ID, err)
+	}
+}

@@ -425,7 +425,9 @@ func statusOf(e Enrollment, sess *SessionView) (StatusResult, error) {
 // and the caller applies its limits and the product gate first, then: with
 // read false the status is not read yet (the key came from the cache or a
 // query of its own, so the limits still shield the database) and the caller
-// calls Status; with read true, res and err are Status's answer.
+// calls Status; with read true, res and err are Status's answer. When the
+// joined read fails, the key is looked up alone: read is false when it is
+// good, and a bad key is still refused as one.
 func (s *Service) AuthenticatedStatus(ctx context.Context, plain string, id Identity) (t Tenant, hash string, read bool, res StatusResult, err error) {
 	hash, ok := s.keyHash(plain)
 	if !ok {
@@ -446,6 +448,17 @@ func (s *Service) AuthenticatedStatus(ctx context.Context, plain string, id Iden
 		return Tenant{}, "", false, StatusResult{}, ErrNotFound
 	}
 	if err != nil {
+		// The joined read failed; the key alone may still be readable. If
+		// it is, the caller applies the gates and then reads the status, so
+		// an over-limit or product-disabled key is refused as it would be
+		// without the join, and only an admitted request meets the failure.
+		t, kerr := s.storedTenant(ctx, hash)
+		switch {
+		case kerr == nil:
+			return t, hash, false, StatusResult{}, nil
+		case errors.Is(kerr, ErrNotFound):
+			return Tenant{}, "", false, StatusResult{}, ErrNotFound
+		}
 		return Tenant{}, "", false, StatusResult{}, fmt.Errorf("authenticate and read status: %w", err)
 	}
 	s.cacheAuth(hash, t, now)

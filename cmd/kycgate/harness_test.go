@@ -98,6 +98,11 @@ func newEnv(t testing.TB, smtpURL string) map[string]string {
 		"KYCGATE_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "kycgate.db"),
 		"KYCGATE_SMTP_URL":     smtpURL,
 		"KYCGATE_LOG_LEVEL":    "debug",
+		// The reconciler must not poll the simulator behind the tests'
+		// backs: at the default (2m) a session a slow run kept open that
+		// long would be polled, and a webhook a test drops on purpose
+		// would be filled in from Didit.
+		"KYCGATE_RECONCILE_INTERVAL": "1h",
 	}
 	switch engine := os.Getenv("KYCGATE_TEST_ENGINE"); engine {
 	case "", "sqlite":

@@ -455,7 +455,11 @@ func TestPerAttemptTimeout(t *testing.T) {
 		}
 		writeJSON(w, http.StatusOK, `{"status":"In Review"}`)
 	})
-	c, sr := newTestClient(t, f.URL, func(cfg *ClientConfig) { cfg.Timeout = 50 * time.Millisecond })
+	// The timeout bounds every attempt, so the second one (a new connection
+	// and a full answer) must fit in it too: 50 ms could run out on a busy
+	// machine and cost a third attempt. The first attempt waits it out, so
+	// this is also the test's duration.
+	c, sr := newTestClient(t, f.URL, func(cfg *ClientConfig) { cfg.Timeout = time.Second })
 	d, err := c.GetDecision(context.Background(), "s")
 	if err != nil {
 		t.Fatal(err)

@@ -45,7 +45,7 @@ func TestPrepareEmailWaitsOutAnotherCommit(t *testing.T) {
 			done <- result{p, created, err}
 		}()
 		// Commit once PrepareEmail waits on our uncommitted row.
-		waitForLockWait(t, raw)
+		waitForBlockedBy(t, raw, tx)
 		must(t, tx.Commit())
 		r := <-done
 		if r.err != nil || r.p.ID != tc.other || r.p.Email != tc.email || r.created != tc.wantCreated {
@@ -81,7 +81,7 @@ func TestConsumeOTPWaitsOutAReplacedPendingEmail(t *testing.T) {
 		ok, err := db.ConsumeOTP(ctx, "ta", "old@example.com", w.ID, "h")
 		done <- result{ok, err}
 	}()
-	waitForLockWait(t, raw)
+	waitForBlockedBy(t, raw, tx)
 	must(t, tx.Commit())
 	if r := <-done; r.err != nil || !r.ok {
 		t.Fatalf("ConsumeOTP = %v, %v; want the code used", r.ok, r.err)
@@ -113,15 +113,19 @@ func pgRaceRig(t *testing.T) (*store.DB, *sql.DB) {
 	return db, raw
 }
 
-// waitForLockWait returns once a session of this database waits on a lock:
-// the call under test has reached the row the test's transaction holds.
-func waitForLockWait(t *testing.T, raw *sql.DB) {
+// waitForBlockedBy returns once a session waits on a lock that holder (the
+// test's open transaction) holds: the call under test has reached the held
+// row. Asking for that holder, not for any lock wait in the database, keeps
+// other packages' tests on the same server from ending the wait early.
+func waitForBlockedBy(t *testing.T, raw *sql.DB, holder *sql.Tx) {
 	t.Helper()
+	var pid int
+	must(t, holder.QueryRowContext(t.Context(), `SELECT pg_backend_pid()`).Scan(&pid))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var waiting int
 		must(t, raw.QueryRowContext(t.Context(), `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting))
+			WHERE $1::int = ANY(pg_blocking_pids(pid))`, pid).Scan(&waiting))
 		if waiting > 0 {
 			return
 		}

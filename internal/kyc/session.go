@@ -433,38 +433,31 @@ func (s *Service) AuthenticatedStatus(ctx context.Context, plain string, id Iden
 	if !ok {
 		return Tenant{}, "", false, StatusResult{}, ErrNotFound
 	}
-	email, wal, nobody, idErr := normalizeIdentity(id)
-	if t, cached := s.cachedTenant(hash); cached || idErr != nil || nobody || (email == "") == (wal == "") {
-		if !cached {
-			if t, err = s.storedTenant(ctx, hash); err != nil {
-				return Tenant{}, "", false, StatusResult{}, err
-			}
-		}
-		return t, hash, false, StatusResult{}, nil
-	}
-	now := s.clock.Now()
-	t, p, e, sess, err := s.store.TenantFindLatest(ctx, hash, email, wal)
-	if errors.Is(err, ErrNotFound) {
-		return Tenant{}, "", false, StatusResult{}, ErrNotFound
-	}
-	if err != nil {
-		// The joined read failed; the key alone may still be readable. If
-		// it is, the caller applies the gates and then reads the status, so
-		// an over-limit or product-disabled key is refused as it would be
-		// without the join, and only an admitted request meets the failure.
-		t, kerr := s.storedTenant(ctx, hash)
+	t, cached := s.cachedTenant(hash)
+	if email, wal, nobody, idErr := normalizeIdentity(id); !cached && idErr == nil && !nobody && (email == "") != (wal == "") {
+		now := s.clock.Now()
+		t, p, e, sess, err := s.store.TenantFindLatest(ctx, hash, email, wal)
 		switch {
-		case kerr == nil:
-			return t, hash, false, StatusResult{}, nil
-		case errors.Is(kerr, ErrNotFound):
+		case err == nil:
+			s.cacheAuth(hash, t, now)
+			if p.ID == "" {
+				return t, hash, true, StatusResult{}, errUserNotFound()
+			}
+			res, err = statusOf(e, sess)
+			return t, hash, true, res, err
+		case errors.Is(err, ErrNotFound):
 			return Tenant{}, "", false, StatusResult{}, ErrNotFound
 		}
-		return Tenant{}, "", false, StatusResult{}, fmt.Errorf("authenticate and read status: %w", err)
+		// Look the key up alone below: the caller then applies the gates
+		// and reads the status, so an over-limit or product-disabled key is
+		// refused as it would be without the join, and only an admitted
+		// request meets the failure.
+		s.log.WarnContext(ctx, "status: joined key and status read failed; reading the key alone", "err", err)
 	}
-	s.cacheAuth(hash, t, now)
-	if p.ID == "" {
-		return t, hash, true, StatusResult{}, errUserNotFound()
+	if !cached {
+		if t, err = s.storedTenant(ctx, hash); err != nil {
+			return Tenant{}, "", false, StatusResult{}, err
+		}
 	}
-	res, err = statusOf(e, sess)
-	return t, hash, true, res, err
+	return t, hash, false, StatusResult{}, nil
 }

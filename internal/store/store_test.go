@@ -130,33 +130,28 @@ func TestHitRate(t *testing.T) {
 		}
 		m1, m2 := t0, t0.Add(time.Minute)
 		s1, s2, s3 := m1, m1.Add(time.Second), m2
-		for want := 1; want <= 3; want++ {
-			if got := hit("k1", m1, s1); got != (counts{want, want}) {
-				t.Errorf("hit %d in the first windows = %+v", want, got)
+		for _, h := range []struct {
+			why            string
+			key            string
+			minute, second time.Time
+			want           counts
+		}{
+			{"first hit", "k1", m1, s1, counts{1, 1}},
+			{"second hit", "k1", m1, s1, counts{2, 2}},
+			{"third hit", "k1", m1, s1, counts{3, 3}},
+			{"another key starts at one", "k2", m1, s1, counts{1, 1}},
+			{"next second, same minute", "k1", m1, s2, counts{4, 1}},
+			{"first hit of the next minute", "k1", m2, s3, counts{1, 1}},
+			{"second hit of the next minute", "k1", m2, s3, counts{2, 2}},
+			{"k1's new windows leave k2's alone", "k2", m1, s1, counts{2, 2}},
+			// A replica whose clock lags still counts in the current
+			// windows rather than resetting them.
+			{"hit stamped with the previous windows", "k1", m1, s2, counts{3, 3}},
+			{"current windows after a lagging hit", "k1", m2, s3, counts{4, 4}},
+		} {
+			if got := hit(h.key, h.minute, h.second); got != h.want {
+				t.Errorf("%s: %+v, want %+v", h.why, got, h.want)
 			}
-		}
-		if got := hit("k2", m1, s1); got != (counts{1, 1}) {
-			t.Errorf("another key starts at %+v, want {1 1}", got)
-		}
-		if got := hit("k1", m1, s2); got != (counts{4, 1}) {
-			t.Errorf("next second, same minute = %+v, want {4 1}", got)
-		}
-		if got := hit("k1", m2, s3); got != (counts{1, 1}) {
-			t.Errorf("first hit of the next minute = %+v, want {1 1}", got)
-		}
-		if got := hit("k1", m2, s3); got != (counts{2, 2}) {
-			t.Errorf("second hit of the next minute = %+v, want {2 2}", got)
-		}
-		if got := hit("k2", m1, s1); got != (counts{2, 2}) {
-			t.Errorf("key k2 = %+v, want {2 2} (k1's new windows must not touch it)", got)
-		}
-		// A replica whose clock lags still counts in the current windows
-		// rather than resetting them.
-		if got := hit("k1", m1, s2); got != (counts{3, 3}) {
-			t.Errorf("hit stamped with the previous windows = %+v, want {3 3} (counted in the current ones)", got)
-		}
-		if got := hit("k1", m2, s3); got != (counts{4, 4}) {
-			t.Errorf("current windows after a lagging hit = %+v, want {4 4}", got)
 		}
 
 		t.Run("concurrent", func(t *testing.T) {

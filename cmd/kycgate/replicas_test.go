@@ -55,6 +55,7 @@ import (
 	"github.com/kycgate/kycgate/internal/didit"
 	"github.com/kycgate/kycgate/internal/didit/diditsim"
 	"github.com/kycgate/kycgate/internal/kyc"
+	"github.com/kycgate/kycgate/internal/store"
 	"github.com/kycgate/kycgate/internal/store/storetest"
 	"github.com/kycgate/kycgate/internal/wallet"
 )
@@ -522,25 +523,13 @@ func (c *rpCluster) migrations(t *testing.T) []rpMigration {
 	return out
 }
 
-// rpMigrationFiles are the versions of the PostgreSQL migration files.
+// rpMigrationFiles are the versions of the migrations PostgreSQL runs.
 func rpMigrationFiles(t *testing.T) []int64 {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join("..", "..", "internal", "store", "migrations", "postgres"))
+	out, err := store.MigrationVersions(store.Postgres)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []int64
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".sql") {
-			continue
-		}
-		var v int64
-		if _, err := fmt.Sscanf(e.Name(), "%d_", &v); err != nil {
-			t.Fatalf("migration file %s: %v", e.Name(), err)
-		}
-		out = append(out, v)
-	}
-	slices.Sort(out)
 	if len(out) == 0 {
 		t.Fatal("no PostgreSQL migration files found")
 	}
@@ -908,7 +897,7 @@ func TestReplicaInvariants(t *testing.T) {
 		rpWantTally(t, "20 concurrent prepare-wallet on one challenge", rs, map[string]int{
 			"201 user_prepared": 1, "400 challenge_not_found": 19})
 		if n := c.count(t, `SELECT count(*) FROM persons p JOIN enrollments e ON e.person_id = p.id
-			WHERE p.wallet = $1 AND e.tenant_id = $2 AND e.wallet_verified`, addr, tenantID); n != 1 {
+			WHERE p.wallet = $1 AND e.tenant_id = $2 AND e.wallet = p.wallet`, addr, tenantID); n != 1 {
 			t.Fatalf("%d verified enrollments for %s, want 1", n, addr)
 		}
 		if n := c.count(t, `SELECT count(*) FROM challenges WHERE tenant_id = $1 AND used_at IS NOT NULL`, tenantID); n != 1 {
@@ -1374,7 +1363,7 @@ func TestReplicaSIGKILL(t *testing.T) {
 	db := c.openDB(t)
 	for _, email := range l.prepared {
 		if n := c.count(t, `SELECT count(*) FROM persons p JOIN enrollments e ON e.person_id = p.id
-			WHERE p.email = $1 AND e.tenant_id = $2`, email, tenantID); n != 1 {
+			WHERE p.email = $1 AND e.tenant_id = $2 AND e.email = p.email`, email, tenantID); n != 1 {
 			t.Errorf("prepare of %s was acknowledged, but %d person+enrollment rows", email, n)
 		}
 	}
@@ -1387,11 +1376,9 @@ func TestReplicaSIGKILL(t *testing.T) {
 		}
 	}
 	for _, w := range l.wallets {
-		var v bool
-		err := db.QueryRow(`SELECT e.wallet_verified FROM persons p JOIN enrollments e ON e.person_id = p.id
-			WHERE p.wallet = $1 AND e.tenant_id = $2`, w, tenantID).Scan(&v)
-		if err != nil || !v {
-			t.Errorf("prepare-wallet for %s was acknowledged, but wallet_verified is %v (%v)", w, v, err)
+		if n := c.count(t, `SELECT count(*) FROM persons p JOIN enrollments e ON e.person_id = p.id
+			WHERE p.wallet = $1 AND e.tenant_id = $2 AND e.wallet = p.wallet`, w, tenantID); n != 1 {
+			t.Errorf("prepare-wallet for %s was acknowledged, but %d enrollments hold the verified wallet", w, n)
 		}
 	}
 	for id, who := range l.sessions {

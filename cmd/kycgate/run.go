@@ -149,7 +149,7 @@ func openService(ctx context.Context, getenv func(string) string) (*kyc.Service,
 
 type noMail struct{}
 
-func (noMail) SendCode(context.Context, string, string) error {
+func (noMail) SendCode(context.Context, kyc.CodeMail) error {
 	return errors.New("admin commands send no mail")
 }
 

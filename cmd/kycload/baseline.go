@@ -540,7 +540,7 @@ func (b *baseline) webhook(w http.ResponseWriter, r *http.Request) {
 // by its mail package; text and HTML alternatives, quoted-printable),
 // written by hand: the ceiling sends the same bytes' worth of mail.
 func codeMail(to, code string) (string, error) {
-	m, err := mail.Render(mail.Config{}, to, code)
+	m, err := mail.Render(mail.Config{}, kyc.CodeMail{To: to, Code: code})
 	if err != nil {
 		return "", err
 	}

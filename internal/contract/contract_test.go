@@ -93,6 +93,13 @@ func walletStateData(emailVerified, approved bool, status string) map[string]any
 	return d
 }
 
+// linkData is prepare-wallet's data with data.email_link (api.md §6.1).
+func linkData(emailVerified bool, link string) map[string]any {
+	d := walletStateData(emailVerified, false, "pending")
+	d["email_link"] = link
+	return d
+}
+
 const (
 	evmWallet    = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 	solanaWallet = "FmTGYpzX27fDqaiytXUdFVaphC5o68G61Q3uhVM2d8bm"
@@ -169,6 +176,8 @@ func endpoints() []endpoint {
 			example{"wrong type", 400, env(400, "invalid_body", "field email must be a string", nil), nil},
 			example{"missing", 400, env(400, "missing_params", "email is required", nil), nil},
 			example{"invalid email", 400, env(400, "invalid_email", "email is not a valid address", nil), nil},
+			example{"invalid wallet", 400, env(400, "invalid_wallet", "Wallet is not a valid EVM or Solana address", nil), nil},
+			example{"wallet of the wrong type", 400, env(400, "invalid_body", "wallet must be a string", nil), nil},
 			example{"verified", 400, env(400, "email_already_verified", "Email is already verified", nil), nil},
 			example{"not found", 404, env(404, "user_not_found", "User not found in whitelist", nil), nil},
 			example{"not found, details", 404, `{"statusCode":404,"success":false,"status":"user_not_found","message":"User not found in whitelist","details":{"email":"a@b.test"}}`, nil},
@@ -180,11 +189,13 @@ func endpoints() []endpoint {
 			example{"wrong type", 400, env(400, "invalid_body", "code must be a string", nil), nil},
 			example{"missing", 400, env(400, "missing_params", "email and code are required", nil), nil},
 			example{"invalid email", 400, env(400, "invalid_email", "email is not a valid address", nil), nil},
+			example{"invalid wallet", 400, env(400, "invalid_wallet", "Wallet is not a valid EVM or Solana address", nil), nil},
 			example{"otp_invalid", 400, env(400, "otp_invalid", "Invalid code", nil), nil},
 			example{"otp_expired", 400, env(400, "otp_expired", "Code expired, please request a new one", nil), nil},
 			example{"otp_max_attempts", 400, env(400, "otp_max_attempts", "Max attempts reached, please request a new code", nil), nil},
 			example{"already verified", 400, env(400, "email_already_verified", "Email is already verified", nil), nil},
 			example{"not found", 404, env(404, "user_not_found", "User not found in whitelist", nil), nil},
+			example{"link conflict", 409, env(409, "email_wallet_conflict", "This email is already linked to another wallet", nil), nil},
 			example{"server_error", 500, env(500, "server_error", "Server failed, try again later", nil), nil},
 		)},
 		{method: "POST", path: "/security/wallet/challenge", examples: append(common(true),
@@ -201,6 +212,8 @@ func endpoints() []endpoint {
 		{method: "POST", path: "/kyc/prepare-wallet", examples: append(common(true),
 			example{"prepared", 201, env(201, "user_prepared", "User prepared for KYC via wallet", walletStateData(false, false, "pending")), nil},
 			example{"already", 200, env(200, "user_already_prepared", "User already prepared for KYC", walletStateData(true, true, "approved")), nil},
+			example{"link pending", 201, env(201, "user_prepared", "User prepared for KYC via wallet", linkData(false, "pending")), nil},
+			example{"linked", 200, env(200, "user_already_prepared", "User already prepared for KYC", linkData(true, "linked")), nil},
 			example{"wrong type", 400, env(400, "invalid_body", "signed_bytes must be a string", nil), nil},
 			example{"missing", 400, env(400, "missing_params", "wallet, message and signed_bytes are required", nil), nil},
 			example{"invalid wallet", 400, env(400, "invalid_wallet", "Wallet is not a valid EVM or Solana address", nil), nil},
@@ -219,6 +232,7 @@ func endpoints() []endpoint {
 			example{"wrong type", 400, env(400, "invalid_body", "wallet must be a string", nil), nil},
 			example{"missing", 400, env(400, "missing_params", "email or wallet is required", nil), nil},
 			example{"invalid email", 400, env(400, "invalid_email", "email is not a valid address", nil), nil},
+			example{"invalid wallet", 400, env(400, "invalid_wallet", "Wallet is not a valid EVM or Solana address", nil), nil},
 			example{"mismatch", 400, env(400, "identity_mismatch", "email and wallet do not belong to the same user", nil), nil},
 			example{"not prepared", 403, env(403, "user_not_prepared", "Complete KYC prepare and verify your email or wallet before starting a session", nil), nil},
 			example{"not verified", 403, env(403, "identity_not_verified", "You must verify your email or wallet before starting KYC", nil), nil},
@@ -239,6 +253,7 @@ func endpoints() []endpoint {
 			example{"kyc expired", 200, env(200, "kyc_status_retrieved", "KYC status retrieved", statusData("kyc_expired", "Kyc Expired", nil)), nil},
 			example{"missing", 400, env(400, "missing_params", "email or wallet is required", nil), nil},
 			example{"invalid email", 400, env(400, "invalid_email", "email is not a valid address", nil), nil},
+			example{"invalid wallet", 400, env(400, "invalid_wallet", "Wallet is not a valid EVM or Solana address", nil), nil},
 			example{"mismatch", 400, env(400, "identity_mismatch", "email and wallet do not belong to the same user", nil), nil},
 			example{"user not found", 404, env(404, "user_not_found", "User not found", nil), nil},
 			example{"kyc not found", 404, env(404, "kyc_not_found", "No KYC session found for this user", nil), nil},
@@ -465,7 +480,10 @@ func TestUndocumentedResponsesFail(t *testing.T) {
 		{"wallet message of the other endpoint", "POST", "/security/wallet/challenge", 400, env(400, "invalid_wallet", "Wallet is not a valid EVM or Solana address", nil), nil},
 		{"invalid_body naming no field", "POST", "/kyc/prepare", 400, env(400, "invalid_body", "bad type", nil), nil},
 		{"invalid_body naming another endpoint's field", "POST", "/kyc/prepare", 400, env(400, "invalid_body", "wallet must be a string", nil), nil},
-		{"invalid_wallet on create", "POST", "/kyc/create/verify_public_kyc", 400, env(400, "invalid_wallet", "Wallet is not a valid EVM or Solana address", nil), nil},
+		{"the challenge's invalid_wallet message on create", "POST", "/kyc/create/verify_public_kyc", 400, env(400, "invalid_wallet", "Wallet challenge failed", nil), nil},
+		{"email_link of another value", "POST", "/kyc/prepare-wallet", 201, env(201, "user_prepared", "User prepared for KYC via wallet", linkData(false, "proven")), nil},
+		{"email_link on prepare", "POST", "/kyc/prepare", 200, env(200, "user_already_prepared", "User already prepared for KYC", map[string]any{"email_verified": false, "kyc_approved": false, "kyc_status": "pending", "email_link": "pending"}), nil},
+		{"link conflict on send-otp", "POST", "/security/email/send-otp", 409, env(409, "email_wallet_conflict", "This email is already linked to another wallet", nil), nil},
 		{"product gate on products", "GET", "/config/products", 403, env(403, "product_not_enabled", "The kyc product is not enabled for this API key", nil), nil},
 		{"method_not_found on status", "GET", "/kyc/status", 404, env(404, "method_not_found", "KYC method not found", nil), nil},
 		// envelope shape

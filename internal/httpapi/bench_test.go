@@ -60,7 +60,8 @@ type codeMailer struct {
 	codes map[string]string
 }
 
-func (m *codeMailer) SendCode(_ context.Context, to, code string) error {
+func (m *codeMailer) SendCode(_ context.Context, cm kyc.CodeMail) error {
+	to, code := cm.To, cm.Code
 	m.mu.Lock()
 	m.codes[to] = code
 	m.mu.Unlock()
@@ -130,10 +131,11 @@ func (s *benchServer) verified(b *testing.B, n int) []string {
 		code := s.mailer.codes[e]
 		s.mailer.mu.Unlock()
 		s.do(b, "POST", "/security/email/verify-otp", `{"email":"`+e+`","code":"`+code+`"}`, 200)
-		p, _, err := s.db.FindEnrollment(context.Background(), tenantIDOf(b, s), e, "")
+		en, err := s.db.FindEnrollment(context.Background(), tenantIDOf(b, s), e, "")
 		if err != nil {
 			b.Fatal(err)
 		}
+		p := kyc.Person{ID: en.PersonID}
 		sess := kyc.Session{ID: "sess-" + strconv.Itoa(i), PersonID: p.ID, TenantID: tenantIDOf(b, s),
 			URL: "https://verify.didit.me/session/" + strconv.Itoa(i), Status: kyc.StatusApproved,
 			IPInfo:   []kyc.IPInfo{{IPAddress: "203.0.113.7", IPCountry: "Portugal", Platform: "mobile"}},

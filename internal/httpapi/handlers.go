@@ -16,6 +16,7 @@ type stateData struct {
 	WalletVerified *bool  `json:"wallet_verified,omitempty"`
 	KYCApproved    bool   `json:"kyc_approved"`
 	KYCStatus      string `json:"kyc_status"`
+	EmailLink      string `json:"email_link,omitempty"`
 }
 
 func (s *Server) prepare(w http.ResponseWriter, r *http.Request) {
@@ -49,12 +50,12 @@ func (s *Server) sendOTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, berr, "", "")
 		return
 	}
-	email, berr := b.str("email")
+	f, berr := b.strs("email", "wallet")
 	if berr != nil {
 		s.fail(w, r, berr, "", "")
 		return
 	}
-	if err := s.svc.SendOTP(r.Context(), tenantOf(r.Context()), email); err != nil {
+	if err := s.svc.SendOTP(r.Context(), tenantOf(r.Context()), kyc.OTPInput{Email: f[0], Wallet: f[1]}); err != nil {
 		s.fail(w, r, err, kyc.CodeServerError, "Server failed, try again later")
 		return
 	}
@@ -67,12 +68,12 @@ func (s *Server) verifyOTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, berr, "", "")
 		return
 	}
-	f, berr := b.strs("email", "code")
+	f, berr := b.strs("email", "code", "wallet")
 	if berr != nil {
 		s.fail(w, r, berr, "", "")
 		return
 	}
-	if err := s.svc.VerifyOTP(r.Context(), tenantOf(r.Context()), f[0], f[1]); err != nil {
+	if err := s.svc.VerifyOTP(r.Context(), tenantOf(r.Context()), kyc.OTPInput{Email: f[0], Code: f[1], Wallet: f[2]}); err != nil {
 		s.fail(w, r, err, kyc.CodeServerError, "Server failed, try again later")
 		return
 	}
@@ -118,7 +119,7 @@ func (s *Server) prepareWallet(w http.ResponseWriter, r *http.Request) {
 	}
 	wv := res.State.WalletVerified
 	data := stateData{EmailVerified: res.State.EmailVerified, WalletVerified: &wv,
-		KYCApproved: res.State.KYCApproved, KYCStatus: res.State.KYCStatus}
+		KYCApproved: res.State.KYCApproved, KYCStatus: res.State.KYCStatus, EmailLink: res.State.EmailLink}
 	if res.Created {
 		respond(w, http.StatusCreated, "user_prepared", "User prepared for KYC via wallet", data)
 		return

@@ -17,7 +17,7 @@ import (
 
 type noMail struct{}
 
-func (noMail) SendCode(context.Context, string, string) error { return nil }
+func (noMail) SendCode(context.Context, kyc.CodeMail) error { return nil }
 
 // TestDatabaseOutage: with the database gone, every endpoint answers its
 // own documented 500 (they differ per endpoint), readiness fails, and

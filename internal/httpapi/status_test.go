@@ -75,9 +75,9 @@ func TestStatusGates(t *testing.T) {
 		code             int
 		status           string
 	}{
-		// A wallet that is no address names nobody: the contract documents
-		// no invalid_wallet for create or status.
-		{"create, bad wallet", key, "POST /kyc/create/verify_public_kyc", 403, "user_not_prepared"},
+		// A wallet that is no address is the caller's mistake, said as
+		// such (api.md §1, §7 step 2), as a malformed email is.
+		{"create, bad wallet", key, "POST /kyc/create/verify_public_kyc", 400, "invalid_wallet"},
 		{"no key, no params", "", "", 403, "invalid_api_key"},
 		{"unknown key", "kg_unknown", "email=a@example.com", 403, "invalid_api_key"},
 		{"unknown key, bad email", "kg_unknown", "email=nope", 403, "invalid_api_key"},
@@ -86,7 +86,8 @@ func TestStatusGates(t *testing.T) {
 		{"kyc off, no params", offKey, "", 403, "product_not_enabled"},
 		{"no params", key, "", 400, "missing_params"},
 		{"bad email", key, "email=nope", 400, "invalid_email"},
-		{"bad wallet", key, "wallet=0xnope", 404, "user_not_found"},
+		{"bad wallet", key, "wallet=0xnope", 400, "invalid_wallet"},
+		{"bad email and bad wallet", key, "email=nope&wallet=0xnope", 400, "invalid_email"},
 		{"enrolled at another tenant", key, "email=known@example.com", 404, "user_not_found"},
 		{"unknown wallet", key, "wallet=0x52908400098527886E0F7030069857D2E4169EE7", 404, "user_not_found"},
 		{"first of the minute", slowKey, "email=a@example.com", 404, "user_not_found"},

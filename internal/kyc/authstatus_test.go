@@ -137,8 +137,8 @@ func sameError(a, b error) bool {
 // statement timeout.
 type joinFails struct{ kyc.Store }
 
-func (joinFails) TenantFindLatest(context.Context, string, string, string) (kyc.Tenant, kyc.Person, kyc.Enrollment, *kyc.SessionView, error) {
-	return kyc.Tenant{}, kyc.Person{}, kyc.Enrollment{}, nil, errors.New("joined read failed")
+func (joinFails) TenantFindLatest(context.Context, string, string, string) (kyc.Tenant, kyc.Enrollment, *kyc.SessionView, error) {
+	return kyc.Tenant{}, kyc.Enrollment{}, nil, errors.New("joined read failed")
 }
 
 // When the joined read fails, the key is still checked on its own, so the

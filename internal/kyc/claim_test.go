@@ -39,7 +39,8 @@ type claimMail struct {
 	code string
 }
 
-func (m *claimMail) SendCode(_ context.Context, _, code string) error {
+func (m *claimMail) SendCode(_ context.Context, cm kyc.CodeMail) error {
+	code := cm.Code
 	m.mu.Lock()
 	m.code = code
 	m.mu.Unlock()
@@ -74,13 +75,13 @@ func TestLapsedLeaseNeverMakesASecondOpenSession(t *testing.T) {
 	if _, err := svc.Prepare(ctx, tn, email); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.SendOTP(ctx, tn, email); err != nil {
+	if err := svc.SendOTP(ctx, tn, kyc.OTPInput{Email: email}); err != nil {
 		t.Fatal(err)
 	}
 	mail.mu.Lock()
 	code := mail.code
 	mail.mu.Unlock()
-	if err := svc.VerifyOTP(ctx, tn, email, code); err != nil {
+	if err := svc.VerifyOTP(ctx, tn, kyc.OTPInput{Email: email, Code: code}); err != nil {
 		t.Fatal(err)
 	}
 	type out struct {

@@ -6,25 +6,37 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/kycgate/kycgate/internal/wallet"
 )
 
-// State is what prepare and prepare-wallet report about a person for the
+// State is what prepare and prepare-wallet report about a user for the
 // calling tenant.
 type State struct {
 	EmailVerified  bool
 	WalletVerified bool
 	KYCApproved    bool
 	KYCStatus      string
+	// EmailLink is prepare-wallet's data.email_link (api.md §6.1):
+	// LinkLinked, LinkPending, or "" when no email was named and none is
+	// pending.
+	EmailLink string
 }
+
+// Where a wallet's link to an email stands.
+const (
+	LinkLinked  = "linked"
+	LinkPending = "pending"
+)
 
 // state reports the KYC outcome only to a tenant whose enrollment is
 // verified (api.md §10): nobody learns another tenant's results by guessing.
-func (s *Service) state(ctx context.Context, p Person, e Enrollment) (State, error) {
-	st := State{EmailVerified: e.EmailVerified, WalletVerified: e.WalletVerified, KYCStatus: "pending"}
+func (s *Service) state(ctx context.Context, e Enrollment) (State, error) {
+	st := State{EmailVerified: e.EmailVerified, WalletVerified: e.WalletVerified(), KYCStatus: "pending"}
 	if !e.Verified() {
 		return st, nil
 	}
-	sess, err := s.store.LatestSession(ctx, p.ID)
+	sess, err := s.store.LatestSession(ctx, e.PersonID)
 	if errors.Is(err, ErrNotFound) {
 		return st, nil
 	}
@@ -44,7 +56,9 @@ type PrepareResult struct {
 
 const msgPrepareFailed = "Server failed on KYC prepare"
 
-// Prepare registers an email for the tenant (api.md §2).
+// Prepare registers an email for the tenant (api.md §2). An address that is
+// only pending on a wallet here becomes a user of its own (§6.1): the
+// wallet's link can still be proven later, and then merges the two.
 func (s *Service) Prepare(ctx context.Context, tenant Tenant, rawEmail string) (PrepareResult, error) {
 	if rawEmail == "" {
 		return PrepareResult{}, Errorf(CodeMissingParams, "email is required")
@@ -53,62 +67,143 @@ func (s *Service) Prepare(ctx context.Context, tenant Tenant, rawEmail string) (
 	if !ok {
 		return PrepareResult{}, errInvalidEmail
 	}
-	p, e, created, err := s.store.PrepareEmail(ctx, tenant.ID, newID("ps_"), email, s.now())
+	e, created, err := s.store.PrepareEmail(ctx, tenant.ID, NewIDs{Person: newID("ps_"), Enrollment: newID("en_")}, email, s.now())
 	if err != nil {
 		return PrepareResult{}, internal(CodeServerFailed, msgPrepareFailed, err)
 	}
 	if created {
 		return PrepareResult{Created: true, State: State{KYCStatus: "pending"}}, nil
 	}
-	st, err := s.state(ctx, p, e)
+	st, err := s.state(ctx, e)
 	if err != nil {
 		return PrepareResult{}, internal(CodeServerFailed, msgPrepareFailed, err)
 	}
 	return PrepareResult{State: st}, nil
 }
 
-var errInvalidEmail = Errorf(CodeInvalidEmail, "email is not a valid address")
+var (
+	errInvalidEmail  = Errorf(CodeInvalidEmail, "email is not a valid address")
+	errInvalidWallet = Errorf(CodeInvalidWallet, "Wallet is not a valid EVM or Solana address")
+)
+
+// normalizeWallet gives the stored form of a wallet, or invalid_wallet.
+func normalizeWallet(raw string) (string, error) {
+	a, err := wallet.ParseAddress(strings.TrimSpace(raw))
+	if err != nil {
+		return "", errInvalidWallet
+	}
+	return a.String, nil
+}
 
 const msgServerError = "Server failed, try again later"
 
-// enrolledByEmail resolves the OTP endpoints' common checks in their order:
-// valid email → enrolled (user_not_found) → not yet verified.
-func (s *Service) enrolledByEmail(ctx context.Context, tenant Tenant, email string) (Person, Enrollment, error) {
-	p, e, err := s.store.FindEnrollment(ctx, tenant.ID, email, "")
-	if errors.Is(err, ErrNotFound) {
-		return p, e, Errorf(CodeUserNotFound, "User not found in whitelist")
-	}
-	if err != nil {
-		return p, e, internal(CodeServerError, msgServerError, err)
-	}
-	if e.EmailVerified {
-		return p, e, Errorf(CodeEmailAlreadyVerified, "Email is already verified")
-	}
-	return p, e, nil
+// OTPInput is the body of send-otp (Code empty) and verify-otp. Wallet,
+// optional, names the wallet whose link to the email the code proves
+// (api.md §6.1).
+type OTPInput struct {
+	Email, Code, Wallet string
 }
 
-// SendOTP issues a new code and mails it (api.md §3, §12). It answers
-// success only after the mail server accepted the message; a failed
-// delivery invalidates the code.
-func (s *Service) SendOTP(ctx context.Context, tenant Tenant, rawEmail string) error {
-	if rawEmail == "" {
-		return Errorf(CodeMissingParams, "email is required")
+// otpTarget is what a send-otp or verify-otp acts on: the code slot, and
+// the enrollment the code proves the address to (the address's own, or the
+// wallet's whose link it is).
+type otpTarget struct {
+	code CodeRef
+	enr  Enrollment
+}
+
+func (t otpTarget) link() bool { return t.code.Wallet != "" }
+
+// otpTarget resolves an OTP request (api.md §3, §4, §6.1), with the checks
+// in their order: the address (or the named wallet's link to it) is
+// registered here → not yet verified. A link is proven by a code bound to
+// it, so the address's owner proving their own enrollment never completes
+// someone else's link, and a link code proves nothing else. Without a
+// wallet, an address with no enrollment of its own here acts on the one
+// wallet it is pending on, so a client that only knows {email} still works;
+// on several it is ambiguous, and nobody is found.
+func (s *Service) otpTarget(ctx context.Context, tenant Tenant, email, wal string) (otpTarget, error) {
+	notFound := Errorf(CodeUserNotFound, "User not found in whitelist")
+	own := func(e Enrollment) (otpTarget, error) {
+		if e.EmailVerified {
+			return otpTarget{}, Errorf(CodeEmailAlreadyVerified, "Email is already verified")
+		}
+		return otpTarget{code: CodeRef{TenantID: tenant.ID, Address: email}, enr: e}, nil
 	}
-	email, ok := NormalizeEmail(rawEmail)
+	link := func(e Enrollment) (otpTarget, error) {
+		return otpTarget{code: CodeRef{TenantID: tenant.ID, Address: email, Wallet: e.Wallet}, enr: e}, nil
+	}
+	if wal != "" {
+		e, err := s.store.FindEnrollment(ctx, tenant.ID, "", wal)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return otpTarget{}, notFound
+		case err != nil:
+			return otpTarget{}, internal(CodeServerError, msgServerError, err)
+		case e.Email == email:
+			// Linked here already: the wallet's enrollment is the address's
+			// own, and the request is about proving the address to it.
+			return own(e)
+		case e.PendingEmail == email:
+			return link(e)
+		}
+		return otpTarget{}, notFound
+	}
+	e, err := s.store.FindEnrollment(ctx, tenant.ID, email, "")
+	if err == nil {
+		return own(e)
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return otpTarget{}, internal(CodeServerError, msgServerError, err)
+	}
+	pending, err := s.store.PendingLinks(ctx, tenant.ID, email, 2)
+	if err != nil {
+		return otpTarget{}, internal(CodeServerError, msgServerError, err)
+	}
+	if len(pending) == 1 {
+		return link(pending[0])
+	}
+	return otpTarget{}, notFound
+}
+
+// otpRequest validates an OTP request's fields in their documented order
+// and resolves what it acts on.
+func (s *Service) otpRequest(ctx context.Context, tenant Tenant, in OTPInput, verify bool) (email string, t otpTarget, err error) {
+	in.Code = strings.TrimSpace(in.Code)
+	switch {
+	case !verify && in.Email == "":
+		return "", t, Errorf(CodeMissingParams, "email is required")
+	case verify && (in.Email == "" || in.Code == ""):
+		return "", t, Errorf(CodeMissingParams, "email and code are required")
+	}
+	email, ok := NormalizeEmail(in.Email)
 	if !ok {
-		return errInvalidEmail
+		return "", t, errInvalidEmail
 	}
-	p, _, err := s.enrolledByEmail(ctx, tenant, email)
+	var wal string
+	if in.Wallet != "" {
+		if wal, err = normalizeWallet(in.Wallet); err != nil {
+			return "", t, err
+		}
+	}
+	t, err = s.otpTarget(ctx, tenant, email, wal)
+	return email, t, err
+}
+
+// SendOTP issues a new code and mails it (api.md §3, §6.1, §12). It answers
+// success only after the mail server accepted the message; a failed
+// delivery invalidates the code. A link's code is sent even when its proof
+// will conflict: the proof decides.
+func (s *Service) SendOTP(ctx context.Context, tenant Tenant, in OTPInput) error {
+	email, t, err := s.otpRequest(ctx, tenant, in, false)
 	if err != nil {
 		return err
 	}
 	now := s.now()
 	code := randomCode()
-	// Codes and their limits belong to the address, not to the person it
-	// resolves to today (an unproven email can move between wallet users).
 	hash := s.otpHash(tenant.ID, email, code)
 	sent, retryAt, err := s.store.SaveOTP(ctx, OTPSend{
-		TenantID: tenant.ID, Subject: email, CodeHash: hash, Now: now,
+		CodeRef: t.code, CodeHash: hash, Now: now,
 		ExpiresAt: now.Add(s.cfg.OTPTTL), MinGap: s.cfg.OTPMinGap,
 		Window: s.cfg.OTPWindow, MaxPerWindow: s.cfg.OTPMaxPerWindow,
 	})
@@ -122,17 +217,17 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, rawEmail string) e
 		}
 		return &Error{Code: CodeOTPSendRateLimited, Message: "Please wait before requesting a new code", RetryAfter: wait}
 	}
-	if err := s.mailer.SendCode(ctx, email, code); err != nil {
+	if err := s.mailer.SendCode(ctx, CodeMail{To: email, Code: code, Wallet: t.code.Wallet}); err != nil {
 		// Use a fresh context: the request's may be what failed, and the
 		// code must not stay valid when the partner is told it was not sent.
 		dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if derr := s.store.DropOTP(dropCtx, tenant.ID, email, hash); derr != nil {
-			s.log.ErrorContext(ctx, "drop undelivered otp", "tenant", tenant.ID, "person", p.ID, "err", derr)
+		if derr := s.store.DropOTP(dropCtx, t.code, hash); derr != nil {
+			s.log.ErrorContext(ctx, "drop undelivered otp", "tenant", tenant.ID, "enrollment", t.enr.ID, "err", derr)
 		}
 		return internal(CodeServerError, msgServerError, err)
 	}
-	s.log.InfoContext(ctx, "otp sent", "tenant", tenant.ID, "person", p.ID, "to", maskEmail(email))
+	s.log.InfoContext(ctx, "otp sent", "tenant", tenant.ID, "enrollment", t.enr.ID, "link", t.link(), "to", maskEmail(email))
 	return nil
 }
 
@@ -140,23 +235,15 @@ func (s *Service) otpHash(tenantID, email, code string) string {
 	return s.mac("otp", tenantID, email, code)
 }
 
-// VerifyOTP checks a code (api.md §4). The attempt is counted before the
-// comparison, atomically in the store, so concurrent guesses can never
-// exceed the limit.
-func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, rawEmail, code string) error {
-	code = strings.TrimSpace(code)
-	if rawEmail == "" || code == "" {
-		return Errorf(CodeMissingParams, "email and code are required")
-	}
-	email, ok := NormalizeEmail(rawEmail)
-	if !ok {
-		return errInvalidEmail
-	}
-	p, _, err := s.enrolledByEmail(ctx, tenant, email)
+// VerifyOTP checks a code (api.md §4) and, for a link's code, completes the
+// link (§6.1). The attempt is counted before the comparison, atomically in
+// the store, so concurrent guesses can never exceed the limit.
+func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, in OTPInput) error {
+	email, t, err := s.otpRequest(ctx, tenant, in, true)
 	if err != nil {
 		return err
 	}
-	stored, res, err := s.store.CountOTPAttempt(ctx, tenant.ID, email, s.cfg.OTPMaxAttempts, s.now())
+	stored, res, err := s.store.CountOTPAttempt(ctx, t.code, s.cfg.OTPMaxAttempts, s.now())
 	if err != nil {
 		return internal(CodeServerError, msgServerError, err)
 	}
@@ -168,18 +255,21 @@ func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, rawEmail, code s
 	case OTPMaxAttempts:
 		return Errorf(CodeOTPMaxAttempts, "Max attempts reached, please request a new code")
 	}
-	given := s.otpHash(tenant.ID, email, code)
+	given := s.otpHash(tenant.ID, email, strings.TrimSpace(in.Code))
 	if subtle.ConstantTimeCompare([]byte(given), []byte(stored)) != 1 {
 		return errOTPInvalid
 	}
-	used, err := s.store.ConsumeOTP(ctx, tenant.ID, email, p.ID, stored)
+	if t.link() {
+		return s.proveLink(ctx, tenant, t.code, stored)
+	}
+	used, err := s.store.ConsumeOTP(ctx, t.code, stored)
 	if err != nil {
 		return internal(CodeServerError, msgServerError, err)
 	}
 	if !used { // a concurrent request with the same code won
 		return errOTPInvalid
 	}
-	s.log.InfoContext(ctx, "email verified", "tenant", tenant.ID, "person", p.ID)
+	s.log.InfoContext(ctx, "email verified", "tenant", tenant.ID, "enrollment", t.enr.ID)
 	return nil
 }
 

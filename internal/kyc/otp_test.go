@@ -21,7 +21,8 @@ type otpMail struct {
 	codes map[string]string
 }
 
-func (m *otpMail) SendCode(_ context.Context, to, code string) error {
+func (m *otpMail) SendCode(_ context.Context, cm kyc.CodeMail) error {
+	to, code := cm.To, cm.Code
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.codes[to] = code
@@ -78,29 +79,29 @@ func TestOTPExpiry(t *testing.T) {
 	if _, err := e.svc.Prepare(ctx, e.tenant, email); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.SendOTP(ctx, e.tenant, email); err != nil {
+	if err := e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.mail.last(email)
 	e.clock.add(10*time.Minute - time.Millisecond)
-	if got := code(e.svc.VerifyOTP(ctx, e.tenant, email, "000000"+c)); got != kyc.CodeOTPInvalid {
+	if got := code(e.svc.VerifyOTP(ctx, e.tenant, kyc.OTPInput{Email: email, Code: "000000" + c})); got != kyc.CodeOTPInvalid {
 		t.Fatalf("just before expiry, a wrong code = %s", got)
 	}
 	e.clock.add(time.Millisecond)
-	if got := code(e.svc.VerifyOTP(ctx, e.tenant, email, c)); got != kyc.CodeOTPExpired {
+	if got := code(e.svc.VerifyOTP(ctx, e.tenant, kyc.OTPInput{Email: email, Code: c})); got != kyc.CodeOTPExpired {
 		t.Fatalf("at 10 minutes the right code = %s, want otp_expired", got)
 	}
 	// A new code works again, and the old one stays dead.
-	if err := e.svc.SendOTP(ctx, e.tenant, email); err != nil {
+	if err := e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email}); err != nil {
 		t.Fatal(err)
 	}
 	c2 := e.mail.last(email)
 	if c2 != c {
-		if got := code(e.svc.VerifyOTP(ctx, e.tenant, email, c)); got != kyc.CodeOTPInvalid {
+		if got := code(e.svc.VerifyOTP(ctx, e.tenant, kyc.OTPInput{Email: email, Code: c})); got != kyc.CodeOTPInvalid {
 			t.Fatalf("replaced code = %s, want otp_invalid", got)
 		}
 	}
-	if got := code(e.svc.VerifyOTP(ctx, e.tenant, email, c2)); got != "ok" {
+	if got := code(e.svc.VerifyOTP(ctx, e.tenant, kyc.OTPInput{Email: email, Code: c2})); got != "ok" {
 		t.Fatalf("fresh code = %s", got)
 	}
 }
@@ -114,15 +115,15 @@ func TestOTPSendWindow(t *testing.T) {
 	}
 	// Five sends a minute apart are allowed; the sixth within the hour is not.
 	for i := range 5 {
-		if err := e.svc.SendOTP(ctx, e.tenant, email); err != nil {
+		if err := e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email}); err != nil {
 			t.Fatalf("send %d: %v", i+1, err)
 		}
-		if got := code(e.svc.SendOTP(ctx, e.tenant, email)); got != kyc.CodeOTPSendRateLimited {
+		if got := code(e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email})); got != kyc.CodeOTPSendRateLimited {
 			t.Fatalf("send within 60 s = %s", got)
 		}
 		e.clock.add(time.Minute)
 	}
-	err := e.svc.SendOTP(ctx, e.tenant, email)
+	err := e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email})
 	var ke *kyc.Error
 	if !errors.As(err, &ke) || ke.Code != kyc.CodeOTPSendRateLimited {
 		t.Fatalf("sixth send in the hour = %v", err)
@@ -132,17 +133,17 @@ func TestOTPSendWindow(t *testing.T) {
 		t.Fatalf("RetryAfter = %v, want 55m", ke.RetryAfter)
 	}
 	e.clock.add(55*time.Minute - time.Second)
-	if got := code(e.svc.SendOTP(ctx, e.tenant, email)); got != kyc.CodeOTPSendRateLimited {
+	if got := code(e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email})); got != kyc.CodeOTPSendRateLimited {
 		t.Fatalf("one second early = %s", got)
 	}
 	e.clock.add(time.Second)
-	if got := code(e.svc.SendOTP(ctx, e.tenant, email)); got != "ok" {
+	if got := code(e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email})); got != "ok" {
 		t.Fatalf("when the window frees = %s", got)
 	}
 	// Sliding: the next allowed send is a minute later (the second send
 	// leaves the window), not a whole new hour.
 	e.clock.add(time.Minute)
-	if got := code(e.svc.SendOTP(ctx, e.tenant, email)); got != "ok" {
+	if got := code(e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email})); got != "ok" {
 		t.Fatalf("sliding window = %s", got)
 	}
 }
@@ -154,7 +155,7 @@ func TestOTPStoredOnlyAsHMAC(t *testing.T) {
 	if _, err := e.svc.Prepare(ctx, e.tenant, email); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.SendOTP(ctx, e.tenant, email); err != nil {
+	if err := e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.mail.last(email)
@@ -164,7 +165,7 @@ func TestOTPStoredOnlyAsHMAC(t *testing.T) {
 	}
 	defer raw.Close()
 	var hash string
-	if err := raw.QueryRow(`SELECT code_hash FROM otps`).Scan(&hash); err != nil {
+	if err := raw.QueryRow(`SELECT code_hash FROM otp_codes`).Scan(&hash); err != nil {
 		t.Fatal(err)
 	}
 	if len(hash) != 64 || strings.Contains(hash, c) {
@@ -201,15 +202,15 @@ func TestOTPCodeIsBoundToTenantAndPerson(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := e.svc.SendOTP(ctx, e.tenant, email); err != nil {
+	if err := e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.mail.last(email)
 	// The other tenant has no code at all: the first tenant's code is not its.
-	if got := code(e.svc.VerifyOTP(ctx, other, email, c)); got != kyc.CodeOTPInvalid {
+	if got := code(e.svc.VerifyOTP(ctx, other, kyc.OTPInput{Email: email, Code: c})); got != kyc.CodeOTPInvalid {
 		t.Fatalf("other tenant with tenant A's code = %s", got)
 	}
-	if got := code(e.svc.VerifyOTP(ctx, e.tenant, email, c)); got != "ok" {
+	if got := code(e.svc.VerifyOTP(ctx, e.tenant, kyc.OTPInput{Email: email, Code: c})); got != "ok" {
 		t.Fatalf("tenant A = %s", got)
 	}
 }

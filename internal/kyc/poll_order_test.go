@@ -38,7 +38,8 @@ type poMail struct {
 	code string
 }
 
-func (m *poMail) SendCode(_ context.Context, _, code string) error {
+func (m *poMail) SendCode(_ context.Context, cm kyc.CodeMail) error {
+	code := cm.Code
 	m.mu.Lock()
 	m.code = code
 	m.mu.Unlock()
@@ -64,10 +65,10 @@ func TestStaleWebhookCannotUndoPolledOutcome(t *testing.T) {
 	tn, _, _ := svc.CreateTenant(ctx, kyc.NewTenant{Name: "T"})
 	const email = "po@example.com"
 	svc.Prepare(ctx, tn, email)
-	if err := svc.SendOTP(ctx, tn, email); err != nil {
+	if err := svc.SendOTP(ctx, tn, kyc.OTPInput{Email: email}); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.VerifyOTP(ctx, tn, email, mail.code); err != nil {
+	if err := svc.VerifyOTP(ctx, tn, kyc.OTPInput{Email: email, Code: mail.code}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.CreateSession(ctx, tn, kyc.KYCTypePublic, kyc.Identity{Email: email}); err != nil {

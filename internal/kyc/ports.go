@@ -10,7 +10,17 @@ import (
 // the receiving mail server has accepted the message, so the caller can tell
 // the partner truthfully whether the code was sent.
 type Mailer interface {
-	SendCode(ctx context.Context, to, code string) error
+	SendCode(ctx context.Context, m CodeMail) error
+}
+
+// CodeMail is one code to mail.
+type CodeMail struct {
+	To   string
+	Code string
+	// Wallet is the wallet a link code would link to the address; "" for
+	// the address's own code. The mail names it, so the address's owner
+	// sees what entering the code would do, and whose request it is.
+	Wallet string
 }
 
 // Provider is the identity-verification vendor (Didit, or its simulator).

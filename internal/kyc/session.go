@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-
-	"github.com/kycgate/kycgate/internal/wallet"
 )
 
 // KYCTypePublic is the only kyc_type (api.md §7).
@@ -31,89 +28,69 @@ const (
 
 const msgKYCFailed = "Server failed on KYC"
 
-// resolve finds the tenant's enrolled person named by id, and that
-// person's latest session (nil when none) in the same query. With both
-// fields, they must name the same person. notFound is the endpoint's own
+// resolve finds the tenant's user named by id, and the person's latest
+// session (nil when none) in the same query. With both fields, they must
+// name the same user here: one enrollment registered under both, which is
+// what a link proven at this tenant makes. notFound is the endpoint's own
 // error.
-func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFound *Error, failCode, failMsg string) (Person, Enrollment, *SessionView, error) {
-	email, wal, nobody, err := normalizeIdentity(id)
+func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFound *Error, failCode, failMsg string) (Enrollment, *SessionView, error) {
+	email, wal, err := normalizeIdentity(id)
 	if err != nil {
-		return Person{}, Enrollment{}, nil, err
+		return Enrollment{}, nil, err
 	}
-	find := func(email, wal string, latest bool) (p Person, e Enrollment, sess *SessionView, err error) {
+	find := func(email, wal string, latest bool) (e Enrollment, sess *SessionView, err error) {
 		if latest {
-			p, e, sess, err = s.store.FindEnrollmentLatest(ctx, tenant.ID, email, wal)
+			e, sess, err = s.store.FindEnrollmentLatest(ctx, tenant.ID, email, wal)
 		} else {
-			p, e, err = s.store.FindEnrollment(ctx, tenant.ID, email, wal)
+			e, err = s.store.FindEnrollment(ctx, tenant.ID, email, wal)
 		}
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			return p, e, nil, internal(failCode, failMsg, err)
+			return e, nil, internal(failCode, failMsg, err)
 		}
-		return p, e, sess, err
+		return e, sess, err
 	}
-	mismatch := Errorf(CodeIdentityMismatch, "email and wallet do not belong to the same user")
-	switch {
-	case nobody && email == "":
-		return Person{}, Enrollment{}, nil, notFound
-	case nobody:
-		// The wallet names nobody, so the pair is a mismatch if the email
-		// names someone, as when both are well-formed.
-		p, e, _, err := find(email, "", false)
-		if isInternal(err) {
-			return p, e, nil, err
-		}
-		if err != nil {
-			return p, e, nil, notFound
-		}
-		return p, e, nil, mismatch
-	case email != "" && wal != "":
-		pe, ee, sess, err1 := find(email, "", true)
-		pw, _, _, err2 := find("", wal, false)
-		if isInternal(err1) {
-			return pe, ee, nil, err1
-		}
-		if isInternal(err2) {
-			return pw, ee, nil, err2
-		}
-		if errors.Is(err1, ErrNotFound) && errors.Is(err2, ErrNotFound) {
-			return pe, ee, nil, notFound
-		}
-		if err1 != nil || err2 != nil || pe.ID != pw.ID {
-			return pe, ee, nil, mismatch
-		}
-		return pe, ee, sess, nil
-	default:
-		p, e, sess, err := find(email, wal, true)
+	if email == "" || wal == "" {
+		e, sess, err := find(email, wal, true)
 		if errors.Is(err, ErrNotFound) {
-			return p, e, nil, notFound
+			return e, nil, notFound
 		}
-		return p, e, sess, err
+		return e, sess, err
 	}
+	ee, sess, err1 := find(email, "", true)
+	ew, _, err2 := find("", wal, false)
+	switch {
+	case isInternal(err1):
+		return ee, nil, err1
+	case isInternal(err2):
+		return ew, nil, err2
+	case errors.Is(err1, ErrNotFound) && errors.Is(err2, ErrNotFound):
+		return ee, nil, notFound
+	case err1 != nil || err2 != nil || ee.ID != ew.ID:
+		return ee, nil, Errorf(CodeIdentityMismatch, "email and wallet do not belong to the same user")
+	}
+	return ee, sess, nil
 }
 
 // normalizeIdentity gives the stored forms of id's email and wallet (each
-// empty when not given), or the error that names a malformed email. A
-// wallet that is no EVM or Solana address names nobody (nobody is true):
-// create and status document no invalid_wallet (api.md §7, §8), so they
-// answer it as they answer an unknown wallet.
-func normalizeIdentity(id Identity) (email, wal string, nobody bool, err error) {
+// empty when not given), or the error that names a malformed one (api.md
+// §1, §7 step 2: the email is checked first).
+func normalizeIdentity(id Identity) (email, wal string, err error) {
 	if id.Email != "" {
 		e, ok := NormalizeEmail(id.Email)
 		if !ok {
-			return "", "", false, errInvalidEmail
+			return "", "", errInvalidEmail
 		}
 		email = e
 	}
 	if id.Wallet != "" {
-		a, err := wallet.ParseAddress(strings.TrimSpace(id.Wallet))
-		if err != nil {
-			return email, "", true, nil
+		if wal, err = normalizeWallet(id.Wallet); err != nil {
+			return "", "", err
 		}
-		wal = a.String
 	}
-	return email, wal, false, nil
+	return email, wal, nil
 }
 
+// isInternal reports find's failures, which are the endpoint's 500.
 func isInternal(err error) bool {
 	var e *Error
 	return errors.As(err, &e)
@@ -129,26 +106,47 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 		return CreateResult{}, Errorf(CodeMissingParams, "email or wallet is required")
 	}
 	notPrepared := Errorf(CodeUserNotPrepared, "Complete KYC prepare and verify your email or wallet before starting a session")
-	// The person's latest session comes with the enrollment, for the
-	// first "is there one already" check.
-	p, e, latest, err := s.resolve(ctx, tenant, id, notPrepared, CodeServerFailed, msgKYCFailed)
-	if err != nil {
-		return CreateResult{}, err
+	// A link proven meanwhile may merge the person just resolved into
+	// another; the claim then finds it gone, and the user is resolved
+	// again, to the person that stayed.
+	for range 3 {
+		// The person's latest session comes with the enrollment, for the
+		// first "is there one already" check.
+		e, latest, err := s.resolve(ctx, tenant, id, notPrepared, CodeServerFailed, msgKYCFailed)
+		if err != nil {
+			return CreateResult{}, err
+		}
+		if !e.Verified() {
+			return CreateResult{}, Errorf(CodeIdentityNotVerified, "You must verify your email or wallet before starting KYC")
+		}
+		if r, done := decided(latest); done {
+			return r, nil
+		}
+		r, err := s.openSession(ctx, tenant, e.PersonID)
+		if !errors.Is(err, errPersonMerged) {
+			return r, err
+		}
 	}
-	if !e.Verified() {
-		return CreateResult{}, Errorf(CodeIdentityNotVerified, "You must verify your email or wallet before starting KYC")
-	}
+	return CreateResult{}, internal(CodeServerFailed, msgKYCFailed, errors.New("kyc: the person kept being merged away"))
+}
+
+// errPersonMerged: the person a create resolved no longer exists.
+var errPersonMerged = errors.New("kyc: person merged into another")
+
+// openSession is create's steps 5–8 for a person: it takes the person's
+// creation claim (one caller at a time, across replicas), re-checks under
+// it, reserves the quota and asks the provider.
+func (s *Service) openSession(ctx context.Context, tenant Tenant, personID string) (CreateResult, error) {
 	fail := func(err error) (CreateResult, error) {
 		return CreateResult{}, internal(CodeServerFailed, msgKYCFailed, err)
-	}
-
-	if r, done := decided(latest); done {
-		return r, nil
 	}
 	token := newID("cl_")
 	for {
 		now := s.now()
-		won, err := s.store.ClaimSessionCreation(ctx, p.ID, token, now.Add(s.cfg.SessionClaimTTL), now)
+		won, err := s.store.ClaimSessionCreation(ctx, personID, token, now.Add(s.cfg.SessionClaimTTL), now)
+		if errors.Is(err, ErrNotFound) {
+			return CreateResult{}, errPersonMerged
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -160,7 +158,7 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 		if err := waitCtx(ctx, 20*time.Millisecond); err != nil {
 			return fail(err)
 		}
-		if r, done, err := s.existing(ctx, p.ID); err != nil || done {
+		if r, done, err := s.existing(ctx, personID); err != nil || done {
 			if err != nil {
 				return fail(err)
 			}
@@ -170,28 +168,40 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 	release := func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := s.store.ReleaseSessionClaim(rctx, p.ID, token); err != nil {
-			s.log.ErrorContext(ctx, "release session claim", "person", p.ID, "err", err)
+		if err := s.store.ReleaseSessionClaim(rctx, personID, token); err != nil {
+			s.log.ErrorContext(ctx, "release session claim", "person", personID, "err", err)
 		}
 	}
 	// Re-check under the claim: the previous holder may have just finished.
-	if r, done, err := s.existing(ctx, p.ID); err != nil || done {
+	if r, done, err := s.existing(ctx, personID); err != nil || done {
 		release()
 		if err != nil {
 			return fail(err)
 		}
 		return r, nil
 	}
+	r, err := s.createAtProvider(ctx, tenant, personID, token)
+	if err != nil {
+		release()
+	}
+	return r, err
+}
 
+// createAtProvider is create's steps 7–8 under the person's claim: the
+// quota unit, the provider's session, and storing it (which releases the
+// claim). Every failure before the provider created a session gives the
+// quota unit back; the caller releases the claim.
+func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID, token string) (CreateResult, error) {
+	fail := func(err error) (CreateResult, error) {
+		return CreateResult{}, internal(CodeServerFailed, msgKYCFailed, err)
+	}
 	month := s.now().Format("2006-01")
 	if tenant.MonthlyQuota > 0 {
 		ok, err := s.store.ReserveQuota(ctx, tenant.ID, month, tenant.MonthlyQuota)
 		if err != nil {
-			release()
 			return fail(err)
 		}
 		if !ok {
-			release()
 			return CreateResult{}, Errorf(CodeQuotaExceeded, "Monthly KYC session quota exceeded")
 		}
 	}
@@ -207,18 +217,16 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 	}
 	if s.provider == nil {
 		giveBack()
-		release()
 		return fail(errors.New("no identity provider configured"))
 	}
-	callCtx, stopRenew := s.renewClaim(ctx, p.ID, token)
+	callCtx, stopRenew := s.renewClaim(ctx, personID, token)
 	ps, err := s.provider.CreateSession(callCtx, CreateSessionRequest{
-		VendorData: p.ID, Callback: s.cfg.SessionCallback,
+		VendorData: personID, Callback: s.cfg.SessionCallback,
 		Metadata: map[string]string{"tenant_id": tenant.ID},
 	})
 	stopRenew()
 	if err != nil {
 		giveBack()
-		release()
 		return fail(err)
 	}
 	now := s.now()
@@ -226,7 +234,7 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 	if !ValidStatus(status) {
 		status = StatusNotStarted
 	}
-	sess := Session{ID: ps.ID, PersonID: p.ID, TenantID: tenant.ID, URL: ps.URL, Status: status,
+	sess := Session{ID: ps.ID, PersonID: personID, TenantID: tenant.ID, URL: ps.URL, Status: status,
 		EventAt: time.Unix(0, 0).UTC(), CreatedAt: now, UpdatedAt: now, CheckedAt: now}
 	sess.Watch = watch(sess)
 	err = s.store.InsertSession(ctx, sess, token)
@@ -237,21 +245,20 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 		// we kept the final status. That is a resume: no new session, no
 		// quota.
 		giveBack()
-		release()
-		return s.resume(ctx, tenant, p.ID, ps)
+		return s.resume(ctx, tenant, personID, ps)
 	}
 	if err != nil {
 		// Didit created the session and counted it; keep our quota unit
 		// spent to match. If our lease lapsed, another caller may have
 		// created the person's session meanwhile: that one stands.
 		if errors.Is(err, ErrConflict) {
-			if r, done, xerr := s.existing(ctx, p.ID); xerr == nil && done {
+			if r, done, xerr := s.existing(ctx, personID); xerr == nil && done {
 				return r, nil
 			}
 		}
 		return fail(err)
 	}
-	s.log.InfoContext(ctx, "kyc session created", "tenant", tenant.ID, "person", p.ID, "session", ps.ID)
+	s.log.InfoContext(ctx, "kyc session created", "tenant", tenant.ID, "person", personID, "session", ps.ID)
 	return CreateResult{Kind: CreateNew, Session: viewOf(sess)}, nil
 }
 
@@ -397,7 +404,7 @@ func (s *Service) Status(ctx context.Context, tenant Tenant, id Identity) (Statu
 	if id.Email == "" && id.Wallet == "" {
 		return StatusResult{}, Errorf(CodeMissingParams, "email or wallet is required")
 	}
-	_, e, sess, err := s.resolve(ctx, tenant, id, errUserNotFound(), CodeServerFailed, failMsg)
+	e, sess, err := s.resolve(ctx, tenant, id, errUserNotFound(), CodeServerFailed, failMsg)
 	if err != nil {
 		return StatusResult{}, err
 	}
@@ -434,13 +441,13 @@ func (s *Service) AuthenticatedStatus(ctx context.Context, plain string, id Iden
 		return Tenant{}, "", false, StatusResult{}, ErrNotFound
 	}
 	t, cached := s.cachedTenant(hash)
-	if email, wal, nobody, idErr := normalizeIdentity(id); !cached && idErr == nil && !nobody && (email == "") != (wal == "") {
+	if email, wal, idErr := normalizeIdentity(id); !cached && idErr == nil && (email == "") != (wal == "") {
 		now := s.clock.Now()
-		t, p, e, sess, err := s.store.TenantFindLatest(ctx, hash, email, wal)
+		t, e, sess, err := s.store.TenantFindLatest(ctx, hash, email, wal)
 		switch {
 		case err == nil:
 			s.cacheAuth(hash, t, now)
-			if p.ID == "" {
+			if e.ID == "" {
 				return t, hash, true, StatusResult{}, errUserNotFound()
 			}
 			res, err = statusOf(e, sess)

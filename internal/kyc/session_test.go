@@ -23,7 +23,8 @@ type sessMailer struct {
 	codes map[string]string
 }
 
-func (m *sessMailer) SendCode(_ context.Context, to, code string) error {
+func (m *sessMailer) SendCode(_ context.Context, cm kyc.CodeMail) error {
+	to, code := cm.To, cm.Code
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.codes[to] = code
@@ -115,13 +116,13 @@ func (r *sessRig) verified(t *testing.T, email string) {
 	if _, err := r.svc.Prepare(ctx, r.tenant, email); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.svc.SendOTP(ctx, r.tenant, email); err != nil {
+	if err := r.svc.SendOTP(ctx, r.tenant, kyc.OTPInput{Email: email}); err != nil {
 		t.Fatal(err)
 	}
 	r.mail.mu.Lock()
 	c := r.mail.codes[email]
 	r.mail.mu.Unlock()
-	if err := r.svc.VerifyOTP(ctx, r.tenant, email, c); err != nil {
+	if err := r.svc.VerifyOTP(ctx, r.tenant, kyc.OTPInput{Email: email, Code: c}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -292,12 +293,12 @@ func TestSessionStaleClaim(t *testing.T) {
 	const email = "claim@example.com"
 	r.verified(t, email)
 	ctx := context.Background()
-	person, _, err := r.db.FindEnrollment(ctx, r.tenant.ID, email, "")
+	enr, err := r.db.FindEnrollment(ctx, r.tenant.ID, email, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := r.clock.Now()
-	if ok, err := r.db.ClaimSessionCreation(ctx, person.ID, "crashed-replica", now.Add(60*time.Second), now); err != nil || !ok {
+	if ok, err := r.db.ClaimSessionCreation(ctx, enr.PersonID, "crashed-replica", now.Add(60*time.Second), now); err != nil || !ok {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
 	// While the claim is live (and the clock stands still) the call waits

@@ -2,6 +2,7 @@ package kyc
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -21,52 +22,60 @@ type Store interface {
 	// TenantByKeyHash finds the tenant owning an unrevoked key.
 	TenantByKeyHash(ctx context.Context, hash string) (Tenant, error)
 
-	// PrepareEmail finds or creates the person with this email and enrolls
-	// them with the tenant; created reports whether the enrollment is new.
-	PrepareEmail(ctx context.Context, tenantID, personID, email string, now time.Time) (p Person, e Enrollment, created bool, err error)
-	// FindEnrollment finds a tenant's enrolled person by email or wallet
-	// (exactly one of them non-empty); ErrNotFound if not enrolled.
-	FindEnrollment(ctx context.Context, tenantID, email, wallet string) (Person, Enrollment, error)
+	// PrepareEmail registers email at the tenant: it finds or creates the
+	// person with this email (ids.Person for a new one) and the tenant's
+	// enrollment registered under it (ids.Enrollment for a new one).
+	// created reports whether the tenant registered the address just now.
+	PrepareEmail(ctx context.Context, tenantID string, ids NewIDs, email string, now time.Time) (e Enrollment, created bool, err error)
+	// FindEnrollment finds the tenant's enrollment registered under email
+	// or wallet (exactly one of them non-empty); ErrNotFound if none.
+	FindEnrollment(ctx context.Context, tenantID, email, wallet string) (Enrollment, error)
 	// FindEnrollmentLatest is FindEnrollment plus what status shows of the
 	// person's latest session (nil when none), read together.
-	FindEnrollmentLatest(ctx context.Context, tenantID, email, wallet string) (Person, Enrollment, *SessionView, error)
+	FindEnrollmentLatest(ctx context.Context, tenantID, email, wallet string) (Enrollment, *SessionView, error)
 	// TenantFindLatest is TenantByKeyHash and FindEnrollmentLatest in one
-	// read. ErrNotFound is about the key; a good key with nobody enrolled
-	// under the email or wallet gives its tenant and a zero Person.
-	TenantFindLatest(ctx context.Context, keyHash, email, wallet string) (Tenant, Person, Enrollment, *SessionView, error)
+	// read. ErrNotFound is about the key; a good key with nobody registered
+	// under the email or wallet gives its tenant and a zero Enrollment.
+	TenantFindLatest(ctx context.Context, keyHash, email, wallet string) (Tenant, Enrollment, *SessionView, error)
+	// PendingLinks lists up to limit of the tenant's enrollments on which
+	// email is pending.
+	PendingLinks(ctx context.Context, tenantID, email string, limit int) ([]Enrollment, error)
 
-	// SaveOTP stores a new code for (tenant, subject), replacing any
-	// previous one, only if the previous send is at least minGap old and fewer than
-	// maxPerWindow sends happened within window. ok=false means refused;
-	// then retryAt tells when a send would next be allowed.
+	// SaveOTP stores a new code for o's (tenant, address, wallet), replacing
+	// that link's previous code, only if the address's previous send (of any
+	// code, for any link) is at least MinGap old and fewer than
+	// MaxPerWindow sends to it happened within Window. ok=false means
+	// refused; then retryAt tells when a send would next be allowed.
 	SaveOTP(ctx context.Context, o OTPSend) (ok bool, retryAt time.Time, err error)
 	// DropOTP invalidates a code whose delivery failed and gives back its
 	// place in the minimum-gap rule (it still counts toward the window).
-	DropOTP(ctx context.Context, tenantID, subject, codeHash string) error
+	DropOTP(ctx context.Context, c CodeRef, codeHash string) error
 	// CountOTPAttempt counts one verification attempt before the compare.
 	// It only counts against a live, unexpired code with attempts left;
 	// otherwise it returns the reason without counting.
-	CountOTPAttempt(ctx context.Context, tenantID, subject string, maxAttempts int, now time.Time) (codeHash string, res OTPAttempt, err error)
-	// ConsumeOTP uses the code once and marks the email verified on the
-	// tenant's enrollment of personID (promoting a pending email), in one
-	// transaction. ok=false when another request used it first.
-	ConsumeOTP(ctx context.Context, tenantID, subject, personID, codeHash string) (ok bool, err error)
+	CountOTPAttempt(ctx context.Context, c CodeRef, maxAttempts int, now time.Time) (codeHash string, res OTPAttempt, err error)
+	// ConsumeOTP uses an address's own code (c.Wallet empty) once and marks
+	// the address verified on the tenant's enrollment registered under it,
+	// in one transaction. ok=false when another request used it first.
+	ConsumeOTP(ctx context.Context, c CodeRef, codeHash string) (ok bool, err error)
 
 	// Wallet challenges.
 	SaveChallenge(ctx context.Context, c Challenge) error
 	FindChallenge(ctx context.Context, nonce string) (Challenge, error)
-	// ConsumeChallenge marks it used; ok=false when it was already used.
-	ConsumeChallenge(ctx context.Context, nonce string, at time.Time) (ok bool, err error)
-	// PrepareWallet finds or creates the person with this wallet, links the
-	// email when given (ErrConflict when the email belongs to a person with
-	// another wallet), enrolls them with wallet_verified = true.
-	PrepareWallet(ctx context.Context, tenantID, personID string, w WalletProof, email string, now time.Time) (p Person, e Enrollment, created bool, err error)
+
+	// InTx runs fn in one write transaction and commits when fn returns nil.
+	// When fn fails with ErrRace (a concurrent transaction committed
+	// something fn's decision depended on), or the database aborted the
+	// transaction to break a deadlock, InTx rolls back and runs fn again, a
+	// few times: fn must only read and write through tx.
+	InTx(ctx context.Context, fn func(Tx) error) error
 
 	// Sessions.
 	LatestSession(ctx context.Context, personID string) (Session, error)
 	SessionByID(ctx context.Context, id string) (Session, error)
 	// ClaimSessionCreation gives one caller at a time, across replicas, the
-	// right to create a session for a person, until `until`.
+	// right to create a session for a person, until `until`. ErrNotFound
+	// when the person no longer exists (a link merged it into another).
 	ClaimSessionCreation(ctx context.Context, personID, token string, until, now time.Time) (bool, error)
 	// RenewSessionClaim extends a claim the caller still holds; false when
 	// it lapsed and was taken, or was released.
@@ -101,11 +110,19 @@ type Store interface {
 	Close() error
 }
 
-// OTPSend is one request to store a new code. Subject is what the code is
-// for: the normalised email address, so limits follow the address.
+// CodeRef names one code slot: the address it is mailed to at a tenant,
+// and the wallet whose link to the address it proves ("" for the address's
+// own code). Codes, their attempts and their send limits belong to the
+// address, not to the person it resolves to today.
+type CodeRef struct {
+	TenantID string
+	Address  string
+	Wallet   string
+}
+
+// OTPSend is one request to store a new code.
 type OTPSend struct {
-	TenantID     string
-	Subject      string
+	CodeRef
 	CodeHash     string
 	Now          time.Time
 	ExpiresAt    time.Time
@@ -143,8 +160,49 @@ type PruneBefore struct {
 	RateCounters time.Time // rate-limit windows
 }
 
-// WalletProof is a verified wallet.
-type WalletProof struct {
-	Wallet string
-	Chain  string
+// NewIDs are the ids a write uses for the rows it creates.
+type NewIDs struct {
+	Person     string
+	Enrollment string
+}
+
+// ErrRace is what a Tx method returns when a concurrent transaction
+// committed a row that contradicts what the transaction read (an email or
+// wallet taken meanwhile): InTx runs the transaction again, and it decides
+// on what is there now.
+var ErrRace = errors.New("store: a concurrent change; run the transaction again")
+
+// Tx is one write transaction of the identity rules. Every read locks the
+// rows it returns until the transaction ends (PostgreSQL: FOR UPDATE;
+// SQLite runs one write transaction at a time), so what the rules decide
+// on cannot change before they commit. A row that did not exist when read
+// may still be inserted by a concurrent transaction: the write that would
+// collide with it fails with ErrRace.
+type Tx interface {
+	// ConsumeChallenge marks a challenge used; false when it already was.
+	ConsumeChallenge(ctx context.Context, nonce string, at time.Time) (bool, error)
+	// ConsumeCode uses a live code once; false when it is gone or changed.
+	ConsumeCode(ctx context.Context, c CodeRef, codeHash string) (bool, error)
+
+	PersonByID(ctx context.Context, id string) (Person, error)
+	PersonByEmail(ctx context.Context, email string) (Person, error)
+	PersonByWallet(ctx context.Context, wallet string) (Person, error)
+	InsertPerson(ctx context.Context, p Person, now time.Time) error
+	// UpdatePerson sets p's email, wallet and chain.
+	UpdatePerson(ctx context.Context, p Person) error
+	// MergePerson moves every enrollment and session of person from to
+	// person into, drops from's lapsed creation claim, and deletes from.
+	// ErrRace when from has a live claim after all.
+	MergePerson(ctx context.Context, from, into string, now time.Time) error
+	// KYCHistory reports whether the person has a KYC session, or a live
+	// claim to be creating one right now.
+	KYCHistory(ctx context.Context, personID string, now time.Time) (bool, error)
+
+	EnrollmentByEmail(ctx context.Context, tenantID, email string) (Enrollment, error)
+	EnrollmentByWallet(ctx context.Context, tenantID, wallet string) (Enrollment, error)
+	InsertEnrollment(ctx context.Context, e Enrollment, now time.Time) error
+	// UpdateEnrollment writes e's person, identifiers, proof and pending
+	// email.
+	UpdateEnrollment(ctx context.Context, e Enrollment) error
+	DeleteEnrollment(ctx context.Context, id string) error
 }

@@ -33,17 +33,35 @@ type Person struct {
 	WalletChain string // "evm" | "solana" | ""
 }
 
-// Enrollment is a tenant's link to a person; proofs of ownership live here,
-// so proving an email to one tenant proves nothing to another.
+// Enrollment is a tenant's user: its link to a person, with the
+// identifiers this tenant registered for them and its own proofs. Lookups
+// at a tenant go by these identifiers only, so what another tenant proved
+// about the person (a wallet linked there, say) changes nothing here, and
+// proving an email to one tenant proves nothing to another. A tenant can
+// hold two enrollments of one person (one by email, one by wallet) when the
+// link between them was proven elsewhere: to this tenant they are two users
+// until it proves the link itself (api.md §6.1, §10).
 type Enrollment struct {
-	TenantID       string
-	PersonID       string
-	EmailVerified  bool
-	WalletVerified bool
+	ID       string
+	TenantID string
+	PersonID string
+	// Email is the address this tenant registered (prepare) or proved as
+	// the wallet's link; "" when none. It is always the person's email.
+	Email string
+	// Wallet is the wallet this tenant verified by signature; "" when none.
+	// A wallet is registered only by its proof.
+	Wallet        string
+	EmailVerified bool
+	// PendingEmail is an address the wallet named that nobody proved yet.
+	// It is not an identifier: several wallets may name one address.
+	PendingEmail string
 }
 
+// WalletVerified reports whether this tenant verified the person's wallet.
+func (e Enrollment) WalletVerified() bool { return e.Wallet != "" }
+
 // Verified reports whether this tenant holds any ownership proof.
-func (e Enrollment) Verified() bool { return e.EmailVerified || e.WalletVerified }
+func (e Enrollment) Verified() bool { return e.EmailVerified || e.Wallet != "" }
 
 // Session is one Didit verification session of a person.
 type Session struct {

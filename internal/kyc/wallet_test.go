@@ -22,7 +22,7 @@ import (
 
 type noMailer struct{}
 
-func (noMailer) SendCode(context.Context, string, string) error {
+func (noMailer) SendCode(context.Context, kyc.CodeMail) error {
 	return errors.New("no mail in these tests")
 }
 

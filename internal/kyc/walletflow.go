@@ -25,7 +25,7 @@ func (s *Service) Challenge(ctx context.Context, tenant Tenant, rawWallet, purpo
 	}
 	addr, err := wallet.ParseAddress(strings.TrimSpace(rawWallet))
 	if err != nil {
-		return ChallengeResult{}, Errorf(CodeInvalidWallet, "Wallet challenge failed")
+		return ChallengeResult{}, Errorf(CodeInvalidWallet, "Wallet challenge failed") // §5 keeps its documented message
 	}
 	if purpose != "" && purpose != "kyc" {
 		return ChallengeResult{}, Errorf(CodeInvalidPurpose, "purpose must be kyc")
@@ -77,15 +77,16 @@ type PrepareWalletInput struct {
 	Wallet, Message, SignedBytes, Email string
 }
 
-// PrepareWallet registers a person by a signed challenge (api.md §6), with
-// the checks in the documented order.
+// PrepareWallet registers a user by a signed challenge (api.md §6), with
+// the checks in the documented order, and records a named email as a
+// pending link (§6.1).
 func (s *Service) PrepareWallet(ctx context.Context, tenant Tenant, in PrepareWalletInput) (PrepareResult, error) {
 	if in.Wallet == "" || in.Message == "" || in.SignedBytes == "" {
 		return PrepareResult{}, Errorf(CodeMissingParams, "wallet, message and signed_bytes are required")
 	}
 	addr, err := wallet.ParseAddress(strings.TrimSpace(in.Wallet))
 	if err != nil {
-		return PrepareResult{}, Errorf(CodeInvalidWallet, "Wallet is not a valid EVM or Solana address")
+		return PrepareResult{}, errInvalidWallet
 	}
 	var email string
 	if in.Email != "" {
@@ -94,20 +95,19 @@ func (s *Service) PrepareWallet(ctx context.Context, tenant Tenant, in PrepareWa
 			return PrepareResult{}, errInvalidEmail
 		}
 	}
-	notFound := Errorf(CodeChallengeNotFound, "No matching challenge; request a new one")
 	nonce := messageNonce(in.Message)
 	if nonce == "" {
-		return PrepareResult{}, notFound
+		return PrepareResult{}, errChallengeGone
 	}
 	ch, err := s.store.FindChallenge(ctx, nonce)
 	if errors.Is(err, ErrNotFound) {
-		return PrepareResult{}, notFound
+		return PrepareResult{}, errChallengeGone
 	}
 	if err != nil {
 		return PrepareResult{}, internal(CodeServerFailed, msgPrepareFailed, err)
 	}
 	if ch.TenantID != tenant.ID || ch.Wallet != addr.String || ch.Message != in.Message || ch.UsedAt != nil {
-		return PrepareResult{}, notFound
+		return PrepareResult{}, errChallengeGone
 	}
 	now := s.now()
 	if !now.Before(ch.ExpiresAt) {
@@ -118,25 +118,23 @@ func (s *Service) PrepareWallet(ctx context.Context, tenant Tenant, in PrepareWa
 	if err := wallet.VerifySignature(addr, []byte(in.Message), strings.TrimSpace(in.SignedBytes)); err != nil {
 		return PrepareResult{}, Errorf(CodeInvalidSignature, "Signature does not match the wallet")
 	}
-	used, err := s.store.ConsumeChallenge(ctx, nonce, now)
+	var r walletPrep
+	ids := NewIDs{Person: newID("ps_"), Enrollment: newID("en_")}
+	err = s.store.InTx(ctx, func(tx Tx) (err error) {
+		r, err = prepareWalletTx(ctx, tx, tenant.ID, nonce, WalletID{Wallet: addr.String, Chain: string(addr.Chain)}, email, ids, now)
+		return err
+	})
 	if err != nil {
 		return PrepareResult{}, internal(CodeServerFailed, msgPrepareFailed, err)
 	}
-	if !used {
-		return PrepareResult{}, notFound
+	if r.refused != nil {
+		return PrepareResult{}, r.refused
 	}
-	p, e, created, err := s.store.PrepareWallet(ctx, tenant.ID, newID("ps_"),
-		WalletProof{Wallet: addr.String, Chain: string(addr.Chain)}, email, now)
-	if errors.Is(err, ErrConflict) {
-		return PrepareResult{}, Errorf(CodeEmailWalletConflict, "This email is already linked to another wallet")
-	}
+	st, err := s.state(ctx, r.enr)
 	if err != nil {
 		return PrepareResult{}, internal(CodeServerFailed, msgPrepareFailed, err)
 	}
-	st, err := s.state(ctx, p, e)
-	if err != nil {
-		return PrepareResult{}, internal(CodeServerFailed, msgPrepareFailed, err)
-	}
-	s.log.InfoContext(ctx, "wallet prepared", "tenant", tenant.ID, "person", p.ID, "chain", addr.Chain)
-	return PrepareResult{Created: created, State: st}, nil
+	st.EmailLink = r.link
+	s.log.InfoContext(ctx, "wallet prepared", "tenant", tenant.ID, "enrollment", r.enr.ID, "chain", addr.Chain, "email_link", r.link)
+	return PrepareResult{Created: r.created, State: st}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/mail/mailtest"
 )
 
@@ -19,7 +20,7 @@ func BenchmarkRender(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.render("user@example.com", "123456"); err != nil {
+		if _, err := r.render(kyc.CodeMail{To: "user@example.com", Code: "123456"}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -34,7 +35,7 @@ func BenchmarkSendCodeLoopback(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
-			if err := s.SendCode(ctx, fmt.Sprintf("u%d@example.com", i), "123456"); err != nil {
+			if err := s.SendCode(ctx, kyc.CodeMail{To: fmt.Sprintf("u%d@example.com", i), Code: "123456"}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -46,7 +47,7 @@ func BenchmarkSendCodeLoopback(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if err := s.SendCode(ctx, "p@example.com", "123456"); err != nil {
+				if err := s.SendCode(ctx, kyc.CodeMail{To: "p@example.com", Code: "123456"}); err != nil {
 					b.Error(err)
 					return
 				}

@@ -51,13 +51,13 @@ func NewMailboxWithConfig(cfg Config) (*Mailbox, error) {
 }
 
 // SendCode renders the mail and stores it.
-func (m *Mailbox) SendCode(ctx context.Context, to, code string) error {
+func (m *Mailbox) SendCode(ctx context.Context, cm kyc.CodeMail) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	msg, err := m.render.render(to, code)
+	msg, err := m.render.render(cm)
 	if err != nil {
-		return fmt.Errorf("mail: send code to %s: %w", MaskAddress(to), err)
+		return fmt.Errorf("mail: send code to %s: %w", MaskAddress(cm.To), err)
 	}
 	msg.ID = strings.ToLower(rand.Text()[:16])
 	msg.At = time.Now().UTC()

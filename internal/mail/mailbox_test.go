@@ -22,7 +22,7 @@ func TestMailboxStoresNewestFirst(t *testing.T) {
 		t.Fatalf("new mailbox holds %d messages", len(got))
 	}
 	for i, to := range []string{"a@example.com", "b@example.com", "c@example.com"} {
-		if err := mb.SendCode(ctx, to, fmt.Sprintf("10000%d", i)); err != nil {
+		if err := mb.SendCode(ctx, kyc.CodeMail{To: to, Code: fmt.Sprintf("10000%d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,7 +54,7 @@ func TestMailboxCap(t *testing.T) {
 	ctx := context.Background()
 	total := MailboxCapacity + 25
 	for i := range total {
-		if err := mb.SendCode(ctx, fmt.Sprintf("u%d@example.com", i), fmt.Sprintf("%06d", i)); err != nil {
+		if err := mb.SendCode(ctx, kyc.CodeMail{To: fmt.Sprintf("u%d@example.com", i), Code: fmt.Sprintf("%06d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,12 +69,12 @@ func TestMailboxCap(t *testing.T) {
 
 func TestMailboxRejects(t *testing.T) {
 	mb := NewMailbox()
-	if err := mb.SendCode(context.Background(), "bad", "123456"); !errors.Is(err, ErrInvalidAddress) {
+	if err := mb.SendCode(context.Background(), kyc.CodeMail{To: "bad", Code: "123456"}); !errors.Is(err, ErrInvalidAddress) {
 		t.Errorf("got %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := mb.SendCode(ctx, "a@example.com", "123456"); !errors.Is(err, context.Canceled) {
+	if err := mb.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v", err)
 	}
 	if len(mb.Messages()) != 0 {
@@ -87,7 +87,7 @@ func TestMailboxConfigured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := mb.SendCode(context.Background(), "a@example.com", "123456"); err != nil {
+	if err := mb.SendCode(context.Background(), kyc.CodeMail{To: "a@example.com", Code: "123456"}); err != nil {
 		t.Fatal(err)
 	}
 	if m := mb.Messages()[0]; m.Subject != "Dev code" || !strings.Contains(m.Text, "Acme") {
@@ -98,12 +98,12 @@ func TestMailboxConfigured(t *testing.T) {
 func TestMailboxHandler(t *testing.T) {
 	mb := NewMailbox()
 	ctx := context.Background()
-	if err := mb.SendCode(ctx, "first@example.com", "111111"); err != nil {
+	if err := mb.SendCode(ctx, kyc.CodeMail{To: "first@example.com", Code: "111111"}); err != nil {
 		t.Fatal(err)
 	}
 	// An address that is valid but full of markup must come out escaped.
 	evil := `"<script>alert(1)</script>"@example.com`
-	if err := mb.SendCode(ctx, evil, "222222"); err != nil {
+	if err := mb.SendCode(ctx, kyc.CodeMail{To: evil, Code: "222222"}); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/mail/mailtest"
 )
 
@@ -17,7 +18,7 @@ func TestPoolReusesSessions(t *testing.T) {
 	srv := mailtest.NewServer(t)
 	s, _ := newTestSMTP(t, srv, "")
 	for i := range 5 {
-		if err := s.SendCode(ctx, fmt.Sprintf("u%d@example.com", i), fmt.Sprintf("%06d", 100000+i)); err != nil {
+		if err := s.SendCode(ctx, kyc.CodeMail{To: fmt.Sprintf("u%d@example.com", i), Code: fmt.Sprintf("%06d", 100000+i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -41,7 +42,7 @@ func TestPoolReplacesDeadSession(t *testing.T) {
 	ctx := testContext(t)
 	srv := mailtest.NewServer(t)
 	s, logs := newTestSMTP(t, srv, "")
-	if err := s.SendCode(ctx, "a@example.com", "111111"); err != nil {
+	if err := s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "111111"}); err != nil {
 		t.Fatal(err)
 	}
 	p := s.tr.(*poolTransport)
@@ -51,7 +52,7 @@ func TestPoolReplacesDeadSession(t *testing.T) {
 	}
 	_ = p.idle[0].conn.Close()
 	p.mu.Unlock()
-	if err := s.SendCode(ctx, "b@example.com", "222222"); err != nil {
+	if err := s.SendCode(ctx, kyc.CodeMail{To: "b@example.com", Code: "222222"}); err != nil {
 		t.Fatal(err)
 	}
 	if srv.Sessions() != 2 || srv.DataCommands() != 2 {
@@ -71,14 +72,14 @@ func TestPoolDropsIdleSessions(t *testing.T) {
 	ctx := testContext(t)
 	srv := mailtest.NewServer(t)
 	s, _ := newTestSMTP(t, srv, "")
-	if err := s.SendCode(ctx, "a@example.com", "111111"); err != nil {
+	if err := s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "111111"}); err != nil {
 		t.Fatal(err)
 	}
 	p := s.tr.(*poolTransport)
 	p.mu.Lock()
 	p.idle[0].used = time.Now().Add(-poolIdleTimeout)
 	p.mu.Unlock()
-	if err := s.SendCode(ctx, "b@example.com", "222222"); err != nil {
+	if err := s.SendCode(ctx, kyc.CodeMail{To: "b@example.com", Code: "222222"}); err != nil {
 		t.Fatal(err)
 	}
 	if srv.Sessions() != 2 {
@@ -91,7 +92,7 @@ func TestPoolOff(t *testing.T) {
 	srv := mailtest.NewServer(t)
 	s, _ := newTestSMTP(t, srv, "", func(c *Config) { c.MaxIdleSessions = -1 })
 	for i := range 3 {
-		if err := s.SendCode(ctx, fmt.Sprintf("u%d@example.com", i), "123456"); err != nil {
+		if err := s.SendCode(ctx, kyc.CodeMail{To: fmt.Sprintf("u%d@example.com", i), Code: "123456"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -104,7 +105,7 @@ func TestPoolCloseEndsIdleSessions(t *testing.T) {
 	ctx := testContext(t)
 	srv := mailtest.NewServer(t)
 	s, _ := newTestSMTP(t, srv, "")
-	if err := s.SendCode(ctx, "a@example.com", "111111"); err != nil {
+	if err := s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "111111"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -134,7 +135,7 @@ func BenchmarkSendCodeReuse(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				if err := s.SendCode(ctx, fmt.Sprintf("u%d@example.com", i), "123456"); err != nil {
+				if err := s.SendCode(ctx, kyc.CodeMail{To: fmt.Sprintf("u%d@example.com", i), Code: "123456"}); err != nil {
 					b.Fatal(err)
 				}
 			}

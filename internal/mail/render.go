@@ -12,6 +12,8 @@ import (
 	"strings"
 	ttemplate "text/template"
 	"time"
+
+	"github.com/kycgate/kycgate/internal/kyc"
 )
 
 // Message is one rendered code mail. ID and At are set only by Mailbox.
@@ -61,6 +63,9 @@ type templateData struct {
 	Product   string
 	Code      string
 	ExpiresIn string
+	// Wallet is set for a link code: the wallet the code would link to the
+	// address, in groups of four characters (see groupWallet).
+	Wallet string
 }
 
 // renderer holds parsed templates so that per-message work is only execution.
@@ -79,8 +84,13 @@ func newRenderer(cfg Config) (*renderer, error) {
 	}
 	// A sample render catches templates (or a product name) that would put
 	// another 6-digit number next to the code, before the first real mail.
-	if _, err := r.render("sample@example.com", "482913"); err != nil {
-		return nil, fmt.Errorf("mail templates: %w", err)
+	for _, sample := range []kyc.CodeMail{
+		{To: "sample@example.com", Code: "482913"},
+		{To: "sample@example.com", Code: "482913", Wallet: "0x8ba1f109551bD432803012645Ac136ddd64DBA72"},
+	} {
+		if _, err := r.render(sample); err != nil {
+			return nil, fmt.Errorf("mail templates: %w", err)
+		}
 	}
 	return r, nil
 }
@@ -131,7 +141,7 @@ func (r *renderer) loadDir(dir string) error {
 // Render produces the mail for one code with cfg's subject, product and
 // templates. It parses cfg.TemplateDir on every call; long-lived senders
 // (SMTP, Mailbox) parse once at construction instead.
-func Render(cfg Config, to, code string) (Message, error) {
+func Render(cfg Config, m kyc.CodeMail) (Message, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return Message{}, err
@@ -140,18 +150,19 @@ func Render(cfg Config, to, code string) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	return r.render(to, code)
+	return r.render(m)
 }
 
-func (r *renderer) render(to, code string) (Message, error) {
-	addr, err := normalizeAddress(to)
+func (r *renderer) render(cm kyc.CodeMail) (Message, error) {
+	code := cm.Code
+	addr, err := normalizeAddress(cm.To)
 	if err != nil {
 		return Message{}, err
 	}
 	if !isCode(code) {
 		return Message{}, ErrInvalidCode
 	}
-	data := templateData{Product: r.product, Code: code, ExpiresIn: codeTTL}
+	data := templateData{Product: r.product, Code: code, ExpiresIn: codeTTL, Wallet: groupWallet(cm.Wallet)}
 	// Builders hand their bytes to String without a copy; the sizes fit the
 	// embedded templates' output.
 	var text, html strings.Builder
@@ -186,6 +197,20 @@ func normalizeAddress(to string) (string, error) {
 		return "", ErrInvalidAddress
 	}
 	return to, nil
+}
+
+// groupWallet writes a wallet address in groups of four characters, as
+// banks write IBANs: the whole address stays checkable by eye, and no run
+// of six digits in it can be taken for the code (checkText refuses any).
+func groupWallet(w string) string {
+	var b strings.Builder
+	for i := 0; i < len(w); i += 4 {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(w[i:min(i+4, len(w))])
+	}
+	return b.String()
 }
 
 func isCode(s string) bool {

@@ -7,12 +7,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/kycgate/kycgate/internal/kyc"
 )
 
 var sixDigits = regexp.MustCompile(`\d{6,}`)
 
 func TestRenderDefault(t *testing.T) {
-	m, err := Render(Config{}, "User@Example.com", "093174")
+	m, err := Render(Config{}, kyc.CodeMail{To: "User@Example.com", Code: "093174"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func TestRenderDefault(t *testing.T) {
 }
 
 func TestRenderConfigured(t *testing.T) {
-	m, err := Render(Config{Subject: "Code de vérification", Product: "Acme <Pay>"}, "a@b.co", "111111")
+	m, err := Render(Config{Subject: "Code de vérification", Product: "Acme <Pay>"}, kyc.CodeMail{To: "a@b.co", Code: "111111"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,12 +70,12 @@ func TestRenderRejectsBadInput(t *testing.T) {
 		{"a@example.com", "12345a", ErrInvalidCode},
 		{"a@example.com", "١٢٣٤٥٦", ErrInvalidCode},
 	} {
-		_, err := Render(Config{}, tc.to, tc.code)
+		_, err := Render(Config{}, kyc.CodeMail{To: tc.to, Code: tc.code})
 		if !errors.Is(err, tc.want) {
 			t.Errorf("Render(%q, %q) = %v, want %v", tc.to, tc.code, err, tc.want)
 		}
 	}
-	if _, err := Render(Config{Subject: "a\nBcc: x"}, "a@example.com", "123456"); err == nil {
+	if _, err := Render(Config{Subject: "a\nBcc: x"}, kyc.CodeMail{To: "a@example.com", Code: "123456"}); err == nil {
 		t.Error("subject with a line break accepted")
 	}
 }
@@ -99,7 +101,7 @@ func TestTemplateDir(t *testing.T) {
 			"code.txt":  "Code: {{.Code}} ({{.ExpiresIn}}) for {{.Product}}",
 			"code.html": "<p>{{.Code}} — {{.Product}}</p>",
 		})
-		m, err := Render(Config{TemplateDir: dir, Product: "X"}, "a@example.com", "246810")
+		m, err := Render(Config{TemplateDir: dir, Product: "X"}, kyc.CodeMail{To: "a@example.com", Code: "246810"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +111,7 @@ func TestTemplateDir(t *testing.T) {
 	})
 	t.Run("overrides text only", func(t *testing.T) {
 		dir := write(t, map[string]string{"code.txt": "{{.Code}}"})
-		m, err := Render(Config{TemplateDir: dir}, "a@example.com", "246810")
+		m, err := Render(Config{TemplateDir: dir}, kyc.CodeMail{To: "a@example.com", Code: "246810"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +164,7 @@ func TestRenderAddressForms(t *testing.T) {
 		"a@":                           false,
 		"@example.com":                 false,
 	} {
-		m, err := Render(Config{}, to, "123456")
+		m, err := Render(Config{}, kyc.CodeMail{To: to, Code: "123456"})
 		if (err == nil) != ok {
 			t.Errorf("Render(%q): err=%v, want ok=%v", to, err, ok)
 		}

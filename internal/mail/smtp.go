@@ -93,12 +93,13 @@ func (s *SMTP) Close() error {
 
 // SendCode renders the code mail and delivers it, retrying transient
 // failures. It returns nil only once the server accepted the message.
-func (s *SMTP) SendCode(ctx context.Context, to, code string) error {
+func (s *SMTP) SendCode(ctx context.Context, cm kyc.CodeMail) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	masked := MaskAddress(to)
-	m, err := s.render.render(to, code)
+	code := cm.Code
+	masked := MaskAddress(cm.To)
+	m, err := s.render.render(cm)
 	if err != nil {
 		return fmt.Errorf("mail: send code to %s: %w", masked, err)
 	}

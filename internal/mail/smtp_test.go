@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/mail/mailtest"
 )
 
@@ -21,7 +22,7 @@ func TestSendCodePlain(t *testing.T) {
 	srv := mailtest.NewServer(t)
 	s, logs := newTestSMTP(t, srv, "", func(c *Config) { c.Subject = "Ton code kycgate" })
 
-	if err := s.SendCode(ctx, "User@Example.com", "042917"); err != nil {
+	if err := s.SendCode(ctx, kyc.CodeMail{To: "User@Example.com", Code: "042917"}); err != nil {
 		t.Fatalf("SendCode: %v", err)
 	}
 	m, err := srv.WaitFor(ctx, "user@example.com")
@@ -89,7 +90,7 @@ func TestSendCodeAuth(t *testing.T) {
 	u := "smtp://" + url.UserPassword("kyc@relay", "p@ss:w rd").String() + "@" + srv.Addr()
 	s, logs := newTestSMTP(t, srv, u)
 
-	if err := s.SendCode(ctx, "a@example.com", "123456"); err != nil {
+	if err := s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"}); err != nil {
 		t.Fatalf("SendCode: %v", err)
 	}
 	m, err := srv.WaitFor(ctx, "a@example.com")
@@ -109,7 +110,7 @@ func TestSendCodeAuthFailures(t *testing.T) {
 	t.Run("wrong password", func(t *testing.T) {
 		srv := mailtest.NewServer(t, mailtest.WithAuth("kyc", "right"))
 		s, _ := newTestSMTP(t, srv, "smtp://kyc:wrong-secret@"+srv.Addr())
-		err := s.SendCode(ctx, "a@example.com", "123456")
+		err := s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"})
 		de := mustDeliveryError(t, err)
 		if de.Temporary || de.Attempts != 1 || de.Code != 535 {
 			t.Errorf("got %+v, want permanent 535 after 1 attempt", de)
@@ -121,7 +122,7 @@ func TestSendCodeAuthFailures(t *testing.T) {
 	t.Run("no credentials", func(t *testing.T) {
 		srv := mailtest.NewServer(t, mailtest.WithAuth("kyc", "right"))
 		s, _ := newTestSMTP(t, srv, "")
-		de := mustDeliveryError(t, s.SendCode(ctx, "a@example.com", "123456"))
+		de := mustDeliveryError(t, s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"}))
 		if de.Temporary || de.Attempts != 1 || de.Code/100 != 5 {
 			t.Errorf("got %+v, want a permanent 5xx after 1 attempt", de)
 		}
@@ -129,7 +130,7 @@ func TestSendCodeAuthFailures(t *testing.T) {
 	t.Run("server without AUTH", func(t *testing.T) {
 		srv := mailtest.NewServer(t)
 		s, _ := newTestSMTP(t, srv, "smtp://kyc:pw@"+srv.Addr())
-		de := mustDeliveryError(t, s.SendCode(ctx, "a@example.com", "123456"))
+		de := mustDeliveryError(t, s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"}))
 		if de.Temporary || de.Attempts != 1 {
 			t.Errorf("got %+v, want permanent after 1 attempt", de)
 		}
@@ -161,7 +162,7 @@ func TestSendCodeTLS(t *testing.T) {
 				u = strings.Replace(u, "://", "://u:p@", 1)
 			}
 			s, _ := newTestSMTP(t, srv, u)
-			if err := s.SendCode(ctx, "tls@example.com", "654321"); err != nil {
+			if err := s.SendCode(ctx, kyc.CodeMail{To: "tls@example.com", Code: "654321"}); err != nil {
 				t.Fatalf("SendCode: %v", err)
 			}
 			m, err := srv.WaitFor(ctx, "tls@example.com")
@@ -186,7 +187,7 @@ func TestSendCodeTLSRefusals(t *testing.T) {
 	t.Run("starttls required but not offered", func(t *testing.T) {
 		srv := mailtest.NewServer(t)
 		s, _ := newTestSMTP(t, srv, srv.URL()+"?starttls=required")
-		de := mustDeliveryError(t, s.SendCode(ctx, "a@example.com", "123456"))
+		de := mustDeliveryError(t, s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"}))
 		if de.Temporary || de.Attempts != 1 || !strings.Contains(de.Error(), "STARTTLS") {
 			t.Errorf("got %v (%+v), want permanent STARTTLS failure after 1 attempt", de, de)
 		}
@@ -208,7 +209,7 @@ func TestSendCodeTLSRefusals(t *testing.T) {
 			// No RootCAs: the self-signed certificate must be refused, and
 			// an offered STARTTLS that fails must not fall back to plain.
 			s, _ := newTestSMTP(t, srv, srv.URL()+tc.suffix, func(c *Config) { c.TLSConfig = nil })
-			de := mustDeliveryError(t, s.SendCode(ctx, "a@example.com", "123456"))
+			de := mustDeliveryError(t, s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"}))
 			if de.Temporary || de.Attempts != 1 {
 				t.Errorf("got %v, want permanent after 1 attempt", de)
 			}
@@ -220,7 +221,7 @@ func TestSendCodeTLSRefusals(t *testing.T) {
 	t.Run("smtps to a plain server", func(t *testing.T) {
 		srv := mailtest.NewServer(t)
 		s, _ := newTestSMTP(t, srv, "smtps://"+srv.Addr())
-		de := mustDeliveryError(t, s.SendCode(ctx, "a@example.com", "123456"))
+		de := mustDeliveryError(t, s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"}))
 		if de.Attempts != 1 || de.Temporary {
 			t.Errorf("got %v, want permanent after 1 attempt", de)
 		}
@@ -231,7 +232,7 @@ func TestSendCodeRetriesTransient(t *testing.T) {
 	ctx := testContext(t)
 	srv := mailtest.NewServer(t, mailtest.FailNext(2, 451, "Try again later"))
 	s, logs := newTestSMTP(t, srv, "")
-	if err := s.SendCode(ctx, "retry@example.com", "111222"); err != nil {
+	if err := s.SendCode(ctx, kyc.CodeMail{To: "retry@example.com", Code: "111222"}); err != nil {
 		t.Fatalf("SendCode: %v", err)
 	}
 	if n := srv.DataCommands(); n != 3 {
@@ -256,7 +257,7 @@ func TestSendCodeGivesUpAfterThreeTransientFailures(t *testing.T) {
 	ctx := testContext(t)
 	srv := mailtest.NewServer(t, mailtest.FailNext(3, 451, "Greylisted"))
 	s, _ := newTestSMTP(t, srv, "")
-	de := mustDeliveryError(t, s.SendCode(ctx, "grey@example.com", "111222"))
+	de := mustDeliveryError(t, s.SendCode(ctx, kyc.CodeMail{To: "grey@example.com", Code: "111222"}))
 	if !de.Temporary || de.Attempts != 3 || de.Code != 451 {
 		t.Errorf("got %+v, want transient 451 after 3 attempts", de)
 	}
@@ -269,7 +270,7 @@ func TestSendCodePermanentRejection(t *testing.T) {
 	ctx := testContext(t)
 	srv := mailtest.NewServer(t, mailtest.FailNext(1, 550, "Mailbox unavailable perm@example.com"))
 	s, _ := newTestSMTP(t, srv, "")
-	err := s.SendCode(ctx, "perm@example.com", "333444")
+	err := s.SendCode(ctx, kyc.CodeMail{To: "perm@example.com", Code: "333444"})
 	de := mustDeliveryError(t, err)
 	if de.Temporary || de.Attempts != 1 || de.Code != 550 {
 		t.Errorf("got %+v, want permanent 550 after 1 attempt", de)
@@ -292,7 +293,7 @@ func TestSendCodeRejectedRecipient(t *testing.T) {
 	ctx := testContext(t)
 	srv := mailtest.NewServer(t, mailtest.WithRejectRecipient(func(a string) bool { return strings.HasPrefix(a, "nobody@") }))
 	s, logs := newTestSMTP(t, srv, "")
-	err := s.SendCode(ctx, "nobody@example.com", "555666")
+	err := s.SendCode(ctx, kyc.CodeMail{To: "nobody@example.com", Code: "555666"})
 	de := mustDeliveryError(t, err)
 	if de.Temporary || de.Attempts != 1 || de.Code != 550 {
 		t.Errorf("got %+v, want permanent 550 after 1 attempt", de)
@@ -306,7 +307,7 @@ func TestSendCodeRejectedRecipient(t *testing.T) {
 		}
 	}
 	// Other recipients still go through.
-	if err := s.SendCode(ctx, "somebody@example.com", "555666"); err != nil {
+	if err := s.SendCode(ctx, kyc.CodeMail{To: "somebody@example.com", Code: "555666"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -325,7 +326,7 @@ func TestSendCodeConnectionRefusedIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.backoff = fastBackoff
-	de := mustDeliveryError(t, s.SendCode(ctx, "a@example.com", "123456"))
+	de := mustDeliveryError(t, s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"}))
 	if !de.Temporary || de.Attempts != 3 || de.Code != 0 {
 		t.Errorf("got %+v, want transient after 3 attempts", de)
 	}
@@ -339,7 +340,7 @@ func TestSendCodeAttemptTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.backoff = fastBackoff
-	de := mustDeliveryError(t, s.SendCode(ctx, "a@example.com", "123456"))
+	de := mustDeliveryError(t, s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"}))
 	if !de.Temporary || de.Attempts != 3 || !strings.Contains(de.Error(), "timed out") {
 		t.Errorf("got %v, want transient timeout after 3 attempts", de)
 	}
@@ -365,7 +366,7 @@ func TestSendCodeContextCancelledDuringSession(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- s.SendCode(ctx, "a@example.com", "123456") }()
+	go func() { done <- s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"}) }()
 	<-accepted // the client now waits for a greeting that never comes
 	cancel()
 	err = <-done // with an hour's timeout, only the cancellation can end this
@@ -388,7 +389,7 @@ func TestSendCodeContextCancelledWhileWaitingToRetry(t *testing.T) {
 			cancel()
 		}
 	}
-	err := s.SendCode(ctx, "a@example.com", "123456")
+	err := s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
@@ -405,7 +406,7 @@ func TestSendCodeContextAlreadyDone(t *testing.T) {
 	s, _ := newTestSMTP(t, srv, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := s.SendCode(ctx, "a@example.com", "123456"); !errors.Is(err, context.Canceled) {
+	if err := s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "123456"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 	if srv.Sessions() != 0 {
@@ -417,10 +418,10 @@ func TestSendCodeBadInputDoesNotConnect(t *testing.T) {
 	ctx := testContext(t)
 	srv := mailtest.NewServer(t)
 	s, _ := newTestSMTP(t, srv, "")
-	if err := s.SendCode(ctx, "not an address", "123456"); !errors.Is(err, ErrInvalidAddress) {
+	if err := s.SendCode(ctx, kyc.CodeMail{To: "not an address", Code: "123456"}); !errors.Is(err, ErrInvalidAddress) {
 		t.Errorf("got %v, want ErrInvalidAddress", err)
 	}
-	err := s.SendCode(ctx, "a@example.com", "98765")
+	err := s.SendCode(ctx, kyc.CodeMail{To: "a@example.com", Code: "98765"})
 	if !errors.Is(err, ErrInvalidCode) || strings.Contains(err.Error(), "98765") {
 		t.Errorf("got %v, want ErrInvalidCode without the value", err)
 	}
@@ -438,7 +439,7 @@ func TestSendCodeAfterClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if err := s.SendCode(testContext(t), "a@example.com", "123456"); !errors.Is(err, ErrClosed) {
+	if err := s.SendCode(testContext(t), kyc.CodeMail{To: "a@example.com", Code: "123456"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
 }
@@ -454,7 +455,7 @@ func TestSendCodeConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- s.SendCode(ctx, fmt.Sprintf("user%d@example.com", i), fmt.Sprintf("%06d", 100000+i))
+			errs <- s.SendCode(ctx, kyc.CodeMail{To: fmt.Sprintf("user%d@example.com", i), Code: fmt.Sprintf("%06d", 100000+i)})
 		}()
 	}
 	wg.Wait()

@@ -57,8 +57,9 @@ func BenchmarkCountOTPAttempt(b *testing.B) {
 			mkTenant(b, db, "ta")
 			p := mkPerson(b, db, "ta", "ann@example.com")
 			q := mkPerson(b, db, "ta", "bob@example.com")
-			for _, id := range []string{p.ID, q.ID} {
-				ok, _, err := db.SaveOTP(ctx, kyc.OTPSend{TenantID: "ta", Subject: id, CodeHash: "h", Now: t0,
+			pr, qr := kyc.CodeRef{TenantID: "ta", Address: p.Email}, kyc.CodeRef{TenantID: "ta", Address: q.Email}
+			for _, ref := range []kyc.CodeRef{pr, qr} {
+				ok, _, err := db.SaveOTP(ctx, kyc.OTPSend{CodeRef: ref, CodeHash: "h", Now: t0,
 					ExpiresAt: at(otpTTL), MinGap: otpGap, Window: otpWindow, MaxPerWindow: 5})
 				if err != nil || !ok {
 					b.Fatal(ok, err)
@@ -66,14 +67,14 @@ func BenchmarkCountOTPAttempt(b *testing.B) {
 			}
 			b.Run("counted", func(b *testing.B) {
 				for b.Loop() {
-					if _, res, err := db.CountOTPAttempt(ctx, "ta", p.ID, 1<<30, t0); err != nil || res != kyc.OTPCounted {
+					if _, res, err := db.CountOTPAttempt(ctx, pr, 1<<30, t0); err != nil || res != kyc.OTPCounted {
 						b.Fatal(res, err)
 					}
 				}
 			})
 			b.Run("exhausted", func(b *testing.B) {
 				for b.Loop() {
-					if _, res, err := db.CountOTPAttempt(ctx, "ta", q.ID, 0, t0); err != nil || res != kyc.OTPMaxAttempts {
+					if _, res, err := db.CountOTPAttempt(ctx, qr, 0, t0); err != nil || res != kyc.OTPMaxAttempts {
 						b.Fatal(res, err)
 					}
 				}

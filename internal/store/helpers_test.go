@@ -94,18 +94,49 @@ func mkTenant(tb testing.TB, db *store.DB, id string) kyc.Tenant {
 	return tn
 }
 
-// mkPerson enrolls email with the tenant and returns the person.
+// mkPerson registers email at the tenant and returns its person.
 func mkPerson(tb testing.TB, db *store.DB, tenantID, email string) kyc.Person {
 	tb.Helper()
-	p, _, _, err := db.PrepareEmail(context.Background(), tenantID, "ps_"+email, email, t0)
+	e, _, err := db.PrepareEmail(context.Background(), tenantID,
+		kyc.NewIDs{Person: "ps_" + email, Enrollment: "en_" + tenantID + "_" + email}, email, t0)
 	must(tb, err)
-	return p
+	return kyc.Person{ID: e.PersonID, Email: email}
 }
 
 func enrollmentOf(tb testing.TB, db *store.DB, tenantID, email string) kyc.Enrollment {
 	tb.Helper()
-	_, e, err := db.FindEnrollment(context.Background(), tenantID, email, "")
+	e, err := db.FindEnrollment(context.Background(), tenantID, email, "")
 	must(tb, err)
+	return e
+}
+
+// mkWallet registers wallet at the tenant as prepare-wallet's transaction
+// does (the wallet's person, found or made, and the tenant's enrollment by
+// it), with pending as its pending email, and returns the enrollment.
+func mkWallet(tb testing.TB, db *store.DB, tenantID, wallet, pending string) kyc.Enrollment {
+	tb.Helper()
+	var e kyc.Enrollment
+	must(tb, db.InTx(context.Background(), func(tx kyc.Tx) error {
+		ctx := context.Background()
+		p, err := tx.PersonByWallet(ctx, wallet)
+		if isNotFound(err) {
+			p = kyc.Person{ID: "ps_" + wallet, Wallet: wallet, WalletChain: "evm"}
+			err = tx.InsertPerson(ctx, p, t0)
+		}
+		if err != nil {
+			return err
+		}
+		e, err = tx.EnrollmentByWallet(ctx, tenantID, wallet)
+		if isNotFound(err) {
+			e = kyc.Enrollment{ID: "en_" + tenantID + "_" + wallet, TenantID: tenantID, PersonID: p.ID, Wallet: wallet, PendingEmail: pending}
+			return tx.InsertEnrollment(ctx, e, t0)
+		}
+		if err != nil {
+			return err
+		}
+		e.PendingEmail = pending
+		return tx.UpdateEnrollment(ctx, e)
+	}))
 	return e
 }
 

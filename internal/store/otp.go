@@ -10,26 +10,56 @@ import (
 	"github.com/kycgate/kycgate/internal/kyc"
 )
 
-// SaveOTP is one conditional upsert: the new code replaces the old one and
-// the send times shift by one, only where the send the gap counts from
-// (gap_from: the newest send, unless DropOTP gave it back) is at least MinGap
-// old and the fifth newest send is outside the window. Concurrent senders
-// therefore cannot both pass, on one process or many.
+// Codes live in two tables: otp_sends keeps, per (tenant, address), the
+// last five send times (sent1 newest) and gap_from, the send the minimum
+// gap counts from (the newest, unless DropOTP gave it back); otp_codes
+// keeps one live code per (tenant, address, wallet): wallet '' is the
+// address's own code, any other the code that proves that wallet's link.
+// The limits thus cover every code mailed to an address, whichever link
+// it is for, while each code proves only what it was sent for.
+
+// saveSend is the conditional upsert that takes a place in the address's
+// send limits: it writes only where gap_from is at least MinGap old and
+// the fifth newest send is outside the window, so concurrent senders
+// cannot both pass, on one process or many.
+const saveSend = `INSERT INTO otp_sends (tenant_id, address, sent1, gap_from) VALUES ($1, $2, $3, $3)
+	ON CONFLICT (tenant_id, address) DO UPDATE SET gap_from = excluded.gap_from,
+		sent1 = excluded.sent1, sent2 = otp_sends.sent1, sent3 = otp_sends.sent2, sent4 = otp_sends.sent3, sent5 = otp_sends.sent4
+	WHERE (otp_sends.gap_from IS NULL OR otp_sends.gap_from <= $4) AND (otp_sends.sent5 IS NULL OR otp_sends.sent5 <= $5)
+	RETURNING sent1`
+
+// SaveOTP takes a place in the address's send limits and stores the code
+// for its link, both or neither: one statement on PostgreSQL, one
+// transaction on SQLite.
 func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, error) {
 	if o.MaxPerWindow != 5 {
 		return false, time.Time{}, errors.New("store: the send window keeps exactly five send times")
 	}
 	now := ms(o.Now)
+	args := []any{o.TenantID, o.Address, now, now - o.MinGap.Milliseconds(), now - o.Window.Milliseconds()}
 	var got int64
-	err := db.w.QueryRowContext(ctx, `INSERT INTO otps (tenant_id, subject, code_hash, expires_at, attempts, sent1, gap_from)
-		VALUES ($1, $2, $3, $4, 0, $5, $5)
-		ON CONFLICT (tenant_id, subject) DO UPDATE SET
-			code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0, gap_from = excluded.gap_from,
-			sent1 = excluded.sent1, sent2 = otps.sent1, sent3 = otps.sent2, sent4 = otps.sent3, sent5 = otps.sent4
-		WHERE (otps.gap_from IS NULL OR otps.gap_from <= $6) AND (otps.sent5 IS NULL OR otps.sent5 <= $7)
-		RETURNING sent1`,
-		o.TenantID, o.Subject, o.CodeHash, ms(o.ExpiresAt), now,
-		now-o.MinGap.Milliseconds(), now-o.Window.Milliseconds()).Scan(&got)
+	var err error
+	if db.dialect == Postgres {
+		err = db.w.QueryRowContext(ctx, `WITH s AS (`+saveSend+`), c AS (
+				INSERT INTO otp_codes (tenant_id, address, wallet, code_hash, expires_at, attempts)
+				SELECT $1::text, $2::text, $6::text, $7::text, $8::bigint, 0 FROM s
+				ON CONFLICT (tenant_id, address, wallet) DO UPDATE SET
+					code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0
+			)
+			SELECT sent1 FROM s`, append(args, o.Wallet, o.CodeHash, ms(o.ExpiresAt))...).Scan(&got)
+	} else {
+		err = db.tx(ctx, func(tx *sql.Tx) error {
+			if err := tx.QueryRowContext(ctx, saveSend, args...).Scan(&got); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO otp_codes (tenant_id, address, wallet, code_hash, expires_at, attempts)
+				VALUES ($1, $2, $3, $4, $5, 0)
+				ON CONFLICT (tenant_id, address, wallet) DO UPDATE SET
+					code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0`,
+				o.TenantID, o.Address, o.Wallet, o.CodeHash, ms(o.ExpiresAt))
+			return err
+		})
+	}
 	if err == nil {
 		return true, time.Time{}, nil
 	}
@@ -37,8 +67,8 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 		return false, time.Time{}, fmt.Errorf("store: save otp: %w", err)
 	}
 	var gap, s5 sql.NullInt64
-	if err := db.w.QueryRowContext(ctx, `SELECT gap_from, sent5 FROM otps WHERE tenant_id = $1 AND subject = $2`,
-		o.TenantID, o.Subject).Scan(&gap, &s5); err != nil {
+	if err := db.w.QueryRowContext(ctx, `SELECT gap_from, sent5 FROM otp_sends WHERE tenant_id = $1 AND address = $2`,
+		o.TenantID, o.Address).Scan(&gap, &s5); err != nil {
 		return false, time.Time{}, fmt.Errorf("store: read otp sends: %w", err)
 	}
 	retry := now
@@ -55,19 +85,41 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 // need not wait (the previous delivered send is at least MinGap older than
 // the dropped one), while sent1..sent5 keep the dropped send, at its own
 // time, in the window.
-func (db *DB) DropOTP(ctx context.Context, tenantID, subject, codeHash string) error {
-	if _, err := db.w.ExecContext(ctx, `UPDATE otps SET code_hash = NULL, gap_from = NULL
-		WHERE tenant_id = $1 AND subject = $2 AND code_hash = $3`, tenantID, subject, codeHash); err != nil {
+func (db *DB) DropOTP(ctx context.Context, c kyc.CodeRef, codeHash string) error {
+	args := []any{c.TenantID, c.Address, c.Wallet, codeHash}
+	var err error
+	if db.dialect == Postgres {
+		_, err = db.w.ExecContext(ctx, `WITH d AS (
+				UPDATE otp_codes SET code_hash = NULL
+				WHERE tenant_id = $1 AND address = $2 AND wallet = $3 AND code_hash = $4 RETURNING 1
+			)
+			UPDATE otp_sends SET gap_from = NULL WHERE tenant_id = $1 AND address = $2 AND EXISTS (SELECT 1 FROM d)`, args...)
+	} else {
+		err = db.tx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `UPDATE otp_codes SET code_hash = NULL
+				WHERE tenant_id = $1 AND address = $2 AND wallet = $3 AND code_hash = $4`, args...)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return nil
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE otp_sends SET gap_from = NULL WHERE tenant_id = $1 AND address = $2`,
+				c.TenantID, c.Address)
+			return err
+		})
+	}
+	if err != nil {
 		return fmt.Errorf("store: drop otp: %w", err)
 	}
 	return nil
 }
 
-func (db *DB) CountOTPAttempt(ctx context.Context, tenantID, subject string, maxAttempts int, now time.Time) (string, kyc.OTPAttempt, error) {
+func (db *DB) CountOTPAttempt(ctx context.Context, c kyc.CodeRef, maxAttempts int, now time.Time) (string, kyc.OTPAttempt, error) {
 	var hash string
-	err := db.w.QueryRowContext(ctx, `UPDATE otps SET attempts = attempts + 1
-		WHERE tenant_id = $1 AND subject = $2 AND code_hash IS NOT NULL AND attempts < $3 AND expires_at > $4
-		RETURNING code_hash`, tenantID, subject, maxAttempts, ms(now)).Scan(&hash)
+	err := db.w.QueryRowContext(ctx, `UPDATE otp_codes SET attempts = attempts + 1
+		WHERE tenant_id = $1 AND address = $2 AND wallet = $3 AND code_hash IS NOT NULL AND attempts < $4 AND expires_at > $5
+		RETURNING code_hash`, c.TenantID, c.Address, c.Wallet, maxAttempts, ms(now)).Scan(&hash)
 	if err == nil {
 		return hash, kyc.OTPCounted, nil
 	}
@@ -77,8 +129,8 @@ func (db *DB) CountOTPAttempt(ctx context.Context, tenantID, subject string, max
 	var code sql.NullString
 	var attempts int
 	var expires int64
-	err = db.w.QueryRowContext(ctx, `SELECT code_hash, attempts, expires_at FROM otps
-		WHERE tenant_id = $1 AND subject = $2`, tenantID, subject).Scan(&code, &attempts, &expires)
+	err = db.w.QueryRowContext(ctx, `SELECT code_hash, attempts, expires_at FROM otp_codes
+		WHERE tenant_id = $1 AND address = $2 AND wallet = $3`, c.TenantID, c.Address, c.Wallet).Scan(&code, &attempts, &expires)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", kyc.OTPNone, nil
@@ -96,81 +148,46 @@ func (db *DB) CountOTPAttempt(ctx context.Context, tenantID, subject string, max
 	return "", kyc.OTPNone, nil
 }
 
-func (db *DB) ConsumeOTP(ctx context.Context, tenantID, subject, personID, codeHash string) (ok bool, err error) {
-	if db.dialect == Postgres {
-		return db.consumeOTPPG(ctx, tenantID, subject, personID, codeHash)
+// ConsumeOTP uses an address's own code and marks the address verified on
+// the tenant's enrollment registered under it. The enrollment is found by
+// the address, not by a person id read earlier, so a link that merged the
+// person meanwhile cannot make the proof miss it.
+func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string) (bool, error) {
+	if c.Wallet != "" {
+		return false, errors.New("store: ConsumeOTP is for an address's own code; a link's code is consumed in its transaction")
 	}
-	err = db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE otps SET code_hash = NULL
-			WHERE tenant_id = $1 AND subject = $2 AND code_hash = $3`, tenantID, subject, codeHash)
+	if db.dialect == Postgres {
+		var used int
+		if err := db.w.QueryRowContext(ctx, `WITH used AS (
+				UPDATE otp_codes SET code_hash = NULL
+				WHERE tenant_id = $1 AND address = $2 AND wallet = '' AND code_hash = $3 RETURNING 1
+			), verified AS ( -- runs to completion unread, as every data-modifying WITH part does
+				UPDATE enrollments SET email_verified = TRUE
+				WHERE tenant_id = $1 AND email = $2 AND EXISTS (SELECT 1 FROM used)
+			)
+			SELECT count(*) FROM used`, c.TenantID, c.Address, codeHash).Scan(&used); err != nil {
+			return false, fmt.Errorf("store: consume otp: %w", err)
+		}
+		return used == 1, nil
+	}
+	var ok bool
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE otp_codes SET code_hash = NULL
+			WHERE tenant_id = $1 AND address = $2 AND wallet = '' AND code_hash = $3`, c.TenantID, c.Address, codeHash)
 		if err != nil {
 			return fmt.Errorf("store: consume otp: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return nil
 		}
-		var pending sql.NullString
-		err = tx.QueryRowContext(ctx, `UPDATE enrollments SET email_verified = TRUE
-			WHERE tenant_id = $1 AND person_id = $2 RETURNING pending_email`, tenantID, personID).Scan(&pending)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("store: verify email: %w", err)
-		}
 		ok = true
-		if pending.String != subject {
-			return nil
-		}
-		// A wallet user's pending email is now proven: it becomes the
-		// person's, unless another person already owns the address (then
-		// it stays a link at this tenant only).
-		res, err = tx.ExecContext(ctx, `UPDATE persons SET email = $3
-			WHERE id = $2 AND email IS NULL
-			AND EXISTS (SELECT 1 FROM enrollments WHERE tenant_id = $1 AND person_id = $2 AND pending_email = $3)
-			AND NOT EXISTS (SELECT 1 FROM persons o WHERE o.email = $3)`, tenantID, personID, subject)
-		if err != nil {
-			return fmt.Errorf("store: promote pending email: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET pending_email = NULL
-				WHERE tenant_id = $1 AND person_id = $2`, tenantID, personID); err != nil {
-				return fmt.Errorf("store: clear pending email: %w", err)
-			}
+		if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET email_verified = TRUE WHERE tenant_id = $1 AND email = $2`,
+			c.TenantID, c.Address); err != nil {
+			return fmt.Errorf("store: verify email: %w", err)
 		}
 		return nil
 	})
 	return ok && err == nil, err
-}
-
-// consumeOTPPG is ConsumeOTP in one statement instead of a transaction of
-// up to six round trips. The parts of a data-modifying WITH read the tables
-// as they were when the statement began, so the enrollment is locked first
-// (FOR UPDATE returns its latest committed version): a pending email that a
-// concurrent prepare-wallet replaced meanwhile is then neither promoted nor
-// cleared. The enrollment is updated once (a row may not be updated twice
-// in one statement), clearing the pending email only when the promotion,
-// whose result it reads, happened.
-func (db *DB) consumeOTPPG(ctx context.Context, tenantID, subject, personID, codeHash string) (bool, error) {
-	var used int
-	err := db.w.QueryRowContext(ctx, `WITH used AS (
-			UPDATE otps SET code_hash = NULL WHERE tenant_id = $1 AND subject = $2 AND code_hash = $3 RETURNING 1
-		), enr AS (
-			SELECT pending_email FROM enrollments
-			WHERE tenant_id = $1 AND person_id = $4 AND EXISTS (SELECT 1 FROM used) FOR UPDATE
-		), promoted AS (
-			UPDATE persons SET email = $2 WHERE id = $4 AND email IS NULL
-				AND EXISTS (SELECT 1 FROM enr WHERE pending_email = $2)
-				AND NOT EXISTS (SELECT 1 FROM persons o WHERE o.email = $2)
-			RETURNING 1
-		), verified AS ( -- runs to completion unread, as every data-modifying WITH part does
-			UPDATE enrollments SET email_verified = TRUE,
-				pending_email = CASE WHEN EXISTS (SELECT 1 FROM promoted) THEN NULL ELSE pending_email END
-			WHERE tenant_id = $1 AND person_id = $4 AND EXISTS (SELECT 1 FROM used)
-		)
-		SELECT count(*) FROM used`,
-		tenantID, subject, codeHash, personID).Scan(&used)
-	if err != nil {
-		return false, fmt.Errorf("store: consume otp: %w", err)
-	}
-	return used == 1, nil
 }
 
 func (db *DB) SaveChallenge(ctx context.Context, c kyc.Challenge) error {
@@ -199,13 +216,4 @@ func (db *DB) FindChallenge(ctx context.Context, nonce string) (kyc.Challenge, e
 		c.UsedAt = &t
 	}
 	return c, nil
-}
-
-func (db *DB) ConsumeChallenge(ctx context.Context, nonce string, at time.Time) (bool, error) {
-	res, err := db.w.ExecContext(ctx, `UPDATE challenges SET used_at = $2 WHERE nonce = $1 AND used_at IS NULL`, nonce, ms(at))
-	if err != nil {
-		return false, fmt.Errorf("store: consume challenge: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/store"
 )
@@ -17,24 +18,31 @@ const (
 	maxAttempts = 5
 )
 
-// otpFixture is one tenant-enrolled person with helpers for the OTP calls.
+// otpFixture is one code slot, an address registered at a tenant (and,
+// with wallet set, that wallet's link to it), with helpers for the OTP
+// calls.
 type otpFixture struct {
-	t      *testing.T
-	db     *store.DB
-	tenant string
-	person string
+	t       *testing.T
+	db      *store.DB
+	tenant  string
+	address string
+	wallet  string
 }
 
 func newOTPFixture(t *testing.T, db *store.DB) otpFixture {
 	mkTenant(t, db, "ta")
 	mkTenant(t, db, "tb")
-	p := mkPerson(t, db, "ta", "ann@example.com")
+	mkPerson(t, db, "ta", "ann@example.com")
 	mkPerson(t, db, "tb", "ann@example.com")
-	return otpFixture{t: t, db: db, tenant: "ta", person: p.ID}
+	return otpFixture{t: t, db: db, tenant: "ta", address: "ann@example.com"}
+}
+
+func (f otpFixture) ref() kyc.CodeRef {
+	return kyc.CodeRef{TenantID: f.tenant, Address: f.address, Wallet: f.wallet}
 }
 
 func (f otpFixture) sendReq(now time.Time, hash string) kyc.OTPSend {
-	return kyc.OTPSend{TenantID: f.tenant, Subject: f.person, CodeHash: hash, Now: now,
+	return kyc.OTPSend{CodeRef: f.ref(), CodeHash: hash, Now: now,
 		ExpiresAt: now.Add(otpTTL), MinGap: otpGap, Window: otpWindow, MaxPerWindow: 5}
 }
 
@@ -67,7 +75,7 @@ func (f otpFixture) refused(now time.Time, retryAt time.Time) {
 
 func (f otpFixture) attempt(now time.Time) (string, kyc.OTPAttempt) {
 	f.t.Helper()
-	h, res, err := f.db.CountOTPAttempt(f.t.Context(), f.tenant, f.person, maxAttempts, now)
+	h, res, err := f.db.CountOTPAttempt(f.t.Context(), f.ref(), maxAttempts, now)
 	must(f.t, err)
 	return h, res
 }
@@ -132,7 +140,7 @@ func TestSaveOTPRetryAtIsTheLaterBound(t *testing.T) {
 		f := newOTPFixture(t, db)
 		withPerson := func(email string) otpFixture {
 			g := f
-			g.person = mkPerson(t, db, "ta", email).ID
+			g.address = mkPerson(t, db, "ta", email).Email
 			return g
 		}
 		m := time.Minute
@@ -170,17 +178,16 @@ func TestSaveOTPNeedsFiveSlots(t *testing.T) {
 	})
 }
 
-func TestSaveOTPIsPerTenantAndPerson(t *testing.T) {
+func TestSaveOTPIsPerTenantAndAddress(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		f.mustSend(t0, "a")
 		other := f
 		other.tenant = "tb"
-		other.mustSend(t0, "b") // same person, other tenant
-		bob := mkPerson(t, db, "ta", "bob@example.com")
+		other.mustSend(t0, "b") // same address, other tenant
 		third := f
-		third.person = bob.ID
-		third.mustSend(t0, "c") // same tenant, other person
+		third.address = mkPerson(t, db, "ta", "bob@example.com").Email
+		third.mustSend(t0, "c") // same tenant, other address
 		f.wantAttempt(t0, "a", kyc.OTPCounted)
 		other.wantAttempt(t0, "b", kyc.OTPCounted)
 		third.wantAttempt(t0, "c", kyc.OTPCounted)
@@ -201,7 +208,7 @@ func TestSaveOTPReplacesCodeAndResetsAttempts(t *testing.T) {
 		}
 		f.wantAttempt(at(otpGap+10*time.Second), "", kyc.OTPMaxAttempts)
 		// The replaced code cannot be used.
-		if ok, err := db.ConsumeOTP(t.Context(), f.tenant, f.person, f.person, "old"); err != nil || ok {
+		if ok, err := db.ConsumeOTP(t.Context(), f.ref(), "old"); err != nil || ok {
 			t.Errorf("ConsumeOTP(old code) = %v, %v; want false", ok, err)
 		}
 		// The new code lives ten minutes from its own send.
@@ -252,14 +259,14 @@ func TestDropOTP(t *testing.T) {
 		t.Run("wrong hash changes nothing", func(t *testing.T) {
 			f.t = t
 			f.mustSend(t0, "h0")
-			must(t, db.DropOTP(ctx, f.tenant, f.person, "other"))
+			must(t, db.DropOTP(ctx, f.ref(), "other"))
 			f.wantAttempt(at(time.Second), "h0", kyc.OTPCounted)
 			f.refused(at(time.Second), at(otpGap))
 		})
 		t.Run("gives back the gap", func(t *testing.T) {
 			f.t = t
 			f.mustSend(at(otpGap), "h1")
-			must(t, db.DropOTP(ctx, f.tenant, f.person, "h1"))
+			must(t, db.DropOTP(ctx, f.ref(), "h1"))
 			f.wantAttempt(at(otpGap+time.Second), "", kyc.OTPNone)
 			f.mustSend(at(otpGap+time.Second), "h2") // no wait after a failed delivery
 			f.wantAttempt(at(otpGap+2*time.Second), "h2", kyc.OTPCounted)
@@ -277,7 +284,7 @@ func TestDropOTPCountsTowardWindow(t *testing.T) {
 		for i := range 5 {
 			now := at(time.Duration(i) * time.Second)
 			f.mustSend(now, fmt.Sprint("h", i))
-			must(t, db.DropOTP(ctx, f.tenant, f.person, fmt.Sprint("h", i)))
+			must(t, db.DropOTP(ctx, f.ref(), fmt.Sprint("h", i)))
 		}
 		f.refused(at(5*time.Second), at(otpWindow))
 		f.refused(at(otpWindow-time.Millisecond), at(otpWindow))
@@ -293,7 +300,7 @@ func TestDropOTPWindowUsesTheDroppedSendsTime(t *testing.T) {
 		f := newOTPFixture(t, db)
 		f.mustSend(at(0), "a")
 		f.mustSend(at(1000*time.Second), "b")
-		must(t, db.DropOTP(t.Context(), f.tenant, f.person, "b"))
+		must(t, db.DropOTP(t.Context(), f.ref(), "b"))
 		f.mustSend(at(1060*time.Second), "c")
 		f.mustSend(at(1120*time.Second), "d")
 		f.mustSend(at(1180*time.Second), "e")
@@ -310,17 +317,17 @@ func TestCountOTPAttempt(t *testing.T) {
 		t.Run("never sent", func(t *testing.T) {
 			f := newOTPFixture(t, db)
 			f.wantAttempt(t0, "", kyc.OTPNone)
-			if _, res, err := db.CountOTPAttempt(ctx, "ghost", "ghost", maxAttempts, t0); err != nil || res != kyc.OTPNone {
+			if _, res, err := db.CountOTPAttempt(ctx, kyc.CodeRef{TenantID: "ghost", Address: "ghost"}, maxAttempts, t0); err != nil || res != kyc.OTPNone {
 				t.Errorf("unknown tenant and person: %s, %v", attemptName(res), err)
 			}
 		})
 
-		// Each subtest below uses its own person.
+		// Each subtest below uses its own address.
 		var n int
 		person := func(t *testing.T) otpFixture {
 			n++
 			p := mkPerson(t, db, "ta", fmt.Sprintf("p%d@example.com", n))
-			return otpFixture{t: t, db: db, tenant: "ta", person: p.ID}
+			return otpFixture{t: t, db: db, tenant: "ta", address: p.Email}
 		}
 
 		t.Run("counts five then stops", func(t *testing.T) {
@@ -337,11 +344,11 @@ func TestCountOTPAttempt(t *testing.T) {
 			f := person(t)
 			f.mustSend(t0, "h")
 			for range 2 {
-				if h, res, err := db.CountOTPAttempt(ctx, f.tenant, f.person, 2, t0); err != nil || res != kyc.OTPCounted || h != "h" {
+				if h, res, err := db.CountOTPAttempt(ctx, f.ref(), 2, t0); err != nil || res != kyc.OTPCounted || h != "h" {
 					t.Fatalf("attempt = %q, %s, %v", h, attemptName(res), err)
 				}
 			}
-			if _, res, _ := db.CountOTPAttempt(ctx, f.tenant, f.person, 2, t0); res != kyc.OTPMaxAttempts {
+			if _, res, _ := db.CountOTPAttempt(ctx, f.ref(), 2, t0); res != kyc.OTPMaxAttempts {
 				t.Errorf("third attempt with max 2: %s", attemptName(res))
 			}
 		})
@@ -371,7 +378,7 @@ func TestCountOTPAttempt(t *testing.T) {
 			f := person(t)
 			f.mustSend(t0, "h")
 			f.wantAttempt(t0, "h", kyc.OTPCounted)
-			ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, f.person, "h")
+			ok, err := db.ConsumeOTP(ctx, f.ref(), "h")
 			if err != nil || !ok {
 				t.Fatalf("ConsumeOTP = %v, %v", ok, err)
 			}
@@ -380,7 +387,7 @@ func TestCountOTPAttempt(t *testing.T) {
 		t.Run("dropped", func(t *testing.T) {
 			f := person(t)
 			f.mustSend(t0, "h")
-			must(t, db.DropOTP(ctx, f.tenant, f.person, "h"))
+			must(t, db.DropOTP(ctx, f.ref(), "h"))
 			f.wantAttempt(t0, "", kyc.OTPNone)
 		})
 	})
@@ -395,7 +402,7 @@ func TestCountOTPAttemptConcurrent(t *testing.T) {
 		res := make([]kyc.OTPAttempt, n)
 		errs := make([]error, n)
 		together(n, func(i int) {
-			hashes[i], res[i], errs[i] = db.CountOTPAttempt(t.Context(), f.tenant, f.person, maxAttempts, at(time.Second))
+			hashes[i], res[i], errs[i] = db.CountOTPAttempt(t.Context(), f.ref(), maxAttempts, at(time.Second))
 		})
 		noErrors(t, errs)
 		counts := map[string]int{}
@@ -415,20 +422,20 @@ func TestConsumeOTP(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		f := newOTPFixture(t, db)
-		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, f.person, "h"); err != nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, f.ref(), "h"); err != nil || ok {
 			t.Errorf("ConsumeOTP with no code = %v, %v", ok, err)
 		}
 		f.mustSend(t0, "h")
-		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, f.person, "wrong"); err != nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, f.ref(), "wrong"); err != nil || ok {
 			t.Errorf("ConsumeOTP(wrong hash) = %v, %v", ok, err)
 		}
-		if ok, err := db.ConsumeOTP(ctx, "tb", f.person, f.person, "h"); err != nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, kyc.CodeRef{TenantID: "tb", Address: f.address}, "h"); err != nil || ok {
 			t.Errorf("ConsumeOTP through another tenant = %v, %v", ok, err)
 		}
 		if enrollmentOf(t, db, "ta", "ann@example.com").EmailVerified {
 			t.Fatal("email verified before the code was used")
 		}
-		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, f.person, "h"); err != nil || !ok {
+		if ok, err := db.ConsumeOTP(ctx, f.ref(), "h"); err != nil || !ok {
 			t.Fatalf("ConsumeOTP = %v, %v; want true", ok, err)
 		}
 		if !enrollmentOf(t, db, "ta", "ann@example.com").EmailVerified {
@@ -437,7 +444,7 @@ func TestConsumeOTP(t *testing.T) {
 		if enrollmentOf(t, db, "tb", "ann@example.com").EmailVerified {
 			t.Error("email verified for the other tenant too")
 		}
-		if ok, err := db.ConsumeOTP(ctx, f.tenant, f.person, f.person, "h"); err != nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, f.ref(), "h"); err != nil || ok {
 			t.Errorf("second ConsumeOTP = %v, %v; want false", ok, err)
 		}
 	})
@@ -453,7 +460,7 @@ func TestConsumeOTPConcurrent(t *testing.T) {
 		const n = 20
 		oks := make([]bool, n)
 		errs := make([]error, n)
-		together(n, func(i int) { oks[i], errs[i] = db.ConsumeOTP(t.Context(), f.tenant, f.person, f.person, "h") })
+		together(n, func(i int) { oks[i], errs[i] = db.ConsumeOTP(t.Context(), f.ref(), "h") })
 		noErrors(t, errs)
 		won := 0
 		for _, ok := range oks {
@@ -491,13 +498,13 @@ func TestChallenges(t *testing.T) {
 		if _, err := db.FindChallenge(ctx, "nope"); !isNotFound(err) {
 			t.Errorf("FindChallenge(unknown) err = %v, want ErrNotFound", err)
 		}
-		if ok, err := db.ConsumeChallenge(ctx, "nope", t0); err != nil || ok {
+		if ok, err := consumeChallenge(t, db, "nope", t0); err != nil || ok {
 			t.Errorf("ConsumeChallenge(unknown) = %v, %v", ok, err)
 		}
-		if ok, err := db.ConsumeChallenge(ctx, "n1", at(time.Minute)); err != nil || !ok {
+		if ok, err := consumeChallenge(t, db, "n1", at(time.Minute)); err != nil || !ok {
 			t.Fatalf("ConsumeChallenge = %v, %v", ok, err)
 		}
-		if ok, err := db.ConsumeChallenge(ctx, "n1", at(2*time.Minute)); err != nil || ok {
+		if ok, err := consumeChallenge(t, db, "n1", at(2*time.Minute)); err != nil || ok {
 			t.Errorf("second ConsumeChallenge = %v, %v", ok, err)
 		}
 		got, err = db.FindChallenge(ctx, "n1")
@@ -515,7 +522,7 @@ func TestConsumeChallengeConcurrent(t *testing.T) {
 		const n = 20
 		oks := make([]bool, n)
 		errs := make([]error, n)
-		together(n, func(i int) { oks[i], errs[i] = db.ConsumeChallenge(t.Context(), "n", at(time.Duration(i)*time.Second)) })
+		together(n, func(i int) { oks[i], errs[i] = consumeChallenge(t, db, "n", at(time.Duration(i)*time.Second)) })
 		noErrors(t, errs)
 		winner := -1
 		for i, ok := range oks {
@@ -534,5 +541,68 @@ func TestConsumeChallengeConcurrent(t *testing.T) {
 		if got.UsedAt == nil || !got.UsedAt.Equal(at(time.Duration(winner)*time.Second)) {
 			t.Errorf("UsedAt = %v, want the winner's time", got.UsedAt)
 		}
+	})
+}
+
+// consumeChallenge is a transaction that only consumes the challenge.
+func consumeChallenge(t *testing.T, db *store.DB, nonce string, at time.Time) (used bool, err error) {
+	err = db.InTx(t.Context(), func(tx kyc.Tx) (err error) {
+		used, err = tx.ConsumeChallenge(t.Context(), nonce, at)
+		return err
+	})
+	return used, err
+}
+
+// A link's code (api.md §6.1) has a slot of its own: it neither replaces
+// nor is replaced by the address's own code or another wallet's, its
+// attempts are its own, and it proves only its link. The send limits count
+// every code mailed to the address at the tenant, whatever it is for.
+func TestLinkCodes(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		own := newOTPFixture(t, db)
+		w1, w2 := own, own
+		w1.wallet, w2.wallet = evmW1, evmW2
+
+		own.mustSend(t0, "own")
+		w1.refused(at(time.Second), at(otpGap)) // the address's gap
+		w1.mustSend(at(otpGap), "w1")
+		own.refused(at(otpGap+time.Second), at(2*otpGap))
+		w2.mustSend(at(2*otpGap), "w2")
+		// Each slot keeps its code.
+		own.wantAttempt(at(2*otpGap), "own", kyc.OTPCounted)
+		w1.wantAttempt(at(2*otpGap), "w1", kyc.OTPCounted)
+		w2.wantAttempt(at(2*otpGap), "w2", kyc.OTPCounted)
+		// Attempts are per slot: w1's code dies alone.
+		for range maxAttempts - 1 {
+			w1.wantAttempt(at(2*otpGap), "w1", kyc.OTPCounted)
+		}
+		w1.wantAttempt(at(2*otpGap), "", kyc.OTPMaxAttempts)
+		w2.wantAttempt(at(2*otpGap), "w2", kyc.OTPCounted)
+		// The window: five sends to the address within the hour, of any kind.
+		own.mustSend(at(3*otpGap), "own2")
+		w2.mustSend(at(4*otpGap), "w2b")
+		w1.refused(at(5*otpGap), t0.Add(otpWindow))
+		// ConsumeOTP is for the address's own code only; a link's is used in
+		// its transaction, once.
+		if ok, err := db.ConsumeOTP(ctx, w2.ref(), "w2b"); err == nil || ok {
+			t.Errorf("ConsumeOTP of a link code = %v, %v; want an error", ok, err)
+		}
+		consume := func(f otpFixture, hash string) bool {
+			t.Helper()
+			var used bool
+			must(t, db.InTx(ctx, func(tx kyc.Tx) (err error) { used, err = tx.ConsumeCode(ctx, f.ref(), hash); return err }))
+			return used
+		}
+		if consume(w1, "w2b") || consume(own, "w2b") {
+			t.Error("w2's code was used through another slot")
+		}
+		if !consume(w2, "w2b") || consume(w2, "w2b") {
+			t.Error("w2's code: want exactly one use")
+		}
+		if enrollmentOf(t, db, "ta", own.address).EmailVerified {
+			t.Error("a link code's use verified the address's own enrollment")
+		}
+		own.wantAttempt(at(4*otpGap), "own2", kyc.OTPCounted)
 	})
 }

@@ -20,7 +20,7 @@ func TestPrepareEmailWaitsOutAnotherCommit(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, email, other string
-		enroll             bool // the other transaction enrolls the person too
+		enroll             bool // the other transaction registers the address here too
 		wantCreated        bool
 	}{
 		{"person committed meanwhile", "race1@example.com", "ps_other1", false, true},
@@ -31,69 +31,99 @@ func TestPrepareEmailWaitsOutAnotherCommit(t *testing.T) {
 		_, err = tx.ExecContext(ctx, `INSERT INTO persons (id, email, created_at) VALUES ($1, $2, 0)`, tc.other, tc.email)
 		must(t, err)
 		if tc.enroll {
-			_, err = tx.ExecContext(ctx, `INSERT INTO enrollments (tenant_id, person_id, created_at) VALUES ('ta', $1, 0)`, tc.other)
+			_, err = tx.ExecContext(ctx, `INSERT INTO enrollments (id, tenant_id, person_id, email, created_at)
+				VALUES ('en_other', 'ta', $1, $2, 0)`, tc.other, tc.email)
 			must(t, err)
 		}
-		type result struct {
-			p       kyc.Person
-			created bool
-			err     error
-		}
-		done := make(chan result, 1) // buffered: the goroutine never blocks on it
-		go func() {
-			p, _, created, err := db.PrepareEmail(ctx, "ta", "ps_mine", tc.email, t0)
-			done <- result{p, created, err}
-		}()
-		// Commit once PrepareEmail waits on our uncommitted row.
-		waitForBlockedBy(t, raw, tx)
-		must(t, tx.Commit())
-		r := <-done
-		if r.err != nil || r.p.ID != tc.other || r.p.Email != tc.email || r.created != tc.wantCreated {
-			t.Errorf("%s: PrepareEmail = %+v, created %v, err %v; want %s, created %v", tc.name, r.p, r.created, r.err, tc.other, tc.wantCreated)
+		e, created, err := blockedCall(t, raw, tx, func() (kyc.Enrollment, bool, error) {
+			return db.PrepareEmail(ctx, "ta", ids("ps_mine", "en_mine"), tc.email, t0)
+		})
+		if err != nil || e.PersonID != tc.other || e.Email != tc.email || created != tc.wantCreated {
+			t.Errorf("%s: PrepareEmail = %+v, created %v, err %v; want person %s, created %v", tc.name, e, created, err, tc.other, tc.wantCreated)
 		}
 	}
 }
 
-// On PostgreSQL, ConsumeOTP is one statement too. A wallet user's pending
-// email that prepare-wallet replaces while the statement waits on the
-// enrollment must be neither promoted (the code proved the old address,
-// which the user no longer claims) nor cleared (the new one must survive).
-func TestConsumeOTPWaitsOutAReplacedPendingEmail(t *testing.T) {
+// A link proven at another tenant merges the person who has an address
+// into the wallet's person while PrepareEmail registers that address: the
+// statement read the old person, and its enrollment's foreign key waits
+// for the merge, then finds that person gone. It must look again and
+// register the address on the person it was merged into.
+func TestPrepareEmailWaitsOutAMerge(t *testing.T) {
 	db, raw := pgRaceRig(t)
 	ctx := t.Context()
-
-	w, _, _, err := db.PrepareWallet(ctx, "ta", "ps_w", evm(evmW1), "old@example.com", t0)
-	must(t, err)
-	f := otpFixture{t: t, db: db, tenant: "ta", person: "old@example.com"}
-	f.mustSend(t0, "h")
+	mkTenant(t, db, "tb")
+	ann := mkPerson(t, db, "ta", "ann@example.com")
+	w := mkWallet(t, db, "ta", evmW1, "ann@example.com")
 
 	tx, err := raw.BeginTx(ctx, nil)
 	must(t, err)
-	_, err = tx.ExecContext(ctx, `UPDATE enrollments SET pending_email = 'new@example.com'
-		WHERE tenant_id = 'ta' AND person_id = $1`, w.ID)
+	for _, st := range []struct {
+		q    string
+		args []any
+	}{
+		{`SELECT id FROM persons WHERE id = $1 FOR UPDATE`, []any{ann.ID}},
+		{`UPDATE enrollments SET person_id = $2 WHERE person_id = $1`, []any{ann.ID, w.PersonID}},
+		{`DELETE FROM persons WHERE id = $1`, []any{ann.ID}},
+		{`UPDATE persons SET email = 'ann@example.com' WHERE id = $1`, []any{w.PersonID}},
+	} {
+		_, err = tx.ExecContext(ctx, st.q, st.args...)
+		must(t, err)
+	}
+	e, created, err := blockedCall(t, raw, tx, func() (kyc.Enrollment, bool, error) {
+		return db.PrepareEmail(ctx, "tb", ids("ps_new", "en_new"), "ann@example.com", t0)
+	})
+	if err != nil || !created || e.PersonID != w.PersonID || e.TenantID != "tb" {
+		t.Errorf("PrepareEmail = %+v, created %v, err %v; want a new enrollment of %s", e, created, err, w.PersonID)
+	}
+}
+
+// A create that resolved a person claims it while a link merges that
+// person away: the claim's foreign key waits for the person's row, and
+// after the merge commits the claim fails as "gone" (ErrNotFound, so the
+// create resolves the user again) instead of creating a session for a
+// person that no longer exists.
+func TestClaimWaitsOutAMerge(t *testing.T) {
+	db, raw := pgRaceRig(t)
+	ctx := t.Context()
+	ann := mkPerson(t, db, "ta", "ann@example.com")
+	w := mkWallet(t, db, "ta", evmW1, "ann@example.com")
+
+	tx, err := raw.BeginTx(ctx, nil)
 	must(t, err)
+	_, err = tx.ExecContext(ctx, `SELECT id FROM persons WHERE id = $1 FOR UPDATE`, ann.ID)
+	must(t, err)
+	_, err = tx.ExecContext(ctx, `UPDATE enrollments SET person_id = $2 WHERE person_id = $1`, ann.ID, w.PersonID)
+	must(t, err)
+	_, err = tx.ExecContext(ctx, `DELETE FROM persons WHERE id = $1`, ann.ID)
+	must(t, err)
+	won, _, err := blockedCall(t, raw, tx, func() (bool, bool, error) {
+		ok, err := db.ClaimSessionCreation(ctx, ann.ID, "late", at(time.Minute), t0)
+		return ok, false, err
+	})
+	if won || !isNotFound(err) {
+		t.Errorf("claim for the person merged away = %v, %v; want ErrNotFound", won, err)
+	}
+}
+
+// blockedCall runs call while the test holds tx open, commits tx once call
+// waits on a row tx holds, and returns what call returned.
+func blockedCall[A, B any](t *testing.T, raw *sql.DB, tx *sql.Tx, call func() (A, B, error)) (A, B, error) {
+	t.Helper()
 	type result struct {
-		ok  bool
+		a   A
+		b   B
 		err error
 	}
 	done := make(chan result, 1) // buffered: the goroutine never blocks on it
 	go func() {
-		ok, err := db.ConsumeOTP(ctx, "ta", "old@example.com", w.ID, "h")
-		done <- result{ok, err}
+		a, b, err := call()
+		done <- result{a, b, err}
 	}()
 	waitForBlockedBy(t, raw, tx)
 	must(t, tx.Commit())
-	if r := <-done; r.err != nil || !r.ok {
-		t.Fatalf("ConsumeOTP = %v, %v; want the code used", r.ok, r.err)
-	}
-	var email, pending sql.NullString
-	var verified bool
-	must(t, raw.QueryRowContext(ctx, `SELECT p.email, e.pending_email, e.email_verified FROM persons p
-		JOIN enrollments e ON e.person_id = p.id AND e.tenant_id = 'ta' WHERE p.id = $1`, w.ID).Scan(&email, &pending, &verified))
-	if email.Valid || pending.String != "new@example.com" || !verified {
-		t.Errorf("after the race: person email %v, pending %v, verified %v; want no email, pending new@example.com, verified",
-			email, pending, verified)
-	}
+	r := <-done
+	return r.a, r.b, r.err
 }
 
 // pgRaceRig is a PostgreSQL store with tenant "ta", and a plain connection

@@ -28,7 +28,20 @@ func openPostgres(ctx context.Context, url string, opt Options) (*DB, error) {
 	return &DB{dialect: Postgres, w: db, r: db}, nil
 }
 
-func isPgUnique(err error) bool {
+func pgCode(err error) string {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+func isPgUnique(err error) bool { return pgCode(err) == "23505" }
+
+// isPgRetryable reports a transaction PostgreSQL aborted for a concurrent
+// one's sake (deadlock_detected, serialization_failure): running it again
+// is the documented answer.
+func isPgRetryable(err error) bool {
+	c := pgCode(err)
+	return c == "40P01" || c == "40001"
 }

@@ -63,6 +63,9 @@ func (db *DB) ClaimSessionCreation(ctx context.Context, personID, token string, 
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
+	if isForeignKey(err) {
+		return false, kyc.ErrNotFound // the person was merged into another
+	}
 	if err != nil {
 		return false, fmt.Errorf("store: claim session creation: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/store"
 )
@@ -543,36 +544,35 @@ func TestReserveQuotaConcurrent(t *testing.T) {
 }
 
 // FindEnrollmentLatest must answer exactly what FindEnrollment and
-// LatestSession answer separately, on every way in: email, wallet and a
-// wallet user's pending email; and TenantFindLatest what
-// TenantByKeyHash and FindEnrollmentLatest answer.
+// LatestSession answer separately, by email and by wallet; and
+// TenantFindLatest what TenantByKeyHash and FindEnrollmentLatest answer. A
+// pending email is no way in.
 func TestFindEnrollmentLatest(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		ann, _ := sessionFixture(t, db)
 		mkTenant(t, db, "tb")
-		w, _, _, err := db.PrepareWallet(ctx, "ta", "ps_w", evm(evmW1), "pending@example.com", t0)
-		must(t, err)
-		check := func(name, email, wallet string, owner kyc.Person) {
+		w := mkWallet(t, db, "ta", evmW1, "pending@example.com")
+		check := func(name, email, wallet, owner string) {
 			t.Helper()
-			p, e, sess, err := db.FindEnrollmentLatest(ctx, "ta", email, wallet)
+			e, sess, err := db.FindEnrollmentLatest(ctx, "ta", email, wallet)
 			must(t, err)
-			p0, e0, err := db.FindEnrollment(ctx, "ta", email, wallet)
+			e0, err := db.FindEnrollment(ctx, "ta", email, wallet)
 			must(t, err)
-			if p != p0 || e != e0 || p.ID != owner.ID {
-				t.Errorf("%s: person %+v enrollment %+v; FindEnrollment says %+v %+v", name, p, e, p0, e0)
+			if e != e0 || e.PersonID != owner {
+				t.Errorf("%s: enrollment %+v; FindEnrollment says %+v; want person %s", name, e, e0, owner)
 			}
-			tk, pk, ek, sk, err := db.TenantFindLatest(ctx, "hash_ta", email, wallet)
+			tk, ek, sk, err := db.TenantFindLatest(ctx, "hash_ta", email, wallet)
 			must(t, err)
 			tn, err := db.TenantByKeyHash(ctx, "hash_ta")
 			must(t, err)
 			if d := cmp.Diff(tn, tk); d != "" {
 				t.Errorf("%s: TenantFindLatest tenant (-TenantByKeyHash +got):\n%s", name, d)
 			}
-			if pk != p || ek != e || !reflect.DeepEqual(sk, sess) {
-				t.Errorf("%s: TenantFindLatest %+v %+v %v; FindEnrollmentLatest says %+v %+v %v", name, pk, ek, sk, p, e, sess)
+			if ek != e || !reflect.DeepEqual(sk, sess) {
+				t.Errorf("%s: TenantFindLatest %+v %v; FindEnrollmentLatest says %+v %v", name, ek, sk, e, sess)
 			}
-			want, err := db.LatestSession(ctx, owner.ID)
+			want, err := db.LatestSession(ctx, owner)
 			if isNotFound(err) {
 				if sess != nil {
 					t.Errorf("%s: no sessions, got %+v", name, *sess)
@@ -595,43 +595,47 @@ func TestFindEnrollmentLatest(t *testing.T) {
 				t.Errorf("%s: latest session (-LatestSession +got):\n%s", name, d)
 			}
 		}
-		check("email, no session", "ann@example.com", "", ann)
-		check("wallet, no session", "", evmW1, w)
-		check("pending email, no session", "pending@example.com", "", w)
+		check("email, no session", "ann@example.com", "", ann.ID)
+		check("wallet, no session", "", evmW1, w.PersonID)
 
 		insert(t, db, newSession("a-old", ann.ID, at(time.Minute)))
 		s := newSession("a-new", ann.ID, at(2*time.Minute))
 		s.IPInfo = []kyc.IPInfo{{IPAddress: "192.0.2.1", IPCountry: "FR"}}
 		s.Decision, s.Blocklisted = []byte(`{"status":"Approved"}`), true
 		insert(t, db, s)
-		insert(t, db, newSession("w-1", w.ID, at(time.Minute)))
-		check("email", "ann@example.com", "", ann)
-		check("wallet", "", evmW1, w)
-		check("pending email", "pending@example.com", "", w)
+		insert(t, db, newSession("w-1", w.PersonID, at(time.Minute)))
+		check("email", "ann@example.com", "", ann.ID)
+		check("wallet", "", evmW1, w.PersonID)
 
-		for _, id := range [][2]string{{"ann@example.com", ""}, {"", evmW1}, {"pending@example.com", ""}} {
-			if _, _, s, err := db.FindEnrollmentLatest(ctx, "tb", id[0], id[1]); !isNotFound(err) || s != nil {
+		for _, id := range [][2]string{{"ann@example.com", ""}, {"", evmW1}} {
+			if _, s, err := db.FindEnrollmentLatest(ctx, "tb", id[0], id[1]); !isNotFound(err) || s != nil {
 				t.Errorf("tenant tb, %q: session %v err %v, want ErrNotFound", id, s, err)
 			}
 		}
-		if _, _, _, err := db.FindEnrollmentLatest(ctx, "ta", "nobody@example.com", ""); !isNotFound(err) {
-			t.Errorf("unknown email: err %v, want ErrNotFound", err)
-		}
-
-		// A good key with nobody enrolled (here or at all) gives the tenant
-		// and a zero person; a bad or revoked key gives ErrNotFound.
-		for _, id := range [][2]string{{"ann@example.com", ""}, {"", evmW1}, {"pending@example.com", ""}, {"nobody@example.com", ""}} {
-			tk, p, e, s, err := db.TenantFindLatest(ctx, "hash_tb", id[0], id[1])
-			if err != nil || tk.ID != "tb" || p != (kyc.Person{}) || e != (kyc.Enrollment{}) || s != nil {
-				t.Errorf("key of tb, %q: tenant %q person %+v enrollment %+v session %v err %v; want tb and nobody", id, tk.ID, p, e, s, err)
+		for _, email := range []string{"nobody@example.com", "pending@example.com"} {
+			if _, _, err := db.FindEnrollmentLatest(ctx, "ta", email, ""); !isNotFound(err) {
+				t.Errorf("%s: err %v, want ErrNotFound", email, err)
 			}
 		}
-		if _, _, _, _, err := db.TenantFindLatest(ctx, "no such hash", "ann@example.com", ""); !isNotFound(err) {
+
+		// A good key with nobody registered under the identifier gives the
+		// tenant and a zero enrollment; a bad or revoked key gives
+		// ErrNotFound.
+		for _, c := range []struct{ key, email, wallet string }{
+			{"hash_tb", "ann@example.com", ""}, {"hash_tb", "", evmW1}, {"hash_tb", "nobody@example.com", ""},
+			{"hash_ta", "pending@example.com", ""}, {"hash_ta", "", evmW2},
+		} {
+			tk, e, s, err := db.TenantFindLatest(ctx, c.key, c.email, c.wallet)
+			if err != nil || "hash_"+tk.ID != c.key || e != (kyc.Enrollment{}) || s != nil {
+				t.Errorf("key %s, %q %q: tenant %q enrollment %+v session %v err %v; want the tenant and nobody", c.key, c.email, c.wallet, tk.ID, e, s, err)
+			}
+		}
+		if _, _, _, err := db.TenantFindLatest(ctx, "no such hash", "ann@example.com", ""); !isNotFound(err) {
 			t.Errorf("unknown key: err %v, want ErrNotFound", err)
 		}
 		must(t, db.RevokeAPIKey(ctx, "ta", "key_ta", at(time.Hour)))
-		if _, p, _, _, err := db.TenantFindLatest(ctx, "hash_ta", "ann@example.com", ""); !isNotFound(err) || p.ID != "" {
-			t.Errorf("revoked key: person %q err %v, want ErrNotFound", p.ID, err)
+		if _, e, _, err := db.TenantFindLatest(ctx, "hash_ta", "ann@example.com", ""); !isNotFound(err) || e.ID != "" {
+			t.Errorf("revoked key: enrollment %q err %v, want ErrNotFound", e.ID, err)
 		}
 	})
 }

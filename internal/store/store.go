@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -81,11 +82,7 @@ func open(ctx context.Context, url string, opt Options) (*DB, error) {
 
 // SQLitePath extracts the file path from "sqlite:PATH" (also "sqlite://PATH").
 func SQLitePath(url string) string {
-	p := strings.TrimPrefix(url, "sqlite:")
-	if strings.HasPrefix(p, "//") {
-		p = p[2:]
-	}
-	return p
+	return strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//")
 }
 
 func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
@@ -180,7 +177,10 @@ func (db *DB) Ping(ctx context.Context) error {
 // Migrate applies the embedded migrations that have not run yet, each in its
 // own transaction. On PostgreSQL an advisory lock serialises replicas that
 // start together.
-func (db *DB) Migrate(ctx context.Context) error {
+func (db *DB) Migrate(ctx context.Context) error { return db.migrate(ctx, math.MaxInt64) }
+
+// migrate applies the migrations up to version upTo.
+func (db *DB) migrate(ctx context.Context, upTo int64) error {
 	conn, err := db.w.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
@@ -196,18 +196,16 @@ func (db *DB) Migrate(ctx context.Context) error {
 		version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	dir := "migrations/" + string(db.dialect)
-	entries, err := fs.ReadDir(migrations, dir)
+	files, err := migrationFiles(db.dialect)
 	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+		return err
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	for _, e := range entries {
-		var version int64
-		if _, err := fmt.Sscanf(e.Name(), "%d_", &version); err != nil {
-			return fmt.Errorf("store: migrate: bad file name %s", e.Name())
+	for _, f := range files {
+		version := f.version
+		if version > upTo {
+			break
 		}
-		body, err := fs.ReadFile(migrations, dir+"/"+e.Name())
+		body, err := fs.ReadFile(migrations, "migrations/"+f.name)
 		if err != nil {
 			return fmt.Errorf("store: migrate: %w", err)
 		}
@@ -229,18 +227,77 @@ func (db *DB) Migrate(ctx context.Context) error {
 		}
 		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("store: migrate %s: %w", e.Name(), err)
+			return fmt.Errorf("store: migrate %s: %w", f.name, err)
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
 			version, time.Now().UnixMilli()); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("store: migrate %s: %w", e.Name(), err)
+			return fmt.Errorf("store: migrate %s: %w", f.name, err)
 		}
 		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("store: migrate %s: %w", e.Name(), err)
+			return fmt.Errorf("store: migrate %s: %w", f.name, err)
 		}
 	}
 	return nil
+}
+
+type migrationFile struct {
+	version int64
+	name    string
+}
+
+// migrationFiles lists the migrations for an engine in version order. One
+// file serves both engines where their SQL is the same (NNNN_name.sql); where
+// it differs, NNNN_name.sqlite.sql and NNNN_name.postgres.sql carry the
+// version for one engine each.
+func migrationFiles(d Dialect) ([]migrationFile, error) {
+	entries, err := fs.ReadDir(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("store: migrate: %w", err)
+	}
+	var out []migrationFile
+	seen := map[int64]string{}
+	for _, e := range entries {
+		name := e.Name()
+		base, ok := strings.CutSuffix(name, ".sql")
+		if !ok {
+			return nil, fmt.Errorf("store: migrate: %s is not a .sql file", name)
+		}
+		if i := strings.LastIndexByte(base, '.'); i >= 0 {
+			switch Dialect(base[i+1:]) {
+			case d:
+			case SQLite, Postgres:
+				continue // the other engine's
+			default:
+				return nil, fmt.Errorf("store: migrate: %s names no engine", name)
+			}
+		}
+		var version int64
+		if _, err := fmt.Sscanf(name, "%d_", &version); err != nil || version <= 0 {
+			return nil, fmt.Errorf("store: migrate: bad file name %s", name)
+		}
+		if other, dup := seen[version]; dup {
+			return nil, fmt.Errorf("store: migrate: %s and %s share version %d", other, name, version)
+		}
+		seen[version] = name
+		out = append(out, migrationFile{version, name})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	return out, nil
+}
+
+// MigrationVersions lists the versions Migrate applies on an engine, for
+// checks that every one was recorded exactly once.
+func MigrationVersions(d Dialect) ([]int64, error) {
+	files, err := migrationFiles(d)
+	if err != nil {
+		return nil, err
+	}
+	v := make([]int64, len(files))
+	for i, f := range files {
+		v[i] = f.version
+	}
+	return v, nil
 }
 
 // isUnique reports whether err is a uniqueness violation on either engine.
@@ -250,6 +307,16 @@ func isUnique(err error) bool {
 		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
 	return isPgUnique(err)
+}
+
+// isForeignKey reports whether err is a foreign-key violation on either
+// engine: a row referred to a person that a concurrent merge removed.
+func isForeignKey(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	return pgCode(err) == "23503"
 }
 
 // pointCtx is the context for a one-row read by key on the read pool. On

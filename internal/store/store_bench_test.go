@@ -17,7 +17,7 @@ import (
 
 type perfMailer struct{}
 
-func (perfMailer) SendCode(context.Context, string, string) error { return nil }
+func (perfMailer) SendCode(context.Context, kyc.CodeMail) error { return nil }
 
 func perfDB(b *testing.B) *store.DB {
 	b.Helper()
@@ -84,10 +84,11 @@ func perfPeople(b *testing.B, db *store.DB, n int) []string {
 	emails := make([]string, n)
 	for i := range emails {
 		emails[i] = "user" + strconv.Itoa(i) + "@example.com"
-		p, _, _, err := db.PrepareEmail(ctx, "tn_bench", "ps_"+strconv.Itoa(i), emails[i], now)
+		e, _, err := db.PrepareEmail(ctx, "tn_bench", kyc.NewIDs{Person: "ps_" + strconv.Itoa(i), Enrollment: "en_" + strconv.Itoa(i)}, emails[i], now)
 		if err != nil {
 			b.Fatal(err)
 		}
+		p := kyc.Person{ID: e.PersonID}
 		s := kyc.Session{ID: "se_" + strconv.Itoa(i), PersonID: p.ID, TenantID: "tn_bench", URL: "https://verify.didit.me/x",
 			Status: kyc.StatusApproved, IPInfo: []kyc.IPInfo{{IPAddress: "203.0.113.7", IPCountry: "Portugal"}},
 			Decision: []byte(`{"status":"Approved"}`), EventAt: now, CreatedAt: now, UpdatedAt: now, CheckedAt: now}
@@ -115,7 +116,7 @@ func BenchmarkStatusReads(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
-			if t, _, _, s, err := db.TenantFindLatest(ctx, "h", emails[i%len(emails)], ""); err != nil || t.ID == "" || s == nil {
+			if t, _, s, err := db.TenantFindLatest(ctx, "h", emails[i%len(emails)], ""); err != nil || t.ID == "" || s == nil {
 				b.Fatal(s, err)
 			}
 		}
@@ -133,7 +134,7 @@ func BenchmarkStatusReads(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
-			if _, _, s, err := db.FindEnrollmentLatest(ctx, "tn_bench", emails[i%len(emails)], ""); err != nil || s == nil {
+			if _, s, err := db.FindEnrollmentLatest(ctx, "tn_bench", emails[i%len(emails)], ""); err != nil || s == nil {
 				b.Fatal(s, err)
 			}
 		}
@@ -143,7 +144,7 @@ func BenchmarkStatusReads(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
-			if _, _, err := db.FindEnrollment(ctx, "tn_bench", emails[i%len(emails)], ""); err != nil {
+			if _, err := db.FindEnrollment(ctx, "tn_bench", emails[i%len(emails)], ""); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -171,7 +172,7 @@ func BenchmarkPrepareEmail(b *testing.B) {
 	for b.Loop() {
 		i++
 		s := strconv.Itoa(i)
-		if _, _, _, err := db.PrepareEmail(ctx, "tn_bench", "ps_new"+s, "new"+s+"@example.com", now); err != nil {
+		if _, _, err := db.PrepareEmail(ctx, "tn_bench", kyc.NewIDs{Person: "ps_new" + s, Enrollment: "en_new" + s}, "new"+s+"@example.com", now); err != nil {
 			b.Fatal(err)
 		}
 	}

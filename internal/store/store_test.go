@@ -109,7 +109,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 		if _, err := db.TenantByKeyHash(ctx, "hash_ta"); err != nil {
 			t.Errorf("tenant after reopen: %v", err)
 		}
-		if _, _, err := db.FindEnrollment(ctx, "ta", "ann@example.com", ""); err != nil {
+		if _, err := db.FindEnrollment(ctx, "ta", "ann@example.com", ""); err != nil {
 			t.Errorf("enrollment after reopen: %v", err)
 		}
 		if n, err := db.QuotaUsed(ctx, "ta", "2030-03"); err != nil || n != 1 {
@@ -189,7 +189,7 @@ func TestPersonsAreShared(t *testing.T) {
 		if p.ID != q.ID {
 			t.Errorf("one email, two persons: %s and %s", p.ID, q.ID)
 		}
-		if _, _, err := db.FindEnrollment(ctx, "tc", "ann@example.com", ""); !isNotFound(err) {
+		if _, err := db.FindEnrollment(ctx, "tc", "ann@example.com", ""); !isNotFound(err) {
 			t.Errorf("tenant that never enrolled the person finds them: err = %v", err)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/store"
 )

@@ -55,9 +55,6 @@ var reusableStatuses = []string{StatusNotStarted, StatusInProgress, StatusResubm
 // decisionStatuses carry a decision in webhooks (didit.md §6.3).
 var decisionStatuses = []string{StatusApproved, StatusDeclined, StatusInReview, StatusAbandoned}
 
-// finishedStatuses: the hosted flow is over.
-var finishedStatuses = []string{StatusApproved, StatusDeclined, StatusInReview, StatusExpired, StatusAbandoned, StatusKycExpired}
-
 // SessionInfo is a snapshot of one simulated session.
 type SessionInfo struct {
 	ID          string          `json:"session_id"`

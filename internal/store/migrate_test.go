@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+
+	"github.com/kycgate/kycgate/internal/kyc"
+	"github.com/kycgate/kycgate/internal/store/storetest"
+)
+
+// Migration 6 carries a database of the earlier linking rule over: every
+// enrollment keeps the lookups it had, a pending email stays pending (and a
+// live code mailed to it stays usable, for that link), an OTP proof that
+// never made the address the person's goes back to pending, and nothing
+// else is lost.
+func TestMigrationCarriesLinksOver(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := OpenNoMigrate(ctx, e.URL, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.migrate(ctx, 5); err != nil {
+				t.Fatal(err)
+			}
+			exec := func(q string, args ...any) {
+				t.Helper()
+				if _, err := db.w.ExecContext(ctx, q, args...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			const w1, w2, w3 = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", "7EcDhSYGxXyscszYEp35KHN8vvw3svAuLKTzXwCFLtV"
+			exec(`INSERT INTO tenants (id, name, kyc_enabled, monthly_quota, rate_limit_per_minute, created_at)
+				VALUES ('ta', 'A', TRUE, 0, 0, 1), ('tb', 'B', TRUE, 0, 0, 1)`)
+			exec(`INSERT INTO persons (id, email, wallet, wallet_chain, created_at) VALUES
+				('ps_ann', 'ann@example.com', NULL, NULL, 1),
+				('ps_bob', 'bob@example.com', $1, 'evm', 1),
+				('ps_w2', NULL, $2, 'evm', 1),
+				('ps_w3', NULL, $3, 'solana', 1)`, w1, w2, w3)
+			exec(`INSERT INTO enrollments (tenant_id, person_id, email_verified, wallet_verified, pending_email, created_at) VALUES
+				('ta', 'ps_ann', TRUE, FALSE, NULL, 1),
+				('tb', 'ps_ann', FALSE, FALSE, NULL, 2),
+				('ta', 'ps_bob', TRUE, TRUE, NULL, 3),
+				('tb', 'ps_bob', FALSE, TRUE, NULL, 4),
+				('ta', 'ps_w2', FALSE, TRUE, 'carol@example.com', 5),
+				('ta', 'ps_w3', TRUE, TRUE, 'dan@example.com', 6)`)
+			exec(`INSERT INTO otps (tenant_id, subject, code_hash, expires_at, attempts, sent1, gap_from) VALUES
+				('ta', 'carol@example.com', 'h-carol', 99, 2, 10, 10),
+				('ta', 'ann@example.com', 'h-ann', 99, 0, 20, 20),
+				('tb', 'ann@example.com', NULL, 99, 0, 30, NULL)`)
+			exec(`INSERT INTO session_claims (person_id, token, claimed_until) VALUES ('ps_ann', 'c', 5), ('ps_gone', 'd', 5)`)
+
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			for _, c := range []struct {
+				tenant, email, wallet string
+				want                  kyc.Enrollment
+			}{
+				{"ta", "ann@example.com", "", kyc.Enrollment{ID: "en_ta_ps_ann", PersonID: "ps_ann", Email: "ann@example.com", EmailVerified: true}},
+				{"tb", "ann@example.com", "", kyc.Enrollment{ID: "en_tb_ps_ann", PersonID: "ps_ann", Email: "ann@example.com"}},
+				{"ta", "bob@example.com", w1, kyc.Enrollment{ID: "en_ta_ps_bob", PersonID: "ps_bob", Email: "bob@example.com", Wallet: w1, EmailVerified: true}},
+				{"tb", "bob@example.com", w1, kyc.Enrollment{ID: "en_tb_ps_bob", PersonID: "ps_bob", Email: "bob@example.com", Wallet: w1}},
+				{"ta", "", w2, kyc.Enrollment{ID: "en_ta_ps_w2", PersonID: "ps_w2", Wallet: w2, PendingEmail: "carol@example.com"}},
+				// Proven by OTP, never the person's: pending again.
+				{"ta", "", w3, kyc.Enrollment{ID: "en_ta_ps_w3", PersonID: "ps_w3", Wallet: w3, PendingEmail: "dan@example.com"}},
+			} {
+				c.want.TenantID = c.tenant
+				for _, by := range [][2]string{{c.email, ""}, {"", c.wallet}} {
+					if by[0] == "" && by[1] == "" {
+						continue
+					}
+					got, err := db.FindEnrollment(ctx, c.tenant, by[0], by[1])
+					if err != nil || got != c.want {
+						t.Errorf("%s by %q: %+v, %v; want %+v", c.tenant, by, got, err, c.want)
+					}
+				}
+			}
+			for _, c := range []struct {
+				ref  kyc.CodeRef
+				hash string
+			}{
+				// The pending address's live code is now that link's.
+				{kyc.CodeRef{TenantID: "ta", Address: "carol@example.com", Wallet: w2}, "h-carol"},
+				{kyc.CodeRef{TenantID: "ta", Address: "ann@example.com"}, "h-ann"},
+			} {
+				if h, res, err := db.CountOTPAttempt(ctx, c.ref, 5, fromMS(50)); err != nil || res != kyc.OTPCounted || h != c.hash {
+					t.Errorf("code %+v: %q, %v, %v; want %q counted", c.ref, h, res, err, c.hash)
+				}
+			}
+			var attempts int
+			if err := db.w.QueryRowContext(ctx, `SELECT attempts FROM otp_codes WHERE address = 'carol@example.com'`).Scan(&attempts); err != nil || attempts != 3 {
+				t.Errorf("carol's code: %d attempts, %v; want its 2 and the one just counted", attempts, err)
+			}
+			// The send history stays with the address.
+			for _, c := range []struct {
+				tenant, address string
+				sent1           int64
+				gap             sql.NullInt64
+			}{
+				{"ta", "carol@example.com", 10, sql.NullInt64{Int64: 10, Valid: true}},
+				{"tb", "ann@example.com", 30, sql.NullInt64{}},
+			} {
+				var sent1 int64
+				var gap sql.NullInt64
+				if err := db.w.QueryRowContext(ctx, `SELECT sent1, gap_from FROM otp_sends WHERE tenant_id = $1 AND address = $2`,
+					c.tenant, c.address).Scan(&sent1, &gap); err != nil || sent1 != c.sent1 || gap != c.gap {
+					t.Errorf("sends to %s at %s: %d %v, %v; want %d %v", c.address, c.tenant, sent1, gap, err, c.sent1, c.gap)
+				}
+			}
+			var claims int
+			if err := db.w.QueryRowContext(ctx, `SELECT count(*) FROM session_claims WHERE person_id = 'ps_ann'`).Scan(&claims); err != nil || claims != 1 {
+				t.Errorf("ann's claim: %d, %v; want it kept", claims, err)
+			}
+			if err := db.w.QueryRowContext(ctx, `SELECT count(*) FROM session_claims`).Scan(&claims); err != nil || claims != 1 {
+				t.Errorf("%d claims, %v; want the one of a person that does not exist dropped", claims, err)
+			}
+		})
+	}
+}

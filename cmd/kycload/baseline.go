@@ -46,6 +46,7 @@ type baseline struct {
 	hookSecret string
 	mail       *smtpPool
 	didit      *didit.Client
+	sqlite     bool
 }
 
 func baselineMain(args []string) error {
@@ -70,7 +71,7 @@ func baselineMain(args []string) error {
 
 	b := &baseline{tenant: *tenant, secret: *secret, hookSecret: *hookSecret, mail: &smtpPool{addr: *smtpAddr, idle: make(chan *smtp.Client, 256)}}
 	var err error
-	if strings.HasPrefix(*dbURL, "sqlite:") {
+	if b.sqlite = strings.HasPrefix(*dbURL, "sqlite:"); b.sqlite {
 		// The same discipline as the store, which SQLite needs to take
 		// concurrent writes at all: one write connection whose transactions
 		// begin IMMEDIATE, and a pool of read-only connections; and, like
@@ -110,7 +111,7 @@ func baselineMain(args []string) error {
 		return err
 	}
 
-	for _, q := range txQueries {
+	for _, q := range append(txQueries, saveSend, saveCode) {
 		b.stmt(b.w, q)
 	}
 	mux := http.NewServeMux()
@@ -144,17 +145,16 @@ func baselineMain(args []string) error {
 var txQueries = []string{
 	`INSERT INTO persons (id, email, created_at) VALUES ($1, $2, $3)
 			ON CONFLICT (email) DO NOTHING`,
-	`INSERT INTO enrollments (tenant_id, person_id, created_at)
-			SELECT $1, id, $3 FROM persons WHERE email = $2 ON CONFLICT (tenant_id, person_id) DO NOTHING`,
-	`UPDATE otps SET code_hash = NULL
-			WHERE tenant_id = $1 AND subject = $2 AND code_hash = $3`,
-	`UPDATE enrollments SET email_verified = TRUE
-			WHERE tenant_id = $1 AND person_id = (SELECT id FROM persons WHERE email = $2)`,
+	`INSERT INTO enrollments (id, tenant_id, person_id, email, created_at)
+			SELECT $4, $1, id, $2, $3 FROM persons WHERE email = $2 ON CONFLICT (tenant_id, email) DO NOTHING`,
+	`UPDATE otp_codes SET code_hash = NULL
+			WHERE tenant_id = $1 AND address = $2 AND wallet = '' AND code_hash = $3`,
+	`UPDATE enrollments SET email_verified = TRUE WHERE tenant_id = $1 AND email = $2`,
 	`INSERT INTO persons (id, wallet, wallet_chain, created_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT DO NOTHING`,
-	`INSERT INTO enrollments (tenant_id, person_id, wallet_verified, created_at)
-			SELECT $1, id, TRUE, $3 FROM persons WHERE wallet = $2
-			ON CONFLICT (tenant_id, person_id) DO UPDATE SET wallet_verified = TRUE`,
+	`INSERT INTO enrollments (id, tenant_id, person_id, wallet, created_at)
+			SELECT $4, $1, id, $2, $3 FROM persons WHERE wallet = $2
+			ON CONFLICT (tenant_id, wallet) DO NOTHING`,
 	`INSERT INTO webhook_events (event_key, session_id, received_at) VALUES ($1, $2, $3)
 			ON CONFLICT (event_key) DO NOTHING`,
 	`UPDATE kyc_sessions SET status = $2, event_at = $3, updated_at = $4, version = version + 1
@@ -231,9 +231,8 @@ func (b *baseline) status(w http.ResponseWriter, r *http.Request) {
 	}
 	var ip string
 	err := b.queryRow(r.Context(), b.r, `SELECT s.id, s.status, s.url, s.ip_info, s.blocklisted
-		FROM persons p JOIN enrollments e ON e.person_id = p.id AND e.tenant_id = $1
-		JOIN kyc_sessions s ON s.person_id = p.id
-		WHERE p.email = $2 AND (e.email_verified OR e.wallet_verified)
+		FROM enrollments e JOIN kyc_sessions s ON s.person_id = e.person_id
+		WHERE e.tenant_id = $1 AND e.email = $2 AND (e.email_verified OR e.wallet IS NOT NULL)
 		ORDER BY s.created_at DESC, s.id DESC LIMIT 1`, b.tenant, normEmail(r.URL.Query().Get("email"))).
 		Scan(&s.ID, &s.Status, &s.URL, &ip, &s.Blocklisted)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -263,7 +262,7 @@ func (b *baseline) prepare(w http.ResponseWriter, r *http.Request) {
 		if _, err := b.txExec(r.Context(), tx, txQueries[0], randomID("ps_"), email, now); err != nil {
 			return err
 		}
-		res, err := b.txExec(r.Context(), tx, txQueries[1], b.tenant, email, now)
+		res, err := b.txExec(r.Context(), tx, txQueries[1], b.tenant, email, now, randomID("en_"))
 		if err != nil {
 			return err
 		}
@@ -318,22 +317,14 @@ func (b *baseline) sendOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	email := normEmail(in.Email)
 	var pid string
-	err := b.queryRow(r.Context(), b.r, `SELECT p.id FROM persons p
-		JOIN enrollments e ON e.person_id = p.id AND e.tenant_id = $1
-		WHERE p.email = $2 AND NOT e.email_verified`, b.tenant, email).Scan(&pid)
+	err := b.queryRow(r.Context(), b.r, `SELECT person_id FROM enrollments
+		WHERE tenant_id = $1 AND email = $2 AND NOT email_verified`, b.tenant, email).Scan(&pid)
 	if err != nil {
 		fail(w, 404, err)
 		return
 	}
 	code, now := sixDigits(), time.Now().UnixMilli()
-	var got int64
-	err = b.queryRow(r.Context(), b.w, `INSERT INTO otps (tenant_id, subject, code_hash, expires_at, attempts, sent1)
-		VALUES ($1, $2, $3, $4, 0, $5)
-		ON CONFLICT (tenant_id, subject) DO UPDATE SET
-			code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0,
-			sent1 = excluded.sent1, sent2 = otps.sent1, sent3 = otps.sent2, sent4 = otps.sent3, sent5 = otps.sent4
-		WHERE (otps.sent1 IS NULL OR otps.sent1 <= $6) AND (otps.sent5 IS NULL OR otps.sent5 <= $7)
-		RETURNING sent1`, b.tenant, email, b.otpHash(email, code), now+600_000, now, now-60_000, now-3_600_000).Scan(&got)
+	err = b.saveCode(r.Context(), email, b.otpHash(email, code), now)
 	if errors.Is(err, sql.ErrNoRows) {
 		reply(w, 429, nil)
 		return
@@ -349,6 +340,40 @@ func (b *baseline) sendOTP(w http.ResponseWriter, r *http.Request) {
 	reply(w, 201, nil)
 }
 
+// The send limits (60 s apart, 5 an hour) are per address, over every code
+// mailed to it; each code has a slot of its own (the address's, or a
+// wallet link's).
+const (
+	saveSend = `INSERT INTO otp_sends (tenant_id, address, sent1) VALUES ($1, $2, $3)
+		ON CONFLICT (tenant_id, address) DO UPDATE SET
+			sent1 = excluded.sent1, sent2 = otp_sends.sent1, sent3 = otp_sends.sent2, sent4 = otp_sends.sent3, sent5 = otp_sends.sent4
+		WHERE (otp_sends.sent1 IS NULL OR otp_sends.sent1 <= $4) AND (otp_sends.sent5 IS NULL OR otp_sends.sent5 <= $5)
+		RETURNING sent1`
+	saveCode = `INSERT INTO otp_codes (tenant_id, address, wallet, code_hash, expires_at, attempts)
+		VALUES ($1, $2, '', $3, $4, 0)
+		ON CONFLICT (tenant_id, address, wallet) DO UPDATE SET
+			code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0`
+)
+
+// saveCode takes a place in the address's send limits and stores the code,
+// both or neither (sql.ErrNoRows: refused): one statement on PostgreSQL,
+// one transaction on SQLite.
+func (b *baseline) saveCode(ctx context.Context, email, hash string, now int64) error {
+	var got int64
+	if !b.sqlite {
+		return b.queryRow(ctx, b.w, `WITH s AS (`+saveSend+`), c AS (`+
+			strings.Replace(saveCode, "VALUES ($1, $2, '', $3, $4, 0)", "SELECT $1::text, $2::text, '', $6::text, $7::bigint, 0 FROM s", 1)+`)
+			SELECT sent1 FROM s`, b.tenant, email, now, now-60_000, now-3_600_000, hash, now+600_000).Scan(&got)
+	}
+	return inTx(ctx, b.w, func(tx *sql.Tx) error {
+		if err := tx.StmtContext(ctx, b.stmt(b.w, saveSend)).QueryRowContext(ctx, b.tenant, email, now, now-60_000, now-3_600_000).Scan(&got); err != nil {
+			return err
+		}
+		_, err := b.txExec(ctx, tx, saveCode, b.tenant, email, hash, now+600_000)
+		return err
+	})
+}
+
 // verifyOTP: count the attempt and read the code in one UPDATE … RETURNING,
 // compare, then consume it and mark the email verified in one transaction.
 func (b *baseline) verifyOTP(w http.ResponseWriter, r *http.Request) {
@@ -359,8 +384,8 @@ func (b *baseline) verifyOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var stored string
 	email := normEmail(in.Email)
-	err := b.queryRow(r.Context(), b.w, `UPDATE otps SET attempts = attempts + 1
-		WHERE tenant_id = $1 AND subject = $2 AND code_hash IS NOT NULL AND attempts < 5 AND expires_at > $3
+	err := b.queryRow(r.Context(), b.w, `UPDATE otp_codes SET attempts = attempts + 1
+		WHERE tenant_id = $1 AND address = $2 AND wallet = '' AND code_hash IS NOT NULL AND attempts < 5 AND expires_at > $3
 		RETURNING code_hash`, b.tenant, email, time.Now().UnixMilli()).Scan(&stored)
 	if err != nil {
 		fail(w, 400, err)
@@ -461,7 +486,7 @@ func (b *baseline) prepareWallet(w http.ResponseWriter, r *http.Request) {
 		if _, err := b.txExec(r.Context(), tx, txQueries[4], randomID("ps_"), addr.String, string(addr.Chain), now.UnixMilli()); err != nil {
 			return err
 		}
-		_, err := b.txExec(r.Context(), tx, txQueries[5], b.tenant, addr.String, now.UnixMilli())
+		_, err := b.txExec(r.Context(), tx, txQueries[5], b.tenant, addr.String, now.UnixMilli(), randomID("en_"))
 		return err
 	})
 	if err != nil {
@@ -479,9 +504,8 @@ func (b *baseline) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var pid string
-	if err := b.queryRow(r.Context(), b.r, `SELECT p.id FROM persons p
-		JOIN enrollments e ON e.person_id = p.id AND e.tenant_id = $1
-		WHERE p.email = $2 AND (e.email_verified OR e.wallet_verified)`, b.tenant, normEmail(in.Email)).Scan(&pid); err != nil {
+	if err := b.queryRow(r.Context(), b.r, `SELECT person_id FROM enrollments
+		WHERE tenant_id = $1 AND email = $2 AND (email_verified OR wallet IS NOT NULL)`, b.tenant, normEmail(in.Email)).Scan(&pid); err != nil {
 		fail(w, 403, err)
 		return
 	}

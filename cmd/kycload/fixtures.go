@@ -133,8 +133,8 @@ func (e *engine) persons(ctx context.Context, tag string, n int, emailVerified b
 		fmt.Sprintf("'ps_%s_' || i, '%s_' || i || '@load.test', %d", tag, tag, now)); err != nil {
 		return err
 	}
-	return e.series(ctx, 0, n-1, "INSERT INTO enrollments (tenant_id, person_id, email_verified, wallet_verified, created_at)",
-		fmt.Sprintf("%s, 'ps_%s_' || i, %v, FALSE, %d", q(e.tenantID), tag, emailVerified, now))
+	return e.series(ctx, 0, n-1, "INSERT INTO enrollments (id, tenant_id, person_id, email, email_verified, created_at)",
+		fmt.Sprintf("'en_%s_' || i, %s, 'ps_%s_' || i, '%s_' || i || '@load.test', %v, %d", tag, q(e.tenantID), tag, tag, emailVerified, now))
 }
 
 const fixtureIPInfo = `[{"ip_address":"203.0.113.7","ip_country":"Portugal","ip_state":"Lisbon","ip_city":"Lisbon","platform":"mobile","device_brand":"Apple","device_model":"iPhone","is_vpn_or_tor":false,"is_data_center":false}]`
@@ -154,14 +154,19 @@ func (e *engine) sessions(ctx context.Context, tag string, n int, status string)
 const fixtureCode = "246810"
 
 // otps gives each person tag_i a live code fixtureCode, stored as kycgate
-// stores it: HMAC-SHA256 under the server secret.
+// stores it: HMAC-SHA256 under the server secret, with the send that mailed
+// it two minutes ago.
 func (e *engine) otps(ctx context.Context, tag string, n int, secret string) error {
 	now := time.Now()
 	sent, exp := now.Add(-2*time.Minute).UnixMilli(), now.Add(10*time.Minute).UnixMilli()
-	return e.batch(ctx, "otps", []string{"tenant_id", "subject", "code_hash", "expires_at", "attempts", "sent1"}, n,
+	if err := e.batch(ctx, "otp_sends", []string{"tenant_id", "address", "sent1", "gap_from"}, n,
+		func(i int) []any { return []any{e.tenantID, emailOf(tag, i), sent, sent} }); err != nil {
+		return err
+	}
+	return e.batch(ctx, "otp_codes", []string{"tenant_id", "address", "wallet", "code_hash", "expires_at", "attempts"}, n,
 		func(i int) []any {
 			email := emailOf(tag, i)
-			return []any{e.tenantID, email, otpHash(secret, e.tenantID, email, fixtureCode), exp, 0, sent}
+			return []any{e.tenantID, email, "", otpHash(secret, e.tenantID, email, fixtureCode), exp, 0}
 		})
 }
 

@@ -725,3 +725,43 @@ func TestSendLimitsFollowTheAddress(t *testing.T) {
 		}
 	})
 }
+
+// An enrollment carried over by migration 6 can hold a wallet and the
+// person's email without this tenant's proof of it (the earlier rule let a
+// wallet's tenant look the person up by an email proven elsewhere). That
+// email is no link proven here: naming it again is pending, naming another
+// is pending too (no 409), and its code (the address's own: it is
+// registered on this enrollment) proves it.
+func TestLegacyUnprovenEmailOnAWallet(t *testing.T) {
+	forEachEngineRig(t, func(t *testing.T, r *idRig) {
+		tn := r.tenant(t, "T")
+		const email = "legacy@example.com"
+		wa := newIDWallet(t)
+		r.named(t, tn, wa, "", "")
+		enr, err := r.db.FindEnrollment(t.Context(), tn.ID, "", wa.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := t.Context()
+		if err := r.db.InTx(ctx, func(tx kyc.Tx) error {
+			p, err := tx.PersonByID(ctx, enr.PersonID)
+			if err != nil {
+				return err
+			}
+			p.Email, enr.Email = email, email
+			if err := tx.UpdatePerson(ctx, p); err != nil {
+				return err
+			}
+			return tx.UpdateEnrollment(ctx, enr)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r.named(t, tn, wa, "other@example.com", kyc.LinkPending)
+		r.named(t, tn, wa, email, kyc.LinkPending)
+		wantOutcome(t, "the proof", r.prove(t, tn, email, wa.addr, ""), "ok")
+		if res := r.named(t, tn, wa, email, kyc.LinkLinked); !res.State.EmailVerified {
+			t.Fatalf("after the proof: %+v", res.State)
+		}
+		r.named(t, tn, wa, "", "") // nothing pending any more
+	})
+}

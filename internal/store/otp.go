@@ -149,9 +149,10 @@ func (db *DB) CountOTPAttempt(ctx context.Context, c kyc.CodeRef, maxAttempts in
 }
 
 // ConsumeOTP uses an address's own code and marks the address verified on
-// the tenant's enrollment registered under it. The enrollment is found by
-// the address, not by a person id read earlier, so a link that merged the
-// person meanwhile cannot make the proof miss it.
+// the tenant's enrollment registered under it (a pending link to the same
+// address is then proven too). The enrollment is found by the address, not
+// by a person id read earlier, so a link that merged the person meanwhile
+// cannot make the proof miss it.
 func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string) (bool, error) {
 	if c.Wallet != "" {
 		return false, errors.New("store: ConsumeOTP is for an address's own code; a link's code is consumed in its transaction")
@@ -162,7 +163,8 @@ func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string) (b
 				UPDATE otp_codes SET code_hash = NULL
 				WHERE tenant_id = $1 AND address = $2 AND wallet = '' AND code_hash = $3 RETURNING 1
 			), verified AS ( -- runs to completion unread, as every data-modifying WITH part does
-				UPDATE enrollments SET email_verified = TRUE
+				UPDATE enrollments SET email_verified = TRUE,
+					pending_email = CASE WHEN pending_email = $2 THEN NULL ELSE pending_email END
 				WHERE tenant_id = $1 AND email = $2 AND EXISTS (SELECT 1 FROM used)
 			)
 			SELECT count(*) FROM used`, c.TenantID, c.Address, codeHash).Scan(&used); err != nil {
@@ -181,8 +183,9 @@ func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string) (b
 			return nil
 		}
 		ok = true
-		if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET email_verified = TRUE WHERE tenant_id = $1 AND email = $2`,
-			c.TenantID, c.Address); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET email_verified = TRUE,
+			pending_email = CASE WHEN pending_email = $2 THEN NULL ELSE pending_email END
+			WHERE tenant_id = $1 AND email = $2`, c.TenantID, c.Address); err != nil {
 			return fmt.Errorf("store: verify email: %w", err)
 		}
 		return nil

@@ -524,12 +524,20 @@ func TestLinkRaceOneAddress(t *testing.T) {
 	})
 }
 
-// A proof racing /kyc/prepare of its address: one user either way.
+// A proof racing /kyc/prepare of its address: one user either way. In odd
+// rounds the address's person exists already (registered at another
+// tenant), so the proof merges while prepare registers the address on that
+// person: on PostgreSQL that once deadlocked (see TestPrepareDuringALink).
 func TestLinkRaceWithPrepare(t *testing.T) {
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
-		tn := r.tenant(t, "T")
-		for round := range 5 {
+		tn, other := r.tenant(t, "T"), r.tenant(t, "Other")
+		for round := range 10 {
 			email := fmt.Sprintf("race%d@example.com", round)
+			if round%2 == 1 {
+				if _, err := r.svc.Prepare(t.Context(), other, email); err != nil {
+					t.Fatal(err)
+				}
+			}
 			wa := newIDWallet(t)
 			r.named(t, tn, wa, email, kyc.LinkPending)
 			if err := r.send(t, tn, email, wa.addr); err != nil {

@@ -173,9 +173,10 @@ type NewIDs struct {
 var ErrRace = errors.New("store: a concurrent change; run the transaction again")
 
 // Tx is one write transaction of the identity rules. Every read locks the
-// rows it returns until the transaction ends (PostgreSQL: FOR UPDATE;
-// SQLite runs one write transaction at a time), so what the rules decide
-// on cannot change before they commit. A row that did not exist when read
+// rows it returns until the transaction ends (PostgreSQL: FOR UPDATE, or
+// FOR NO KEY UPDATE on persons, which other statements' foreign keys may
+// still refer to; SQLite runs one write transaction at a time), so what the
+// rules decide on cannot change before they commit. A row that did not exist when read
 // may still be inserted by a concurrent transaction: the write that would
 // collide with it fails with ErrRace.
 type Tx interface {
@@ -190,9 +191,10 @@ type Tx interface {
 	InsertPerson(ctx context.Context, p Person, now time.Time) error
 	// UpdatePerson sets p's email, wallet and chain.
 	UpdatePerson(ctx context.Context, p Person) error
-	// MergePerson moves every enrollment and session of person from to
-	// person into, drops from's lapsed creation claim, and deletes from.
-	// ErrRace when from has a live claim after all.
+	// MergePerson moves every enrollment of person from to person into,
+	// drops from's lapsed creation claim, and deletes from. ErrRace when
+	// from has a session or a live claim after all (a create went through
+	// since KYCHistory was read).
 	MergePerson(ctx context.Context, from, into string, now time.Time) error
 	// KYCHistory reports whether the person has a KYC session, or a live
 	// claim to be creating one right now.

@@ -199,13 +199,18 @@ func normalizeAddress(to string) (string, error) {
 	return to, nil
 }
 
-// groupWallet writes a wallet address in groups of four characters, as
-// banks write IBANs: the whole address stays checkable by eye, and no run
-// of six digits in it can be taken for the code (checkText refuses any).
+// groupWallet writes a wallet address in groups of four characters (an EVM
+// address's 0x apart), as banks write IBANs: the whole address stays
+// checkable by eye, and no run of six digits in it can be taken for the
+// code (checkText refuses any).
 func groupWallet(w string) string {
 	var b strings.Builder
+	if rest, ok := strings.CutPrefix(w, "0x"); ok {
+		b.WriteString("0x")
+		w = rest
+	}
 	for i := 0; i < len(w); i += 4 {
-		if i > 0 {
+		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
 		b.WriteString(w[i:min(i+4, len(w))])

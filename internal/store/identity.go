@@ -16,6 +16,16 @@ import (
 // transaction, and the write that collides with it fails with kyc.ErrRace:
 // the transaction then runs again and sees it. SQLite runs one write
 // transaction at a time, so there the first run always decides.
+//
+// Persons are locked FOR NO KEY UPDATE, which still queues the identity
+// transactions behind one another but lets other statements' foreign-key
+// checks on the person through (a registration's enrollment, a creation
+// claim, a stored session). Those statements hold locks of their own the
+// identity transaction may need next (an index entry, a claim row), so
+// making them wait on the person was a deadlock. What they commit meanwhile
+// is caught where it matters: MergePerson refuses a person that has a
+// session or a live claim after all, and deleting a person that something
+// new refers to fails its foreign key; both are ErrRace.
 func (db *DB) InTx(ctx context.Context, fn func(kyc.Tx) error) error {
 	q := &txQueriesSQLite
 	if db.dialect == Postgres {
@@ -37,21 +47,21 @@ type txQueries struct {
 	enrollmentByEmail, enrollmentByWallet     string
 }
 
-func buildTxQueries(lock string) txQueries {
+func buildTxQueries(personLock, enrollmentLock string) txQueries {
 	person := `SELECT id, email, wallet, wallet_chain FROM persons WHERE `
 	enr := `SELECT ` + enrollmentCols + ` FROM enrollments e WHERE e.tenant_id = $1 AND `
 	return txQueries{
-		personByID:         person + `id = $1` + lock,
-		personByEmail:      person + `email = $1` + lock,
-		personByWallet:     person + `wallet = $1` + lock,
-		enrollmentByEmail:  enr + `e.email = $2` + lock,
-		enrollmentByWallet: enr + `e.wallet = $2` + lock,
+		personByID:         person + `id = $1` + personLock,
+		personByEmail:      person + `email = $1` + personLock,
+		personByWallet:     person + `wallet = $1` + personLock,
+		enrollmentByEmail:  enr + `e.email = $2` + enrollmentLock,
+		enrollmentByWallet: enr + `e.wallet = $2` + enrollmentLock,
 	}
 }
 
 var (
-	txQueriesSQLite = buildTxQueries("")
-	txQueriesPG     = buildTxQueries(" FOR UPDATE")
+	txQueriesSQLite = buildTxQueries("", "")
+	txQueriesPG     = buildTxQueries(" FOR NO KEY UPDATE", " FOR UPDATE")
 )
 
 // txn is a kyc.Tx.
@@ -138,17 +148,26 @@ func (t *txn) UpdatePerson(ctx context.Context, p kyc.Person) error {
 	return nil
 }
 
-// MergePerson deletes only a lapsed claim of from: a live one means a
-// create is under way for from (KYCHistory said otherwise when it read, and
-// a creator re-took the claim since), and then deleting from fails its
-// foreign key: the transaction runs again and sees the claim.
+// MergePerson deletes only a lapsed claim of from, and moves no session: a
+// live claim or a session means a create for from went through after the
+// caller read KYCHistory (a creator re-takes a lapsed claim without waiting
+// for the person's row), so the decision to merge from away is stale. Then,
+// or when anything new refers to from as it is deleted, ErrRace: the
+// transaction runs again and decides on what is there.
 func (t *txn) MergePerson(ctx context.Context, from, into string, now time.Time) error {
+	var busy bool
+	if err := t.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM kyc_sessions WHERE person_id = $1)
+		OR EXISTS (SELECT 1 FROM session_claims WHERE person_id = $1 AND claimed_until > $2)`, from, ms(now)).Scan(&busy); err != nil {
+		return fmt.Errorf("store: merge person: %w", err)
+	}
+	if busy {
+		return fmt.Errorf("store: merge person: %s has a KYC history: %w", from, kyc.ErrRace)
+	}
 	for _, st := range []struct {
 		q    string
 		args []any
 	}{
 		{`UPDATE enrollments SET person_id = $2 WHERE person_id = $1`, []any{from, into}},
-		{`UPDATE kyc_sessions SET person_id = $2 WHERE person_id = $1`, []any{from, into}},
 		{`DELETE FROM session_claims WHERE person_id = $1 AND claimed_until <= $2`, []any{from, ms(now)}},
 		{`DELETE FROM persons WHERE id = $1`, []any{from}},
 	} {
@@ -162,12 +181,9 @@ func (t *txn) MergePerson(ctx context.Context, from, into string, now time.Time)
 	return nil
 }
 
-// KYCHistory reads the person's claim without locking it: the caller holds
-// the person's row, so no new claim can be inserted (its foreign key waits
-// for the row), and a creator renewing or re-taking a claim must not queue
-// behind this transaction while it holds the claim and waits for the
-// person's row itself (storing a session deletes the claim, then checks
-// the session's foreign key): that was a deadlock.
+// KYCHistory reads without locking: a creator storing its session holds
+// the claim row while it checks the session's foreign key, and must not
+// queue behind this transaction (MergePerson re-checks before it acts).
 func (t *txn) KYCHistory(ctx context.Context, personID string, now time.Time) (bool, error) {
 	var has bool
 	if err := t.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM session_claims WHERE person_id = $1 AND claimed_until > $2)

@@ -2,8 +2,14 @@ package store
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/store/storetest"
@@ -121,4 +127,85 @@ func TestMigrationCarriesLinksOver(t *testing.T) {
 			}
 		})
 	}
+}
+
+type noMail struct{}
+
+func (noMail) SendCode(context.Context, kyc.CodeMail) error { return nil }
+
+// A code mailed before the upgrade to an address then only pending on a
+// wallet, while another person had the address: under the earlier rule it
+// could give the wallet nothing of that person's. After the upgrade it must
+// not complete the link either (which would merge the two and hand the
+// wallet the person's approval on a mail that never named it): it is gone.
+func TestMigrationDropsCodesThatWouldLinkAnOwnedAddress(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := OpenNoMigrate(ctx, e.URL, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.migrate(ctx, 5); err != nil {
+				t.Fatal(err)
+			}
+			exec := func(q string, args ...any) {
+				t.Helper()
+				if _, err := db.w.ExecContext(ctx, q, args...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			const w, victim = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "victim@example.com"
+			secret := []byte(strings.Repeat("k", 32))
+			svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: noMail{}}, kyc.Config{Secret: secret})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			exec(`INSERT INTO tenants (id, name, kyc_enabled, monthly_quota, rate_limit_per_minute, created_at)
+				VALUES ('ta', 'A', TRUE, 0, 0, 1), ('tb', 'B', TRUE, 0, 0, 1)`)
+			exec(`INSERT INTO persons (id, email, wallet, wallet_chain, created_at) VALUES
+				('ps_victim', $1, NULL, NULL, 1), ('ps_w', NULL, $2, 'evm', 1)`, victim, w)
+			exec(`INSERT INTO enrollments (tenant_id, person_id, email_verified, wallet_verified, pending_email, created_at) VALUES
+				('tb', 'ps_victim', TRUE, FALSE, NULL, 1), ('ta', 'ps_w', FALSE, TRUE, $1, 2)`, victim)
+			exec(`INSERT INTO kyc_sessions (id, person_id, tenant_id, url, status, ip_info, blocklisted, decision,
+				event_at, created_at, updated_at, checked_at, watch, version)
+				VALUES ('sess-victim', 'ps_victim', 'tb', 'https://v/1', 'Approved', '[]', FALSE, NULL, 1, 1, 1, 1, FALSE, 0)`)
+			hash := kycHash(t, secret, "ta", victim, "135790")
+			exec(`INSERT INTO otps (tenant_id, subject, code_hash, expires_at, attempts, sent1, gap_from) VALUES
+				('ta', $1, $2, $3, 0, $4, $4)`, victim, hash, now.Add(9*time.Minute).UnixMilli(), now.Add(-time.Minute).UnixMilli())
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ta := kyc.Tenant{ID: "ta", Name: "A", KYCEnabled: true}
+			for _, wallet := range []string{"", w} {
+				if err := svc.VerifyOTP(ctx, ta, kyc.OTPInput{Email: victim, Code: "135790", Wallet: wallet}); err == nil {
+					t.Errorf("the pre-upgrade code (wallet %q) was accepted", wallet)
+				}
+			}
+			if st, err := svc.Status(ctx, ta, kyc.Identity{Wallet: w}); err == nil {
+				t.Fatalf("the wallet shows session %s (%s)", st.Session.ID, st.Status)
+			}
+			var n int
+			if err := db.w.QueryRowContext(ctx, `SELECT count(*) FROM otp_codes`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%d codes left, %v; want the pre-upgrade one dropped", n, err)
+			}
+		})
+	}
+}
+
+// kycHash is the keyed code hash the service stores (HMAC-SHA256 of the
+// purpose and the length-prefixed parts), for a code stored by hand.
+func kycHash(t *testing.T, secret []byte, tenantID, email, code string) string {
+	t.Helper()
+	h := hmac.New(sha256.New, secret)
+	h.Write([]byte("otp"))
+	for _, p := range []string{tenantID, email, code} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		h.Write(n[:])
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -108,8 +108,8 @@ func (db *DB) prepareEmailPG(ctx context.Context, tenantID string, ids kyc.NewID
 			UNION ALL
 			SELECT `+enrollmentCols+`, FALSE FROM enrollments e WHERE e.tenant_id = $5 AND e.email = $2`,
 			ids.Person, email, ms(now), ids.Enrollment, tenantID).Scan(append(r.dest(false), &created)...)
-		if errors.Is(err, sql.ErrNoRows) || isForeignKey(err) {
-			continue // committed by someone else after our snapshot: look again
+		if errors.Is(err, sql.ErrNoRows) || isForeignKey(err) || isPgRetryable(err) {
+			continue // committed by someone else after our snapshot (or a deadlock broken): look again
 		}
 		if err != nil {
 			return e, false, fmt.Errorf("store: prepare email: %w", err)

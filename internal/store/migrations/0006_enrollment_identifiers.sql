@@ -75,13 +75,21 @@ INSERT INTO otp_codes (tenant_id, address, wallet, code_hash, expires_at, attemp
 SELECT tenant_id, subject, '', code_hash, expires_at, attempts FROM otps WHERE code_hash IS NOT NULL;
 DROP TABLE otps;
 -- A live code mailed to an address that was only pending on a wallet here
--- was for that link: it stays usable for it.
+-- was for that link. Its mail named no wallet, and under the earlier rule
+-- it could only give the wallet an address nobody had: it stays usable for
+-- the link where that is still all it can do (nobody has the address).
+-- Every other own code of an address with no registration of its own here
+-- could now only complete a link it was never mailed for: it is dropped,
+-- and the user asks for a new code, whose mail names the wallet.
 UPDATE otp_codes SET wallet = (
         SELECT e.wallet FROM enrollments e
         WHERE e.tenant_id = otp_codes.tenant_id AND e.pending_email = otp_codes.address AND e.wallet IS NOT NULL)
 WHERE NOT EXISTS (SELECT 1 FROM enrollments o WHERE o.tenant_id = otp_codes.tenant_id AND o.email = otp_codes.address)
+  AND NOT EXISTS (SELECT 1 FROM persons p WHERE p.email = otp_codes.address)
   AND EXISTS (SELECT 1 FROM enrollments e
         WHERE e.tenant_id = otp_codes.tenant_id AND e.pending_email = otp_codes.address AND e.wallet IS NOT NULL);
+DELETE FROM otp_codes WHERE wallet = ''
+  AND NOT EXISTS (SELECT 1 FROM enrollments o WHERE o.tenant_id = otp_codes.tenant_id AND o.email = otp_codes.address);
 
 -- A creation claim names a person that exists: a claim racing a merge that
 -- removes its person fails instead of creating a session for nobody.

@@ -25,7 +25,10 @@ import (
 //
 // Locks are taken persons first (the wallet's person before the email's),
 // then enrollments, in every transaction here, so concurrent ones queue
-// instead of deadlocking.
+// instead of deadlocking. Requests that only refer to a person (a new
+// registration, a creation claim, a stored session) do not wait for these
+// locks; whatever they commit meanwhile makes MergePerson answer ErrRace,
+// and the transaction decides again on it.
 
 var (
 	errLinkConflict    = Errorf(CodeEmailWalletConflict, "This email is already linked to another wallet")

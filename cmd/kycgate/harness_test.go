@@ -309,17 +309,25 @@ func newMailbox(t testing.TB, opts ...mailtest.Option) *mailbox {
 // code waits for the next mail to addr and returns its code.
 func (m *mailbox) code(addr string) string {
 	m.t.Helper()
+	_, code := m.next(m.t, addr)
+	return code
+}
+
+// next waits for the next mail to addr and returns it and its code,
+// failing t (which may be a subtest) when none comes.
+func (m *mailbox) next(t testing.TB, addr string) (mailtest.Message, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	msg, err := m.srv.WaitFor(ctx, addr)
 	if err != nil {
-		m.t.Fatalf("no mail to %s: %v", addr, err)
+		t.Fatalf("no mail to %s: %v", addr, err)
 	}
 	code, err := msg.Code()
 	if err != nil {
-		m.t.Fatalf("mail to %s: %v\n%s", addr, err, msg.Text)
+		t.Fatalf("mail to %s: %v\n%s", addr, err, msg.Text)
 	}
-	return code
+	return msg, code
 }
 
 // verifyEmail runs prepare → send-otp → read mail → verify-otp.

@@ -10,7 +10,6 @@ package main
 // to the next replica, so every rule is shown to hold across processes.
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
@@ -23,7 +22,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/mr-tron/base58"
@@ -163,16 +161,7 @@ func otpBody(email, wallet string, code ...string) map[string]string {
 // must name none.
 func (r *linkRig) mailed(t testing.TB, addr, wallet string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	msg, err := r.mail.srv.WaitFor(ctx, addr)
-	if err != nil {
-		t.Fatalf("no mail to %s: %v", addr, err)
-	}
-	code, err := msg.Code()
-	if err != nil {
-		t.Fatalf("mail to %s: %v\n%s", addr, err, msg.Text)
-	}
+	msg, code := r.mail.next(t, addr)
 	names := strings.Contains(msg.Text, "links the crypto wallet")
 	if wallet != "" && (!names || !strings.Contains(strings.ReplaceAll(msg.Text, " ", ""), wallet)) {
 		t.Fatalf("the link code's mail does not name wallet %s:\n%s", wallet, msg.Text)

@@ -414,76 +414,67 @@ func TestLinkFallback(t *testing.T) {
 
 // A link proven at tenant A changes no answer at B (which registered the
 // email) or C (which verified the wallet): identifiers are each tenant's
-// own. Here B and C each made a session, so the two persons have KYC
-// histories and the proof refuses; nothing changes, anywhere.
+// own. With sessions made at B and C, the two persons have KYC histories
+// and the proof refuses; without, they merge, and B and C still find only
+// what they registered.
 func TestLinkChangesNoOtherTenant(t *testing.T) {
-	forEachEngineRig(t, func(t *testing.T, r *idRig) {
-		a, b, c := r.tenant(t, "A"), r.tenant(t, "B"), r.tenant(t, "C")
-		const email = "ann@example.com"
-		wa := newIDWallet(t)
-		r.verifiedEmail(t, b, email)
-		r.named(t, c, wa, "", "")
-		r.mustCreate(t, b, byE(email), kyc.CreateNew)
-		r.mustCreate(t, c, byW(wa.addr), kyc.CreateNew)
-		answers := func() string {
-			var out []string
-			for _, q := range []struct {
-				tn kyc.Tenant
-				id kyc.Identity
-			}{{b, byE(email)}, {b, byW(wa.addr)}, {b, byEW(email, wa.addr)}, {c, byW(wa.addr)}, {c, byE(email)}, {c, byEW(email, wa.addr)}} {
-				res, cerr := r.create(t, q.tn, q.id)
-				out = append(out, fmt.Sprintf("%s %+v: status %s, create %s %s", q.tn.Name, q.id, r.status(t, q.tn, q.id), code(cerr), res.Session.ID))
-			}
-			out = append(out, "C send-otp: "+code(r.send(t, c, email, "")), "C send-otp for the wallet: "+code(r.send(t, c, email, wa.addr)))
-			return strings.Join(out, "\n")
-		}
-		before := answers()
-		if _, err := r.svc.Prepare(t.Context(), a, email); err != nil {
-			t.Fatal(err)
-		}
-		r.named(t, a, wa, email, kyc.LinkPending)
-		wantOutcome(t, "proof at A", r.prove(t, a, email, wa.addr, wa.addr), kyc.CodeEmailWalletConflict)
-		if after := answers(); after != before {
-			t.Fatalf("answers changed:\nbefore:\n%s\nafter:\n%s", before, after)
-		}
-	})
-}
-
-// The same with a merge: a person with no KYC history joins the other;
-// B and C still find only what they registered.
-func TestLinkMergeChangesNoOtherTenant(t *testing.T) {
-	forEachEngineRig(t, func(t *testing.T, r *idRig) {
-		a, b, c := r.tenant(t, "A"), r.tenant(t, "B"), r.tenant(t, "C")
-		const email = "ann@example.com"
-		wa := newIDWallet(t)
-		r.verifiedEmail(t, b, email)
-		r.named(t, c, wa, "", "")
-		answers := func() string {
-			var out []string
-			for _, q := range []struct {
-				tn kyc.Tenant
-				id kyc.Identity
-			}{{b, byE(email)}, {b, byW(wa.addr)}, {b, byEW(email, wa.addr)}, {c, byW(wa.addr)}, {c, byE(email)}, {c, byEW(email, wa.addr)}} {
-				out = append(out, fmt.Sprintf("%s %+v: status %s", q.tn.Name, q.id, r.status(t, q.tn, q.id)))
-			}
-			return strings.Join(out, "\n")
-		}
-		before := answers()
-		r.named(t, a, wa, email, kyc.LinkPending)
-		wantOutcome(t, "proof at A", r.prove(t, a, email, wa.addr, wa.addr), "ok")
-		if after := answers(); after != before {
-			t.Fatalf("answers changed:\nbefore:\n%s\nafter:\n%s", before, after)
-		}
-		// One person now: a session made through A is B's and C's to see,
-		// each through what it verified itself (shared verification).
-		s := r.mustCreate(t, a, byW(wa.addr), kyc.CreateNew)
-		if r.status(t, b, byE(email)) != s.ID || r.status(t, c, byW(wa.addr)) != s.ID {
-			t.Fatal("the merged person's session does not show at B and C")
-		}
-		if got := r.status(t, b, byW(wa.addr)); got != kyc.CodeUserNotFound {
-			t.Fatalf("B by the wallet: %s", got)
-		}
-	})
+	for _, histories := range []bool{true, false} {
+		t.Run(fmt.Sprintf("histories=%v", histories), func(t *testing.T) {
+			forEachEngineRig(t, func(t *testing.T, r *idRig) {
+				a, b, c := r.tenant(t, "A"), r.tenant(t, "B"), r.tenant(t, "C")
+				const email = "ann@example.com"
+				wa := newIDWallet(t)
+				r.verifiedEmail(t, b, email)
+				r.named(t, c, wa, "", "")
+				if histories {
+					r.mustCreate(t, b, byE(email), kyc.CreateNew)
+					r.mustCreate(t, c, byW(wa.addr), kyc.CreateNew)
+				}
+				answers := func() string {
+					var out []string
+					for _, q := range []struct {
+						tn kyc.Tenant
+						id kyc.Identity
+					}{{b, byE(email)}, {b, byW(wa.addr)}, {b, byEW(email, wa.addr)}, {c, byW(wa.addr)}, {c, byE(email)}, {c, byEW(email, wa.addr)}} {
+						line := fmt.Sprintf("%s %+v: status %s", q.tn.Name, q.id, r.status(t, q.tn, q.id))
+						if histories { // a create then only resumes
+							res, cerr := r.create(t, q.tn, q.id)
+							line += fmt.Sprintf(", create %s %s", code(cerr), res.Session.ID)
+						}
+						out = append(out, line)
+					}
+					out = append(out, "C send-otp: "+code(r.send(t, c, email, "")), "C send-otp for the wallet: "+code(r.send(t, c, email, wa.addr)))
+					return strings.Join(out, "\n")
+				}
+				before := answers()
+				if _, err := r.svc.Prepare(t.Context(), a, email); err != nil {
+					t.Fatal(err)
+				}
+				r.named(t, a, wa, email, kyc.LinkPending)
+				want := "ok"
+				if histories {
+					want = kyc.CodeEmailWalletConflict
+				}
+				wantOutcome(t, "proof at A", r.prove(t, a, email, wa.addr, wa.addr), want)
+				if after := answers(); after != before {
+					t.Fatalf("answers changed:\nbefore:\n%s\nafter:\n%s", before, after)
+				}
+				if histories {
+					return
+				}
+				// One person now: a session made through A is B's and C's to
+				// see, each through what it verified itself (shared
+				// verification).
+				s := r.mustCreate(t, a, byW(wa.addr), kyc.CreateNew)
+				if r.status(t, b, byE(email)) != s.ID || r.status(t, c, byW(wa.addr)) != s.ID {
+					t.Fatal("the merged person's session does not show at B and C")
+				}
+				if got := r.status(t, b, byW(wa.addr)); got != kyc.CodeUserNotFound {
+					t.Fatalf("B by the wallet: %s", got)
+				}
+			})
+		})
+	}
 }
 
 // Several wallets prove one address at one tenant at the same moment, each

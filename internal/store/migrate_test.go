@@ -24,20 +24,7 @@ func TestMigrationCarriesLinksOver(t *testing.T) {
 	for _, e := range storetest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := OpenNoMigrate(ctx, e.URL, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			if err := db.migrate(ctx, 5); err != nil {
-				t.Fatal(err)
-			}
-			exec := func(q string, args ...any) {
-				t.Helper()
-				if _, err := db.w.ExecContext(ctx, q, args...); err != nil {
-					t.Fatalf("%s: %v", q, err)
-				}
-			}
+			db, exec := legacyDB(t, e.URL)
 			const w1, w2, w3 = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", "7EcDhSYGxXyscszYEp35KHN8vvw3svAuLKTzXwCFLtV"
 			exec(`INSERT INTO tenants (id, name, kyc_enabled, monthly_quota, rate_limit_per_minute, created_at)
 				VALUES ('ta', 'A', TRUE, 0, 0, 1), ('tb', 'B', TRUE, 0, 0, 1)`)
@@ -129,6 +116,26 @@ func TestMigrationCarriesLinksOver(t *testing.T) {
 	}
 }
 
+// legacyDB is a database migrated up to version 5 (the earlier linking
+// rule), and a function that runs SQL on it.
+func legacyDB(t *testing.T, url string) (*DB, func(q string, args ...any)) {
+	t.Helper()
+	db, err := OpenNoMigrate(t.Context(), url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.migrate(t.Context(), 5); err != nil {
+		t.Fatal(err)
+	}
+	return db, func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.w.ExecContext(t.Context(), q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
 type noMail struct{}
 
 func (noMail) SendCode(context.Context, kyc.CodeMail) error { return nil }
@@ -142,20 +149,7 @@ func TestMigrationDropsCodesThatWouldLinkAnOwnedAddress(t *testing.T) {
 	for _, e := range storetest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := OpenNoMigrate(ctx, e.URL, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			if err := db.migrate(ctx, 5); err != nil {
-				t.Fatal(err)
-			}
-			exec := func(q string, args ...any) {
-				t.Helper()
-				if _, err := db.w.ExecContext(ctx, q, args...); err != nil {
-					t.Fatalf("%s: %v", q, err)
-				}
-			}
+			db, exec := legacyDB(t, e.URL)
 			const w, victim = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "victim@example.com"
 			secret := []byte(strings.Repeat("k", 32))
 			svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: noMail{}}, kyc.Config{Secret: secret})

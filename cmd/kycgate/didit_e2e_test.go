@@ -1005,6 +1005,10 @@ func TestDiditWebhooks(t *testing.T) {
 		old := body(ts - 400)
 		h = diditSigned(t, r.secret, old, ts)
 		expectHookRejected(t, r.postHook(t, old, h))
+		// A well-signed body with no time of its own, under a fresh
+		// X-Timestamp: replayable at will, so refused.
+		untimed := []byte(fmt.Sprintf(`{"session_id":%q,"status":"Approved","webhook_type":"status.updated"}`, sid))
+		expectHookRejected(t, r.postHook(t, untimed, diditSigned(t, r.secret, untimed, ts)))
 		// Tampered body under a good signature.
 		h = diditSigned(t, r.secret, b, ts)
 		expectHookRejected(t, r.postHook(t, bytes.Replace(b, []byte("In Progress"), []byte("Approved"), 1), h))

@@ -59,6 +59,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	if cfg.Dev {
+		log.Warn("development mode: the Didit simulator and the mailbox stand in when not configured", "reason", cfg.DevReason)
+	} else {
+		log.Info("production mode: real Didit and SMTP required", "reason", cfg.DevReason)
+	}
 	sec, err := secret(cfg)
 	if err != nil {
 		return err

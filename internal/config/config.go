@@ -35,8 +35,12 @@ type Config struct {
 	// PprofAddr serves net/http/pprof there when set; loopback only.
 	PprofAddr string
 	// Dev allows the development stand-ins (Didit simulator, mailbox):
-	// automatically for SQLite on a loopback address, else KYCGATE_DEV=1.
+	// automatically when the deployment is plainly local (SQLite, a
+	// loopback listener, and no public URL naming another host), else
+	// only with KYCGATE_DEV=1.
 	Dev bool
+	// DevReason says why Dev is what it is, for the start-up log.
+	DevReason string
 }
 
 // Error names the variable that is wrong.
@@ -129,19 +133,10 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		c.ReconcileInterval = d
 	}
-	// The simulator approves anyone and the mailbox shows every code: they
-	// must never switch on by accident in a deployment others can reach.
-	ip := net.ParseIP(listenHost)
-	loopback := listenHost == "localhost" || ip != nil && ip.IsLoopback()
-	switch getenv("KYCGATE_DEV") {
-	case "1", "true":
-		c.Dev = true
-	case "", "0", "false":
-		c.Dev = strings.HasPrefix(c.DatabaseURL, "sqlite:") && loopback
-	default:
-		return c, &Error{"KYCGATE_DEV", "must be 1 or 0"}
+	if err := c.decideDev(getenv("KYCGATE_DEV"), listenHost, getenv("KYCGATE_PUBLIC_URL") != ""); err != nil {
+		return c, err
 	}
-	const devOnly = "is required outside development mode (SQLite on a loopback address, or KYCGATE_DEV=1)"
+	const devOnly = "is required outside development mode (SQLite on a loopback address with no non-loopback KYCGATE_PUBLIC_URL, or KYCGATE_DEV=1)"
 	if !c.Dev && c.DiditAPIKey == "" {
 		return c, &Error{"KYCGATE_DIDIT_API_KEY", devOnly}
 	}
@@ -175,6 +170,46 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// decideDev sets Dev and DevReason. The simulator approves anyone and the
+// mailbox shows every code, so they switch on by themselves only when
+// nobody else can reach them. A loopback listener alone does not say so:
+// behind nginx or Caddy on the same host kycgate listens on 127.0.0.1 and
+// is public; the public URL is what tells.
+func (c *Config) decideDev(flag, listenHost string, publicSet bool) error {
+	switch flag {
+	case "1", "true":
+		c.Dev, c.DevReason = true, "KYCGATE_DEV=1"
+		return nil
+	case "", "0", "false":
+	default:
+		return &Error{"KYCGATE_DEV", "must be 1 or 0"}
+	}
+	explicit := flag != ""
+	switch {
+	case explicit:
+		c.DevReason = "KYCGATE_DEV=0"
+	case !strings.HasPrefix(c.DatabaseURL, "sqlite:"):
+		c.DevReason = "the database is PostgreSQL"
+	case !loopbackHost(listenHost):
+		c.DevReason = "KYCGATE_ADDR is not a loopback address"
+	case publicSet && !loopbackURL(c.PublicURL):
+		c.DevReason = "KYCGATE_PUBLIC_URL names a host other than this machine"
+	default:
+		c.Dev, c.DevReason = true, "SQLite on a loopback address with no public URL elsewhere"
+	}
+	return nil
+}
+
+func loopbackHost(h string) bool {
+	ip := net.ParseIP(strings.Trim(h, "[]"))
+	return h == "localhost" || strings.HasSuffix(h, ".localhost") || ip != nil && ip.IsLoopback()
+}
+
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && loopbackHost(u.Hostname())
 }
 
 // Embedded reports whether the Didit simulator stands in for Didit.

@@ -85,10 +85,35 @@ func TestInvalid(t *testing.T) {
 		"KYCGATE_SMTP_URL", "smtps://mail.example.com", "KYCGATE_ADDR", ":8080")...)); err != nil {
 		t.Fatalf("a full production configuration is refused: %v", err)
 	}
-	for _, e := range [][]string{{}, {"KYCGATE_ADDR", "[::1]:8080"}, {"KYCGATE_ADDR", ":8080", "KYCGATE_DEV", "1"}} {
+	for _, e := range [][]string{{}, {"KYCGATE_ADDR", "[::1]:8080"}, {"KYCGATE_ADDR", ":8080", "KYCGATE_DEV", "1"},
+		{"KYCGATE_PUBLIC_URL", "http://localhost:9000"}, {"KYCGATE_PUBLIC_URL", "http://[::1]:8080/"},
+		{"KYCGATE_PUBLIC_URL", "https://kyc.example.com", "KYCGATE_DEV", "1"}} {
 		c, err := Load(env(e...))
-		if err != nil || !c.Dev {
-			t.Errorf("env %v: dev = %v, %v; want development mode", e, c.Dev, err)
+		if err != nil || !c.Dev || c.DevReason == "" {
+			t.Errorf("env %v: dev = %v (%q), %v; want development mode", e, c.Dev, c.DevReason, err)
+		}
+	}
+}
+
+// TestDevModeBehindAProxy: on one host behind nginx or Caddy kycgate listens
+// on loopback, but its public URL names the real host: the stand-ins (which
+// approve anyone and show every code) must not switch on by themselves.
+func TestDevModeBehindAProxy(t *testing.T) {
+	for _, e := range [][]string{
+		{"KYCGATE_PUBLIC_URL", "https://kyc.example.com"},
+		{"KYCGATE_PUBLIC_URL", "http://192.0.2.10:8080"},
+		{"KYCGATE_PUBLIC_URL", "https://localhost.example.com"},
+		{"KYCGATE_DEV", "0"},
+	} {
+		_, err := Load(env(e...))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != "KYCGATE_DIDIT_API_KEY" {
+			t.Errorf("env %v: err = %v, want development stand-ins refused", e, err)
+		}
+		c, err := Load(env(append(e, "KYCGATE_DIDIT_API_KEY", "k", "KYCGATE_DIDIT_WORKFLOW_ID", "w",
+			"KYCGATE_DIDIT_WEBHOOK_SECRET", "s", "KYCGATE_SMTP_URL", "smtp://127.0.0.1:25")...))
+		if err != nil || c.Dev || c.DevReason == "" {
+			t.Errorf("env %v with real Didit and SMTP: dev = %v (%q), %v; want production mode with a reason", e, c.Dev, c.DevReason, err)
 		}
 	}
 }

@@ -47,6 +47,10 @@ var (
 	ErrOnlySimpleSignature = errors.New("didit webhook: only X-Signature-Simple present, which is not accepted")
 	// ErrBadSignature: a signature was present but none matched.
 	ErrBadSignature = errors.New("didit webhook: signature mismatch")
+	// ErrNoEventTime: the signed body carries neither an integer
+	// `timestamp` nor `created_at`. X-Timestamp is not signed, so without
+	// one the event could be replayed at any time under a fresh header.
+	ErrNoEventTime = errors.New("didit webhook: signed body has no timestamp")
 )
 
 // Signatures are the header values Didit puts on one webhook delivery.
@@ -100,11 +104,11 @@ func (s Signatures) SetHeaders(h http.Header) {
 // decision.
 //
 // X-Timestamp itself is not covered by any signature, so a captured body
-// could be replayed under a fresh header. When the signed body carries an
-// integer `timestamp` (Didit's always do), or else `created_at`, that must
-// be within 300 s of now too: it is what stops the replay of an old body.
-// The two need not be equal: Didit may re-sign a retry with a new
-// X-Timestamp.
+// could be replayed under a fresh header. The signed body must therefore
+// carry its own time, an integer `timestamp` (Didit's always do) or else
+// `created_at`, within 300 s of now: it is what stops the replay of an old
+// body, and the event time that orders decisions comes from it alone. The
+// two need not be equal: Didit may re-sign a retry with a new X-Timestamp.
 // Errors are the Err* sentinels above (possibly wrapped).
 func VerifyWebhook(secret string, h http.Header, body []byte, now time.Time) error {
 	if secret == "" {
@@ -150,7 +154,11 @@ func VerifyWebhook(secret string, h http.Header, body []byte, now time.Time) err
 	if !haveEnv {
 		env = parseEnvelope(body)
 	}
-	if bodyTS, ok := env.time(); ok && !withinSkew(bodyTS, now.Unix(), skew) {
+	bodyTS, ok := env.time()
+	if !ok {
+		return ErrNoEventTime
+	}
+	if !withinSkew(bodyTS, now.Unix(), skew) {
 		return fmt.Errorf("%w: body timestamp %d, now %d", ErrStaleTimestamp, bodyTS, now.Unix())
 	}
 	return nil

@@ -161,10 +161,11 @@ func TestVerifyWebhook(t *testing.T) {
 	if err := VerifyWebhook("other-secret", good, []byte(signedBody), testNow); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("wrong secret: %v, want ErrBadSignature", err)
 	}
-	// A body without its own timestamp relies on the header alone.
+	// A body without its own time is refused however fresh and well signed
+	// its header: X-Timestamp is not signed, so it could be replayed later.
 	body := `{"session_id":"s","status":"In Progress","webhook_type":"status.updated"}`
-	if err := VerifyWebhook(testSecret, signedHeaders(t, body, testNow.Unix()), []byte(body), testNow); err != nil {
-		t.Errorf("body without timestamp: %v", err)
+	if err := VerifyWebhook(testSecret, signedHeaders(t, body, testNow.Unix()), []byte(body), testNow); !errors.Is(err, ErrNoEventTime) {
+		t.Errorf("body without timestamp: %v, want ErrNoEventTime", err)
 	}
 }
 
@@ -186,7 +187,8 @@ func TestVerifyWebhookBodyTime(t *testing.T) {
 		{"timestamp wins over created_at", fmt.Sprintf(`{"timestamp":%d,"created_at":%d}`, now, now-86400), nil},
 		{"stale timestamp, fresh created_at", fmt.Sprintf(`{"timestamp":%d,"created_at":%d}`, now-86400, now), ErrStaleTimestamp},
 		{"non-integer timestamp falls back", fmt.Sprintf(`{"timestamp":"%d","created_at":%d}`, now, now-301), ErrStaleTimestamp},
-		{"created_at as a date is ignored", `{"created_at":"2026-03-02T10:15:04Z"}`, nil},
+		{"created_at as a date is no event time", `{"created_at":"2026-03-02T10:15:04Z"}`, ErrNoEventTime},
+		{"no time at all", `{"session_id":"s"}`, ErrNoEventTime},
 		{"duplicate timestamp: the last counts", fmt.Sprintf(`{"timestamp":%d,"timestamp":%d}`, now, now-301), ErrStaleTimestamp},
 		{"BOM", fmt.Sprintf("\ufeff{\"timestamp\":%d}", now-301), ErrStaleTimestamp},
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
 )
@@ -239,12 +237,11 @@ func (s *Server) diditWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ev.At.IsZero() {
-		// The body carried no time; X-Timestamp was verified fresh above.
-		if ts, err := strconv.ParseInt(r.Header.Get("X-Timestamp"), 10, 64); err == nil {
-			ev.At = time.Unix(ts, 0).UTC()
-		} else {
-			ev.At = s.now().UTC()
-		}
+		// Verify refuses a body without its own time, so this is a verifier
+		// that does not: never order decisions by an unsigned header.
+		s.log.WarnContext(r.Context(), "webhook rejected", "request_id", requestID(r.Context()), "reason", "no event time in the signed body")
+		respond(w, http.StatusUnauthorized, codeWebhookSignature, "Invalid webhook signature", nil)
+		return
 	}
 	if err := s.svc.HandleEvent(r.Context(), ev); err != nil {
 		// A 5xx makes Didit retry, which is what we want for our own failures.

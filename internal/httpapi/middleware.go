@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
@@ -79,8 +81,8 @@ func validRequestID(id string) bool {
 }
 
 // common wraps every request: id, timeout, panic recovery and the access
-// log. The log holds the path without its query (which may carry an
-// email), never a body, key or code.
+// log. The log holds the matched route pattern, or for an unmatched path a
+// masked one (logPath), never a query, body, key or code.
 func (s *Server) common(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -106,19 +108,70 @@ func (s *Server) common(next http.Handler) http.Handler {
 					respond(sw, http.StatusInternalServerError, kyc.CodeServerError, "Server failed, try again later", nil)
 				}
 			}
-			route := info.route
+			route, path := info.route, info.route
 			if route == "" {
-				route = "unmatched"
+				route, path = "unmatched", logPath(r.URL.Path)
 			}
 			took := time.Since(start)
 			s.metrics.observe(route, r.Method, sw.code, took)
 			s.accessLog(ctx, levelFor(sw.code),
-				slogStr("request_id", id), slogStr("method", methodLabel(r.Method)), slogStr("path", r.URL.Path),
+				slogStr("request_id", id), slogStr("method", methodLabel(r.Method)), slogStr("path", path),
 				slogInt("status", sw.code), slogInt("bytes", sw.bytes),
 				slogDur("duration_ms", took), slogStr("tenant", info.tenant.ID))
 		}()
+		if !cleanPath(r.URL.Path) {
+			// ServeMux would answer a bare redirect to the cleaned path;
+			// the API answers every unknown route with the envelope.
+			s.notFound(sw, r)
+			return
+		}
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// cleanPath reports whether p is already in the form ServeMux routes
+// without redirecting: absolute, no empty, "." or ".." segment (a trailing
+// slash is allowed: subtree mounts use it).
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
+}
+
+// logPath is what the access log shows of a path no route matched: clients
+// put anything there, an email or a key included, so only segments that
+// are plainly words stay; any other becomes "*".
+func logPath(p string) string {
+	if len(p) > 256 {
+		p = p[:256]
+	}
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		if !plainWord(seg) {
+			segs[i] = "*"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+// plainWord: at most 32 letters, '_', '-' or '.'. Codes and keys hold
+// digits, emails an '@'; a 32-letter run of random characters without a
+// digit is too unlikely to matter.
+func plainWord(s string) bool {
+	if len(s) > 32 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // authed resolves x-api-key to a tenant and applies its rate limit.

@@ -3,15 +3,24 @@ package kyc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 )
 
 // Mailer delivers the one-time code to an address. It returns nil only once
 // the receiving mail server has accepted the message, so the caller can tell
-// the partner truthfully whether the code was sent.
+// the partner truthfully whether the code was sent. An error that wraps
+// ErrMailUnconfirmed means the whole message reached the server but its
+// verdict did not come back; any other error means nothing was delivered.
 type Mailer interface {
 	SendCode(ctx context.Context, m CodeMail) error
 }
+
+// ErrMailUnconfirmed marks a delivery whose outcome is unknown: the message
+// data was sent and the server's final reply never arrived (timeout, lost
+// connection). The mail may well arrive, so the code must stay valid and the
+// send must not be repeated.
+var ErrMailUnconfirmed = errors.New("mail delivery not confirmed")
 
 // CodeMail is one code to mail.
 type CodeMail struct {

@@ -214,7 +214,8 @@ func dbKind(url string) string {
 }
 
 // reconcile polls Didit for sessions with no news, so a lost webhook never
-// strands a user, and prunes expired rows once an hour.
+// strands a user, sweeps the creation claims of dead processes, and prunes
+// expired rows once an hour.
 func reconcile(ctx context.Context, svc *kyc.Service, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(max(every/4, time.Second))
 	defer t.Stop()
@@ -231,6 +232,13 @@ func reconcile(ctx context.Context, svc *kyc.Service, every time.Duration, log *
 				log.Info("pruned expired rows", "rows", n)
 			}
 		case <-t.C:
+			if n, err := svc.SweepClaims(ctx); err != nil {
+				if ctx.Err() == nil {
+					log.Error("sweep lapsed claims", "err", err)
+				}
+			} else if n > 0 {
+				log.Warn("lapsed session claims swept, their quota given back", "claims", n)
+			}
 			for {
 				n, err := svc.Reconcile(ctx, every, 100)
 				if err != nil {

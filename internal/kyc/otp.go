@@ -203,7 +203,7 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, in OTPInput) error
 	code := randomCode()
 	hash := s.otpHash(tenant.ID, email, code)
 	sent, retryAt, err := s.store.SaveOTP(ctx, OTPSend{
-		CodeRef: t.code, CodeHash: hash, Now: now,
+		CodeRef: t.code, CodeHash: hash, Now: now, LeaseUntil: s.deliveryLease(ctx, now),
 		ExpiresAt: now.Add(s.cfg.OTPTTL), MinGap: s.cfg.OTPMinGap,
 		Window: s.cfg.OTPWindow, MaxPerWindow: s.cfg.OTPMaxPerWindow,
 	})
@@ -217,19 +217,52 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, in OTPInput) error
 		}
 		return &Error{Code: CodeOTPSendRateLimited, Message: "Please wait before requesting a new code", RetryAfter: wait}
 	}
-	if err := s.mailer.SendCode(ctx, CodeMail{To: email, Code: code, Wallet: t.code.Wallet}); err != nil {
-		// Use a fresh context: the request's may be what failed, and the
-		// code must not stay valid when the partner is told it was not sent.
-		dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if derr := s.store.DropOTP(dropCtx, t.code, hash); derr != nil {
+	// The send's outcome is written with a fresh context: the request's
+	// may be what ended, and the code must neither stay valid when the
+	// partner is told it was not sent nor die when it may have been.
+	after, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err = s.mailer.SendCode(ctx, CodeMail{To: email, Code: code, Wallet: t.code.Wallet})
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrMailUnconfirmed):
+		// The whole message reached the mail server; only its verdict is
+		// missing. Dropping the code could kill one the user is about to
+		// receive, and sending again could mail two: keep it, count the
+		// send, and answer as sent (a user who gets nothing asks again
+		// after the gap).
+		s.log.WarnContext(ctx, "otp delivery unconfirmed: code kept, the mail may arrive",
+			"tenant", tenant.ID, "enrollment", t.enr.ID, "to", maskEmail(email), "err", err)
+	default:
+		if derr := s.store.DropOTP(after, t.code, hash, now); derr != nil {
+			// The delivery lease still frees the address when it lapses.
 			s.log.ErrorContext(ctx, "drop undelivered otp", "tenant", tenant.ID, "enrollment", t.enr.ID, "err", derr)
 		}
 		return internal(CodeServerError, msgServerError, err)
 	}
-	s.log.InfoContext(ctx, "otp sent", "tenant", tenant.ID, "enrollment", t.enr.ID, "link", t.link(), "to", maskEmail(email))
+	if cerr := s.store.ConfirmOTP(after, t.code, now); cerr != nil {
+		s.log.ErrorContext(ctx, "confirm otp send", "tenant", tenant.ID, "enrollment", t.enr.ID, "err", cerr)
+	}
+	if err == nil {
+		s.log.InfoContext(ctx, "otp sent", "tenant", tenant.ID, "enrollment", t.enr.ID, "link", t.link(), "to", maskEmail(email))
+	}
 	return nil
 }
+
+// deliveryLease is how long a send may stay unconfirmed before it stops
+// counting: the request's own deadline (the mailer gives up by then) and a
+// little for writing the outcome. A request with no deadline gets the
+// minimum gap, which it would have had to wait anyway.
+func (s *Service) deliveryLease(ctx context.Context, now time.Time) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return now.Add(max(time.Until(d), 0) + deliveryLeaseGrace)
+	}
+	return now.Add(max(s.cfg.OTPMinGap, deliveryLeaseGrace))
+}
+
+// deliveryLeaseGrace covers writing a send's outcome after the mailer
+// returned: the same 5 s the outcome's own write may take.
+const deliveryLeaseGrace = 5 * time.Second
 
 func (s *Service) otpHash(tenantID, email, code string) string {
 	return s.mac("otp", tenantID, email, code)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,19 +16,27 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-// otpMail records the last code per address.
+// otpMail records the last code per address; with fail set it answers
+// that error instead, recording the code only when the error says the
+// mail may still arrive.
 type otpMail struct {
 	mu    sync.Mutex
 	codes map[string]string
+	fail  error
 }
 
 func (m *otpMail) SendCode(_ context.Context, cm kyc.CodeMail) error {
 	to, code := cm.To, cm.Code
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.fail != nil && !errors.Is(m.fail, kyc.ErrMailUnconfirmed) {
+		return m.fail
+	}
 	m.codes[to] = code
-	return nil
+	return m.fail
 }
+
+func (m *otpMail) failWith(err error) { m.mu.Lock(); defer m.mu.Unlock(); m.fail = err }
 
 func (m *otpMail) last(to string) string { m.mu.Lock(); defer m.mu.Unlock(); return m.codes[to] }
 
@@ -212,5 +221,62 @@ func TestOTPCodeIsBoundToTenantAndPerson(t *testing.T) {
 	}
 	if got := code(e.svc.VerifyOTP(ctx, e.tenant, kyc.OTPInput{Email: email, Code: c})); got != "ok" {
 		t.Fatalf("tenant A = %s", got)
+	}
+}
+
+// TestOTPMailOutage: deliveries that failed cost the user nothing. After
+// a run of failures (more than the hourly limit) the first send once the
+// mail server works again goes out at once, and the full hourly budget is
+// still there.
+func TestOTPMailOutage(t *testing.T) {
+	e := newOTPEnv(t)
+	ctx := context.Background()
+	const email = "outage@example.com"
+	if _, err := e.svc.Prepare(ctx, e.tenant, email); err != nil {
+		t.Fatal(err)
+	}
+	e.mail.failWith(errors.New("550 mailbox unavailable"))
+	for i := range 7 {
+		if got := code(e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email})); got != kyc.CodeServerError {
+			t.Fatalf("send %d during the outage = %s, want server_error", i+1, got)
+		}
+		e.clock.add(time.Second)
+	}
+	e.mail.failWith(nil)
+	for i := range 5 {
+		if err := e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email}); err != nil {
+			t.Fatalf("send %d after the outage: %v", i+1, err)
+		}
+		e.clock.add(time.Minute)
+	}
+	if got := code(e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email})); got != kyc.CodeOTPSendRateLimited {
+		t.Fatalf("sixth delivered send within the hour = %s, want the limit", got)
+	}
+	if got := code(e.svc.VerifyOTP(ctx, e.tenant, kyc.OTPInput{Email: email, Code: e.mail.last(email)})); got != "ok" {
+		t.Fatalf("the last delivered code = %s", got)
+	}
+}
+
+// TestOTPUnconfirmedDelivery: when the mail server got the whole message
+// but its verdict never came, the code stays valid (the mail may arrive),
+// the send counts, and the partner hears it was sent.
+func TestOTPUnconfirmedDelivery(t *testing.T) {
+	e := newOTPEnv(t)
+	ctx := context.Background()
+	const email = "unsure@example.com"
+	if _, err := e.svc.Prepare(ctx, e.tenant, email); err != nil {
+		t.Fatal(err)
+	}
+	e.mail.failWith(fmt.Errorf("final reply timed out: %w", kyc.ErrMailUnconfirmed))
+	if err := e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email}); err != nil {
+		t.Fatalf("unconfirmed send = %v, want sent", err)
+	}
+	e.mail.failWith(nil)
+	e.clock.add(30 * time.Second)
+	if got := code(e.svc.SendOTP(ctx, e.tenant, kyc.OTPInput{Email: email})); got != kyc.CodeOTPSendRateLimited {
+		t.Fatalf("a send 30 s later = %s, want the gap", got)
+	}
+	if got := code(e.svc.VerifyOTP(ctx, e.tenant, kyc.OTPInput{Email: email, Code: e.mail.last(email)})); got != "ok" {
+		t.Fatalf("the unconfirmed send's code = %s, want it valid", got)
 	}
 }

@@ -22,3 +22,17 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 		RateCounters: now.Add(-10 * time.Minute),
 	})
 }
+
+// claimSweepMargin is how long past its lapse a claim is left alone
+// before the sweep takes it: a live holder renews long before its lease
+// ends, and the margin absorbs clock skew between replicas. A person who
+// comes back meanwhile takes the claim over at once anyway.
+const claimSweepMargin = 5 * time.Second
+
+// SweepClaims gives back the quota units of creation claims whose holder
+// died (SIGKILL, power loss) and deletes the claims; it returns how many.
+// It runs often (with reconciliation), so that after a crash quota used
+// matches sessions created within seconds, not at the next prune.
+func (s *Service) SweepClaims(ctx context.Context) (int64, error) {
+	return s.store.SweepLapsedClaims(ctx, s.now().Add(-claimSweepMargin))
+}

@@ -195,9 +195,9 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 	fail := func(err error) (CreateResult, error) {
 		return CreateResult{}, internal(CodeServerFailed, msgKYCFailed, err)
 	}
-	month := s.now().Format("2006-01")
+	hold := QuotaHold{PersonID: personID, Token: token, TenantID: tenant.ID, Month: s.now().Format("2006-01")}
 	if tenant.MonthlyQuota > 0 {
-		ok, err := s.store.ReserveQuota(ctx, tenant.ID, month, tenant.MonthlyQuota)
+		ok, err := s.store.ReserveQuota(ctx, hold, tenant.MonthlyQuota)
 		if err != nil {
 			return fail(err)
 		}
@@ -205,13 +205,16 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 			return CreateResult{}, Errorf(CodeQuotaExceeded, "Monthly KYC session quota exceeded")
 		}
 	}
+	// The unit lives on the claim: if this process dies before storing
+	// the session, the claim lapses and the sweep (or the next creator,
+	// who inherits it) accounts for the unit.
 	giveBack := func() {
 		if tenant.MonthlyQuota == 0 {
 			return
 		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := s.store.ReleaseQuota(rctx, tenant.ID, month); err != nil {
+		if err := s.store.ReleaseQuota(rctx, hold); err != nil {
 			s.log.ErrorContext(ctx, "release quota", "tenant", tenant.ID, "err", err)
 		}
 	}

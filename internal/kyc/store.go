@@ -47,9 +47,15 @@ type Store interface {
 	// MaxPerWindow sends to it happened within Window. ok=false means
 	// refused; then retryAt tells when a send would next be allowed.
 	SaveOTP(ctx context.Context, o OTPSend) (ok bool, retryAt time.Time, err error)
-	// DropOTP invalidates a code whose delivery failed and gives back its
-	// place in the minimum-gap rule (it still counts toward the window).
-	DropOTP(ctx context.Context, c CodeRef, codeHash string) error
+	// DropOTP invalidates a code whose delivery failed and takes the send
+	// made at sentAt out of both limits (gap and window): a failed
+	// delivery costs the address nothing.
+	DropOTP(ctx context.Context, c CodeRef, codeHash string, sentAt time.Time) error
+	// ConfirmOTP ends the delivery lease of the send made at sentAt: it
+	// counts in the limits for good. Until then, a send whose lease lapsed
+	// (its process died mid-delivery) blocks nothing, and the next send
+	// takes its place.
+	ConfirmOTP(ctx context.Context, c CodeRef, sentAt time.Time) error
 	// CountOTPAttempt counts one verification attempt before the compare.
 	// It only counts against a live, unexpired code with attempts left;
 	// otherwise it returns the reason without counting.
@@ -80,7 +86,12 @@ type Store interface {
 	// RenewSessionClaim extends a claim the caller still holds; false when
 	// it lapsed and was taken, or was released.
 	RenewSessionClaim(ctx context.Context, personID, token string, until time.Time) (bool, error)
+	// ReleaseSessionClaim ends a claim and gives back the quota unit it
+	// holds, together.
 	ReleaseSessionClaim(ctx context.Context, personID, token string) error
+	// SweepLapsedClaims deletes claims lapsed before `before` and gives
+	// back their quota units: what a holder that died leaves behind.
+	SweepLapsedClaims(ctx context.Context, before time.Time) (int64, error)
 	// InsertSession stores a new session and releases the creation claim,
 	// only while the claim is still held and live at s.CreatedAt; otherwise
 	// ErrConflict and nothing is written. ErrExists, and nothing written,
@@ -96,10 +107,15 @@ type Store interface {
 	WatchedSessions(ctx context.Context, before time.Time, limit int) ([]Session, error)
 	MarkSessionChecked(ctx context.Context, id string, at time.Time) error
 
-	// Quota: ReserveQuota takes one unit of the month's quota when fewer
-	// than limit are used; ReleaseQuota gives one back.
-	ReserveQuota(ctx context.Context, tenantID, month string, limit int) (bool, error)
-	ReleaseQuota(ctx context.Context, tenantID, month string) error
+	// Quota: ReserveQuota takes one unit of the month's quota for the
+	// claim q names, when fewer than limit are used, and records it on the
+	// claim; a claim that already holds that unit (taken over from a holder
+	// that died) keeps it. ErrConflict when the claim is no longer held.
+	// The unit lives as long as the claim: InsertSession makes it
+	// permanent, ReleaseQuota and ReleaseSessionClaim give it back, and so
+	// does SweepLapsedClaims.
+	ReserveQuota(ctx context.Context, q QuotaHold, limit int) (bool, error)
+	ReleaseQuota(ctx context.Context, q QuotaHold) error
 	QuotaUsed(ctx context.Context, tenantID, month string) (int, error)
 
 	// Prune deletes rows no rule needs any more; it returns how many.
@@ -120,11 +136,18 @@ type CodeRef struct {
 	Wallet   string
 }
 
+// QuotaHold names a quota unit by the creation claim that holds it.
+type QuotaHold struct {
+	PersonID, Token string // the claim
+	TenantID, Month string // the unit
+}
+
 // OTPSend is one request to store a new code.
 type OTPSend struct {
 	CodeRef
 	CodeHash     string
 	Now          time.Time
+	LeaseUntil   time.Time // the delivery lease: when an unconfirmed send stops counting
 	ExpiresAt    time.Time
 	MinGap       time.Duration
 	Window       time.Duration

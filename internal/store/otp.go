@@ -11,21 +11,31 @@ import (
 )
 
 // Codes live in two tables: otp_sends keeps, per (tenant, address), the
-// last five send times (sent1 newest) and gap_from, the send the minimum
-// gap counts from (the newest, unless DropOTP gave it back); otp_codes
-// keeps one live code per (tenant, address, wallet): wallet '' is the
-// address's own code, any other the code that proves that wallet's link.
-// The limits thus cover every code mailed to an address, whichever link
-// it is for, while each code proves only what it was sent for.
+// last five send times (sent1 newest), gap_from, the send the minimum gap
+// counts from, and delivering_until, the lease of sent1 while its mail is
+// being delivered; otp_codes keeps one live code per (tenant, address,
+// wallet): wallet '' is the address's own code, any other the code that
+// proves that wallet's link. The limits thus cover every code mailed to an
+// address, whichever link it is for, while each code proves only what it
+// was sent for. A send counts only once delivered (or possibly delivered):
+// DropOTP takes a failed one out of the limits, and a send whose process
+// died mid-delivery stops counting when its lease lapses.
 
 // saveSend is the conditional upsert that takes a place in the address's
 // send limits: it writes only where gap_from is at least MinGap old and
 // the fifth newest send is outside the window, so concurrent senders
-// cannot both pass, on one process or many.
-const saveSend = `INSERT INTO otp_sends (tenant_id, address, sent1, gap_from) VALUES ($1, $2, $3, $3)
-	ON CONFLICT (tenant_id, address) DO UPDATE SET gap_from = excluded.gap_from,
-		sent1 = excluded.sent1, sent2 = otp_sends.sent1, sent3 = otp_sends.sent2, sent4 = otp_sends.sent3, sent5 = otp_sends.sent4
-	WHERE (otp_sends.gap_from IS NULL OR otp_sends.gap_from <= $4) AND (otp_sends.sent5 IS NULL OR otp_sends.sent5 <= $5)
+// cannot both pass, on one process or many. A newest send whose delivery
+// lease lapsed ($6 is now) was never confirmed: the new send replaces it
+// in place of pushing it into the window, and it blocks nothing.
+const saveSend = `INSERT INTO otp_sends (tenant_id, address, sent1, gap_from, delivering_until) VALUES ($1, $2, $3, $3, $6)
+	ON CONFLICT (tenant_id, address) DO UPDATE SET gap_from = excluded.gap_from, delivering_until = excluded.delivering_until,
+		sent1 = excluded.sent1,
+		sent2 = CASE WHEN otp_sends.delivering_until <= $3 THEN otp_sends.sent2 ELSE otp_sends.sent1 END,
+		sent3 = CASE WHEN otp_sends.delivering_until <= $3 THEN otp_sends.sent3 ELSE otp_sends.sent2 END,
+		sent4 = CASE WHEN otp_sends.delivering_until <= $3 THEN otp_sends.sent4 ELSE otp_sends.sent3 END,
+		sent5 = CASE WHEN otp_sends.delivering_until <= $3 THEN otp_sends.sent5 ELSE otp_sends.sent4 END
+	WHERE otp_sends.delivering_until <= $3
+		OR ((otp_sends.gap_from IS NULL OR otp_sends.gap_from <= $4) AND (otp_sends.sent5 IS NULL OR otp_sends.sent5 <= $5))
 	RETURNING sent1`
 
 // SaveOTP takes a place in the address's send limits and stores the code
@@ -35,14 +45,17 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 	if o.MaxPerWindow != 5 {
 		return false, time.Time{}, errors.New("store: the send window keeps exactly five send times")
 	}
+	if !o.LeaseUntil.After(o.Now) {
+		return false, time.Time{}, errors.New("store: a send needs a delivery lease that ends after it")
+	}
 	now := ms(o.Now)
-	args := []any{o.TenantID, o.Address, now, now - o.MinGap.Milliseconds(), now - o.Window.Milliseconds()}
+	args := []any{o.TenantID, o.Address, now, now - o.MinGap.Milliseconds(), now - o.Window.Milliseconds(), ms(o.LeaseUntil)}
 	var got int64
 	var err error
 	if db.dialect == Postgres {
 		err = db.w.QueryRowContext(ctx, `WITH s AS (`+saveSend+`), c AS (
 				INSERT INTO otp_codes (tenant_id, address, wallet, code_hash, expires_at, attempts)
-				SELECT $1::text, $2::text, $6::text, $7::text, $8::bigint, 0 FROM s
+				SELECT $1::text, $2::text, $7::text, $8::text, $9::bigint, 0 FROM s
 				ON CONFLICT (tenant_id, address, wallet) DO UPDATE SET
 					code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0
 			)
@@ -66,9 +79,9 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 	if !errors.Is(err, sql.ErrNoRows) {
 		return false, time.Time{}, fmt.Errorf("store: save otp: %w", err)
 	}
-	var gap, s5 sql.NullInt64
-	if err := db.w.QueryRowContext(ctx, `SELECT gap_from, sent5 FROM otp_sends WHERE tenant_id = $1 AND address = $2`,
-		o.TenantID, o.Address).Scan(&gap, &s5); err != nil {
+	var gap, s5, lease sql.NullInt64
+	if err := db.w.QueryRowContext(ctx, `SELECT gap_from, sent5, delivering_until FROM otp_sends WHERE tenant_id = $1 AND address = $2`,
+		o.TenantID, o.Address).Scan(&gap, &s5, &lease); err != nil {
 		return false, time.Time{}, fmt.Errorf("store: read otp sends: %w", err)
 	}
 	retry := now
@@ -78,34 +91,49 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 	if s5.Valid && s5.Int64 > now-o.Window.Milliseconds() {
 		retry = max(retry, s5.Int64+o.Window.Milliseconds())
 	}
+	if lease.Valid && lease.Int64 > now {
+		// A delivery under way: at the latest its lease frees the place.
+		retry = min(retry, lease.Int64)
+	}
 	return false, fromMS(retry), nil
 }
 
-// DropOTP kills an undelivered code and clears gap_from, so the next send
-// need not wait (the previous delivered send is at least MinGap older than
-// the dropped one), while sent1..sent5 keep the dropped send, at its own
-// time, in the window.
-func (db *DB) DropOTP(ctx context.Context, c kyc.CodeRef, codeHash string) error {
-	args := []any{c.TenantID, c.Address, c.Wallet, codeHash}
+// ConfirmOTP ends the delivery lease of the send made at sentAt, once its
+// mail was accepted (or may have been): from then on it counts in the
+// limits for good. Nothing happens if a later send already replaced it.
+func (db *DB) ConfirmOTP(ctx context.Context, c kyc.CodeRef, sentAt time.Time) error {
+	if _, err := db.w.ExecContext(ctx, `UPDATE otp_sends SET delivering_until = NULL
+		WHERE tenant_id = $1 AND address = $2 AND sent1 = $3`, c.TenantID, c.Address, ms(sentAt)); err != nil {
+		return fmt.Errorf("store: confirm otp: %w", err)
+	}
+	return nil
+}
+
+// giveBackSend takes the send made at $3 out of the address's limits, if
+// it is still the newest: the older sends move up a place, and the gap
+// counts from the newest one left.
+const giveBackSend = `UPDATE otp_sends SET sent1 = sent2, sent2 = sent3, sent3 = sent4, sent4 = sent5, sent5 = NULL,
+		gap_from = sent2, delivering_until = NULL
+	WHERE tenant_id = $1 AND address = $2 AND sent1 = $3`
+
+// DropOTP kills an undelivered code and gives back the send's place in
+// both limits: a failed delivery does not count against the address.
+func (db *DB) DropOTP(ctx context.Context, c kyc.CodeRef, codeHash string, sentAt time.Time) error {
+	args := []any{c.TenantID, c.Address, ms(sentAt), c.Wallet, codeHash}
 	var err error
 	if db.dialect == Postgres {
 		_, err = db.w.ExecContext(ctx, `WITH d AS (
 				UPDATE otp_codes SET code_hash = NULL
-				WHERE tenant_id = $1 AND address = $2 AND wallet = $3 AND code_hash = $4 RETURNING 1
+				WHERE tenant_id = $1 AND address = $2 AND wallet = $4 AND code_hash = $5
 			)
-			UPDATE otp_sends SET gap_from = NULL WHERE tenant_id = $1 AND address = $2 AND EXISTS (SELECT 1 FROM d)`, args...)
+			`+giveBackSend, args...)
 	} else {
 		err = db.tx(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `UPDATE otp_codes SET code_hash = NULL
-				WHERE tenant_id = $1 AND address = $2 AND wallet = $3 AND code_hash = $4`, args...)
-			if err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE otp_codes SET code_hash = NULL
+				WHERE tenant_id = $1 AND address = $2 AND wallet = $4 AND code_hash = $5`, args...); err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n != 1 {
-				return nil
-			}
-			_, err = tx.ExecContext(ctx, `UPDATE otp_sends SET gap_from = NULL WHERE tenant_id = $1 AND address = $2`,
-				c.TenantID, c.Address)
+			_, err := tx.ExecContext(ctx, giveBackSend, args[:3]...)
 			return err
 		})
 	}

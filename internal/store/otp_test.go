@@ -41,12 +41,29 @@ func (f otpFixture) ref() kyc.CodeRef {
 	return kyc.CodeRef{TenantID: f.tenant, Address: f.address, Wallet: f.wallet}
 }
 
+// otpLease is the delivery lease of the fixture's sends, as long as a
+// request's budget and grace.
+const otpLease = 35 * time.Second
+
 func (f otpFixture) sendReq(now time.Time, hash string) kyc.OTPSend {
-	return kyc.OTPSend{CodeRef: f.ref(), CodeHash: hash, Now: now,
+	return kyc.OTPSend{CodeRef: f.ref(), CodeHash: hash, Now: now, LeaseUntil: now.Add(otpLease),
 		ExpiresAt: now.Add(otpTTL), MinGap: otpGap, Window: otpWindow, MaxPerWindow: 5}
 }
 
+// send stores a code and, when that was allowed, confirms its delivery, as
+// SendOTP does once the mail server accepted it.
 func (f otpFixture) send(now time.Time, hash string) (bool, time.Time) {
+	f.t.Helper()
+	ok, retry := f.sendUnconfirmed(now, hash)
+	if ok {
+		must(f.t, f.db.ConfirmOTP(f.t.Context(), f.ref(), now))
+	}
+	return ok, retry
+}
+
+// sendUnconfirmed stores a code whose delivery never reports back, as when
+// the process dies mid-delivery.
+func (f otpFixture) sendUnconfirmed(now time.Time, hash string) (bool, time.Time) {
 	f.t.Helper()
 	ok, retry, err := f.db.SaveOTP(f.t.Context(), f.sendReq(now, hash))
 	must(f.t, err)
@@ -256,58 +273,87 @@ func TestDropOTP(t *testing.T) {
 		f := newOTPFixture(t, db)
 		ctx := t.Context()
 
-		t.Run("wrong hash changes nothing", func(t *testing.T) {
+		t.Run("wrong hash keeps the code", func(t *testing.T) {
 			f.t = t
 			f.mustSend(t0, "h0")
-			must(t, db.DropOTP(ctx, f.ref(), "other"))
+			must(t, db.DropOTP(ctx, f.ref(), "other", t0.Add(-time.Hour)))
 			f.wantAttempt(at(time.Second), "h0", kyc.OTPCounted)
 			f.refused(at(time.Second), at(otpGap))
 		})
 		t.Run("gives back the gap", func(t *testing.T) {
 			f.t = t
 			f.mustSend(at(otpGap), "h1")
-			must(t, db.DropOTP(ctx, f.ref(), "h1"))
+			must(t, db.DropOTP(ctx, f.ref(), "h1", at(otpGap)))
 			f.wantAttempt(at(otpGap+time.Second), "", kyc.OTPNone)
 			f.mustSend(at(otpGap+time.Second), "h2") // no wait after a failed delivery
 			f.wantAttempt(at(otpGap+2*time.Second), "h2", kyc.OTPCounted)
 			f.refused(at(otpGap+2*time.Second), at(2*otpGap+time.Second))
 		})
+		t.Run("the gap counts from the newest send left", func(t *testing.T) {
+			f.t = t
+			f.mustSend(at(3*otpGap), "h3")
+			must(t, db.DropOTP(ctx, f.ref(), "h3", at(3*otpGap)))
+			// h2, sent at otpGap+1s, is the newest delivered send again.
+			f.mustSend(at(3*otpGap+time.Second), "h4")
+		})
 	})
 }
 
-// Dropped sends still count toward the 5-per-window rule, each at its own
-// time.
-func TestDropOTPCountsTowardWindow(t *testing.T) {
+// A mail outage costs the address nothing: five failed deliveries in a
+// row leave all five places in the window free.
+func TestDropOTPGivesBackTheWindow(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		ctx := t.Context()
 		for i := range 5 {
 			now := at(time.Duration(i) * time.Second)
 			f.mustSend(now, fmt.Sprint("h", i))
-			must(t, db.DropOTP(ctx, f.ref(), fmt.Sprint("h", i)))
+			must(t, db.DropOTP(ctx, f.ref(), fmt.Sprint("h", i), now))
 		}
-		f.refused(at(5*time.Second), at(otpWindow))
-		f.refused(at(otpWindow-time.Millisecond), at(otpWindow))
-		f.mustSend(at(otpWindow), "h5")                            // the first send left the window
-		f.refused(at(otpWindow+time.Second), at(otpWindow+otpGap)) // a delivered send keeps its gap
+		for i := range 5 {
+			f.mustSend(at(time.Duration(5+i)*otpGap), fmt.Sprint("d", i))
+		}
+		f.refused(at(10*otpGap), at(5*otpGap+otpWindow))
 	})
 }
 
-// One dropped send between real ones: the hour after it still holds at most
-// five sends, counting it at its own time (not at the previous send's).
-func TestDropOTPWindowUsesTheDroppedSendsTime(t *testing.T) {
+// Dropping a send takes out that send, not whichever is newest: a send
+// that a later one already replaced changes nothing.
+func TestDropOTPOnlyItsOwnSend(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		f.mustSend(at(0), "a")
 		f.mustSend(at(1000*time.Second), "b")
-		must(t, db.DropOTP(t.Context(), f.ref(), "b"))
+		must(t, db.DropOTP(t.Context(), f.ref(), "b", at(1000*time.Second)))
 		f.mustSend(at(1060*time.Second), "c")
 		f.mustSend(at(1120*time.Second), "d")
 		f.mustSend(at(1180*time.Second), "e")
-		f.mustSend(at(otpWindow), "f") // window (0, 3600 s]: b, c, d, e
-		// Window (60 s, 3660 s] holds b, c, d, e, f: full until b leaves.
-		f.refused(at(otpWindow+otpGap), at(1000*time.Second+otpWindow))
-		f.mustSend(at(1000*time.Second+otpWindow), "g")
+		must(t, db.DropOTP(t.Context(), f.ref(), "a", at(0))) // long replaced as the newest
+		f.mustSend(at(1240*time.Second), "f")                 // window: a, c, d, e, f (b was given back)
+		f.refused(at(1300*time.Second), at(otpWindow))
+		f.mustSend(at(otpWindow), "g") // a left the window
+	})
+}
+
+// A send whose process died mid-delivery (never confirmed, never dropped)
+// blocks the address only until its lease lapses; the next send then takes
+// its place instead of pushing it into the window.
+func TestSaveOTPReplacesALapsedDelivery(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		f := newOTPFixture(t, db)
+		for i := range 4 {
+			f.mustSend(at(time.Duration(i)*otpGap), fmt.Sprint("h", i))
+		}
+		if ok, _ := f.sendUnconfirmed(at(4*otpGap), "lost"); !ok {
+			t.Fatal("the fifth send was refused")
+		}
+		// While the lease runs, the send may still be delivered: it counts.
+		f.refused(at(4*otpGap+time.Second), at(4*otpGap+otpLease))
+		// Once it lapsed: at once, and in the lost send's place (with the
+		// lost send kept in the window this would be the sixth send).
+		f.mustSend(at(4*otpGap+otpLease), "again")
+		f.wantAttempt(at(4*otpGap+otpLease+time.Second), "again", kyc.OTPCounted)
+		f.refused(at(6*otpGap), at(otpWindow))
 	})
 }
 
@@ -387,7 +433,7 @@ func TestCountOTPAttempt(t *testing.T) {
 		t.Run("dropped", func(t *testing.T) {
 			f := person(t)
 			f.mustSend(t0, "h")
-			must(t, db.DropOTP(ctx, f.ref(), "h"))
+			must(t, db.DropOTP(ctx, f.ref(), "h", t0))
 			f.wantAttempt(t0, "", kyc.OTPNone)
 		})
 	})

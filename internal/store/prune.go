@@ -8,16 +8,21 @@ import (
 	"github.com/kycgate/kycgate/internal/kyc"
 )
 
-// Prune deletes rows that no rule needs any more, in one transaction.
+// Prune deletes rows that no rule needs any more, in one transaction;
+// lapsed claims give back the quota units they held.
 func (db *DB) Prune(ctx context.Context, p kyc.PruneBefore) (int64, error) {
 	var total int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
+		n, err := db.sweepClaims(ctx, tx, ms(p.Claims))
+		if err != nil {
+			return fmt.Errorf("store: prune: %w", err)
+		}
+		total += n
 		for _, q := range []struct {
 			sql string
 			arg int64
 		}{
 			{`DELETE FROM challenges WHERE expires_at < $1`, ms(p.Challenges)},
-			{`DELETE FROM session_claims WHERE claimed_until < $1`, ms(p.Claims)},
 			{`DELETE FROM webhook_events WHERE received_at < $1`, ms(p.Events)},
 			{`DELETE FROM rate_counters WHERE window_start < $1`, ms(p.RateCounters)},
 		} {

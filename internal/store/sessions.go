@@ -54,6 +54,9 @@ func (db *DB) SessionByID(ctx context.Context, id string) (kyc.Session, error) {
 	return db.oneSession(ctx, `SELECT `+sessionCols+` FROM kyc_sessions WHERE id = $1`, id)
 }
 
+// ClaimSessionCreation takes over a lapsed claim with the quota unit it
+// holds: the dead holder's unit becomes the new holder's, so a crash costs
+// no unit (see ReserveQuota).
 func (db *DB) ClaimSessionCreation(ctx context.Context, personID, token string, until, now time.Time) (bool, error) {
 	var got string
 	err := db.w.QueryRowContext(ctx, `INSERT INTO session_claims (person_id, token, claimed_until) VALUES ($1, $2, $3)
@@ -72,11 +75,83 @@ func (db *DB) ClaimSessionCreation(ctx context.Context, personID, token string, 
 	return true, nil
 }
 
+// releaseUnit gives back the quota unit a claim holds; $1, $2 name the
+// claim. It runs before the claim's row changes, in the same statement or
+// transaction.
+const releaseUnit = `UPDATE quota_usage SET used = used - 1
+	WHERE used > 0 AND EXISTS (SELECT 1 FROM session_claims c WHERE c.person_id = $1 AND c.token = $2
+		AND c.quota_tenant = quota_usage.tenant_id AND c.quota_month = quota_usage.month)`
+
+// ReleaseSessionClaim ends a claim and gives back the quota unit it still
+// holds, together.
 func (db *DB) ReleaseSessionClaim(ctx context.Context, personID, token string) error {
-	if _, err := db.w.ExecContext(ctx, `DELETE FROM session_claims WHERE person_id = $1 AND token = $2`, personID, token); err != nil {
+	var err error
+	if db.dialect == Postgres {
+		_, err = db.w.ExecContext(ctx, `WITH d AS (
+				DELETE FROM session_claims WHERE person_id = $1 AND token = $2 RETURNING quota_tenant, quota_month
+			)
+			UPDATE quota_usage SET used = used - 1 FROM d
+			WHERE quota_usage.tenant_id = d.quota_tenant AND quota_usage.month = d.quota_month AND used > 0`, personID, token)
+	} else {
+		err = db.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, releaseUnit, personID, token); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `DELETE FROM session_claims WHERE person_id = $1 AND token = $2`, personID, token)
+			return err
+		})
+	}
+	if err != nil {
 		return fmt.Errorf("store: release claim: %w", err)
 	}
 	return nil
+}
+
+// SweepLapsedClaims deletes the claims that lapsed before `before` and
+// gives back the quota units they held: what a holder that died (SIGKILL,
+// power loss) leaves behind. A live holder renews its claim long before
+// it lapses, and one that loses it anyway finds it gone when it stores its
+// session (ErrConflict), so no unit is ever given back twice.
+func (db *DB) SweepLapsedClaims(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = db.sweepClaims(ctx, tx, ms(before))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: sweep lapsed claims: %w", err)
+	}
+	return n, nil
+}
+
+// sweepClaims is SweepLapsedClaims inside a transaction: one statement on
+// PostgreSQL; two on SQLite, whose single writer lets nothing in between.
+func (db *DB) sweepClaims(ctx context.Context, tx *sql.Tx, before int64) (int64, error) {
+	if db.dialect == Postgres {
+		var n int64
+		err := tx.QueryRowContext(ctx, `WITH d AS (
+				DELETE FROM session_claims WHERE claimed_until < $1 RETURNING quota_tenant, quota_month
+			), g AS (
+				SELECT quota_tenant, quota_month, count(*) AS n FROM d WHERE quota_tenant IS NOT NULL GROUP BY 1, 2
+			), u AS (
+				UPDATE quota_usage SET used = GREATEST(used - g.n, 0) FROM g
+				WHERE quota_usage.tenant_id = g.quota_tenant AND quota_usage.month = g.quota_month
+			)
+			SELECT count(*) FROM d`, before).Scan(&n)
+		return n, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE quota_usage SET used = max(used - (SELECT count(*) FROM session_claims c
+			WHERE c.claimed_until < $1 AND c.quota_tenant = quota_usage.tenant_id AND c.quota_month = quota_usage.month), 0)
+		WHERE EXISTS (SELECT 1 FROM session_claims c
+			WHERE c.claimed_until < $1 AND c.quota_tenant = quota_usage.tenant_id AND c.quota_month = quota_usage.month)`, before); err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM session_claims WHERE claimed_until < $1`, before)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 func ipJSON(v []kyc.IPInfo) (string, error) {
@@ -108,6 +183,12 @@ func (db *DB) InsertSession(ctx context.Context, s kyc.Session, claimToken strin
 		if n, _ := res.RowsAffected(); n != 1 {
 			return kyc.ErrExists
 		}
+		// A unit the claim inherited from another tenant's dead holder is
+		// that tenant's to get back; our own becomes permanent.
+		if _, err := tx.ExecContext(ctx, releaseUnit+` AND quota_usage.tenant_id <> $3`,
+			s.PersonID, claimToken, s.TenantID); err != nil {
+			return fmt.Errorf("store: release claim: %w", err)
+		}
 		res, err = tx.ExecContext(ctx, `DELETE FROM session_claims WHERE person_id = $1 AND token = $2 AND claimed_until >= $3`,
 			s.PersonID, claimToken, ms(s.CreatedAt))
 		if err != nil {
@@ -132,7 +213,11 @@ func (db *DB) insertSessionPG(ctx context.Context, s kyc.Session, ip, claimToken
 	var claimed, inserted, existed int
 	err := db.w.QueryRowContext(ctx, `WITH claim AS (
 			DELETE FROM session_claims WHERE person_id = $2 AND token = $15 AND claimed_until >= $10
-				AND NOT EXISTS (SELECT 1 FROM kyc_sessions WHERE id = $1) RETURNING 1
+				AND NOT EXISTS (SELECT 1 FROM kyc_sessions WHERE id = $1) RETURNING quota_tenant, quota_month
+		), other AS ( -- a unit inherited from another tenant's dead holder goes back to it
+			UPDATE quota_usage SET used = used - 1 FROM claim
+			WHERE quota_usage.tenant_id = claim.quota_tenant AND quota_usage.month = claim.quota_month
+				AND claim.quota_tenant <> $3 AND used > 0
 		), ins AS (
 			INSERT INTO kyc_sessions (`+sessionCols+`)
 			SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::boolean, $8::text,
@@ -220,29 +305,135 @@ func (db *DB) MarkSessionChecked(ctx context.Context, id string, at time.Time) e
 	return nil
 }
 
-// ReserveQuota is exact under concurrency on both engines: the conflict
-// update only happens while used < limit. The first reservation of a month
-// inserts used = 1 unconditionally, so a limit below 1 is refused here.
-func (db *DB) ReserveQuota(ctx context.Context, tenantID, month string, limit int) (bool, error) {
+// ReserveQuota takes one unit of the month's quota for the caller's claim
+// and records it on the claim, together: exact under concurrency on both
+// engines (the conflict update only happens while used < limit), and a
+// unit never outlives its claim without a stored session. A claim that
+// already holds this month's unit of this tenant (inherited from a holder
+// that died) keeps it; one holding another month's or tenant's unit trades
+// it for this one. The first reservation of a month inserts used = 1
+// unconditionally, so a limit below 1 is refused here. ErrConflict when
+// the caller no longer holds the claim.
+func (db *DB) ReserveQuota(ctx context.Context, q kyc.QuotaHold, limit int) (bool, error) {
 	if limit < 1 {
 		return false, nil
 	}
-	var used int
-	err := db.w.QueryRowContext(ctx, `INSERT INTO quota_usage (tenant_id, month, used) VALUES ($1, $2, 1)
-		ON CONFLICT (tenant_id, month) DO UPDATE SET used = quota_usage.used + 1
-		WHERE quota_usage.used < $3 RETURNING used`, tenantID, month, limit).Scan(&used)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+	var ok bool
+	var err error
+	if db.dialect == Postgres {
+		ok, err = db.reserveQuotaPG(ctx, q, limit)
+	} else {
+		err = db.tx(ctx, func(tx *sql.Tx) error {
+			ok, err = reserveQuotaSQLite(ctx, tx, q, limit)
+			return err
+		})
 	}
 	if err != nil {
+		if errors.Is(err, kyc.ErrConflict) {
+			return false, err
+		}
 		return false, fmt.Errorf("store: reserve quota: %w", err)
 	}
-	return used <= limit, nil
+	return ok, nil
 }
 
-func (db *DB) ReleaseQuota(ctx context.Context, tenantID, month string) error {
-	if _, err := db.w.ExecContext(ctx, `UPDATE quota_usage SET used = used - 1
-		WHERE tenant_id = $1 AND month = $2 AND used > 0`, tenantID, month); err != nil {
+// reserveQuotaPG is ReserveQuota in one statement (one round trip on the
+// create-session path): c locks the claim, u takes the unit unless the
+// claim holds it already, old gives back a unit of another month or
+// tenant the claim held, and m records the new one on the claim.
+func (db *DB) reserveQuotaPG(ctx context.Context, q kyc.QuotaHold, limit int) (bool, error) {
+	var claimed, needed, taken int
+	err := db.w.QueryRowContext(ctx, `WITH c AS (
+			SELECT quota_tenant, quota_month FROM session_claims WHERE person_id = $1 AND token = $2 FOR UPDATE
+		), need AS (
+			SELECT 1 FROM c WHERE c.quota_tenant IS DISTINCT FROM $3::text OR c.quota_month IS DISTINCT FROM $4::text
+		), u AS (
+			INSERT INTO quota_usage (tenant_id, month, used) SELECT $3::text, $4::text, 1 FROM need
+			ON CONFLICT (tenant_id, month) DO UPDATE SET used = quota_usage.used + 1
+			WHERE quota_usage.used < $5 RETURNING used
+		), old AS (
+			UPDATE quota_usage SET used = quota_usage.used - 1 FROM c
+			WHERE EXISTS (SELECT 1 FROM u) AND quota_usage.tenant_id = c.quota_tenant
+				AND quota_usage.month = c.quota_month AND quota_usage.used > 0
+		), m AS (
+			UPDATE session_claims SET quota_tenant = $3::text, quota_month = $4::text
+			WHERE person_id = $1 AND token = $2 AND EXISTS (SELECT 1 FROM u)
+		)
+		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM need), (SELECT count(*) FROM u)`,
+		q.PersonID, q.Token, q.TenantID, q.Month, limit).Scan(&claimed, &needed, &taken)
+	switch {
+	case err != nil:
+		return false, err
+	case claimed == 0:
+		return false, kyc.ErrConflict
+	}
+	return needed == 0 || taken == 1, nil
+}
+
+func reserveQuotaSQLite(ctx context.Context, tx *sql.Tx, q kyc.QuotaHold, limit int) (bool, error) {
+	var held, heldMonth sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT quota_tenant, quota_month FROM session_claims
+		WHERE person_id = $1 AND token = $2`, q.PersonID, q.Token).Scan(&held, &heldMonth)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, kyc.ErrConflict
+	}
+	if err != nil {
+		return false, err
+	}
+	if held.Valid && held.String == q.TenantID && heldMonth.String == q.Month {
+		return true, nil
+	}
+	var used int
+	err = tx.QueryRowContext(ctx, `INSERT INTO quota_usage (tenant_id, month, used) VALUES ($1, $2, 1)
+		ON CONFLICT (tenant_id, month) DO UPDATE SET used = quota_usage.used + 1
+		WHERE quota_usage.used < $3 RETURNING used`, q.TenantID, q.Month, limit).Scan(&used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil // the claim keeps what it held; its release gives that back
+	}
+	if err != nil {
+		return false, err
+	}
+	if held.Valid {
+		if _, err := tx.ExecContext(ctx, releaseUnit, q.PersonID, q.Token); err != nil {
+			return false, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE session_claims SET quota_tenant = $3, quota_month = $4
+		WHERE person_id = $1 AND token = $2`, q.PersonID, q.Token, q.TenantID, q.Month); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// ReleaseQuota gives back the unit the caller's claim holds, if any, and
+// keeps the claim.
+func (db *DB) ReleaseQuota(ctx context.Context, q kyc.QuotaHold) error {
+	var err error
+	if db.dialect == Postgres {
+		// The inner SELECT locks the claim before the update reads it, so
+		// the unit given back is the one the claim held at that moment (a
+		// sweep that deleted it first leaves nothing to give back).
+		_, err = db.w.ExecContext(ctx, `WITH c AS (
+				UPDATE session_claims s SET quota_tenant = NULL, quota_month = NULL
+				FROM (SELECT person_id, quota_tenant, quota_month FROM session_claims
+					WHERE person_id = $1 AND token = $2 AND quota_tenant IS NOT NULL FOR UPDATE) old
+				WHERE s.person_id = old.person_id
+				RETURNING old.quota_tenant, old.quota_month
+			)
+			UPDATE quota_usage SET used = quota_usage.used - 1 FROM c
+			WHERE quota_usage.tenant_id = c.quota_tenant AND quota_usage.month = c.quota_month AND quota_usage.used > 0`,
+			q.PersonID, q.Token)
+	} else {
+		err = db.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, releaseUnit, q.PersonID, q.Token); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE session_claims SET quota_tenant = NULL, quota_month = NULL
+				WHERE person_id = $1 AND token = $2`, q.PersonID, q.Token)
+			return err
+		})
+	}
+	if err != nil {
 		return fmt.Errorf("store: release quota: %w", err)
 	}
 	return nil

@@ -447,86 +447,229 @@ func TestWatchedSessions(t *testing.T) {
 	})
 }
 
+// quotaFixture makes claims to hold quota units: each holder is a fresh
+// person registered at the tenant, with a live creation claim.
+type quotaFixture struct {
+	t  *testing.T
+	db *store.DB
+	n  int
+}
+
+func newQuotaFixture(t *testing.T, db *store.DB) *quotaFixture {
+	for _, id := range []string{"ta", "tb", "tc", "td"} {
+		mkTenant(t, db, id)
+	}
+	return &quotaFixture{t: t, db: db}
+}
+
+// holder claims a new person's creation until `until`.
+func (f *quotaFixture) holder(tenant, month string, until time.Time) kyc.QuotaHold {
+	f.t.Helper()
+	f.n++
+	p := mkPerson(f.t, f.db, tenant, fmt.Sprintf("holder%d@example.com", f.n))
+	q := kyc.QuotaHold{PersonID: p.ID, Token: fmt.Sprint("tok", f.n), TenantID: tenant, Month: month}
+	if ok, err := f.db.ClaimSessionCreation(f.t.Context(), q.PersonID, q.Token, until, t0); err != nil || !ok {
+		f.t.Fatalf("claim = %v, %v", ok, err)
+	}
+	return q
+}
+
+func (f *quotaFixture) reserve(q kyc.QuotaHold, limit int) bool {
+	f.t.Helper()
+	ok, err := f.db.ReserveQuota(f.t.Context(), q, limit)
+	must(f.t, err)
+	return ok
+}
+
+func (f *quotaFixture) used(tenant, month string) int {
+	f.t.Helper()
+	n, err := f.db.QuotaUsed(f.t.Context(), tenant, month)
+	must(f.t, err)
+	return n
+}
+
 func TestQuota(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
-		reserve := func(tenant, month string, limit int) bool {
-			t.Helper()
-			ok, err := db.ReserveQuota(ctx, tenant, month, limit)
-			must(t, err)
-			return ok
-		}
-		used := func(tenant, month string) int {
-			t.Helper()
-			n, err := db.QuotaUsed(ctx, tenant, month)
-			must(t, err)
-			return n
-		}
-		if n := used("ta", "2030-03"); n != 0 {
+		f := newQuotaFixture(t, db)
+		live := at(time.Hour)
+		if n := f.used("ta", "2030-03"); n != 0 {
 			t.Errorf("fresh QuotaUsed = %d", n)
 		}
+		hs := make([]kyc.QuotaHold, 4)
+		for i := range hs {
+			hs[i] = f.holder("ta", "2030-03", live)
+		}
 		for i := range 3 {
-			if !reserve("ta", "2030-03", 3) {
+			if !f.reserve(hs[i], 3) {
 				t.Fatalf("reservation %d of 3 refused", i+1)
 			}
 		}
-		if reserve("ta", "2030-03", 3) {
+		if f.reserve(hs[3], 3) {
 			t.Error("fourth reservation with limit 3 accepted")
 		}
-		if n := used("ta", "2030-03"); n != 3 {
+		if n := f.used("ta", "2030-03"); n != 3 {
 			t.Errorf("QuotaUsed = %d, want 3 (a refused reservation takes nothing)", n)
 		}
-		must(t, db.ReleaseQuota(ctx, "ta", "2030-03"))
-		if n := used("ta", "2030-03"); n != 2 {
+		// A claim that holds the unit keeps it: asking again takes nothing.
+		if !f.reserve(hs[0], 3) || f.used("ta", "2030-03") != 3 {
+			t.Error("a second reservation by the same claim")
+		}
+		must(t, db.ReleaseQuota(ctx, hs[0]))
+		if n := f.used("ta", "2030-03"); n != 2 {
 			t.Errorf("after release QuotaUsed = %d, want 2", n)
 		}
-		if !reserve("ta", "2030-03", 3) || reserve("ta", "2030-03", 3) {
-			t.Error("release did not give back exactly one unit")
+		must(t, db.ReleaseQuota(ctx, hs[0])) // holds nothing now
+		if n := f.used("ta", "2030-03"); n != 2 {
+			t.Errorf("a second release gave back another unit: QuotaUsed = %d", n)
+		}
+		// Releasing the claim gives back what it holds.
+		must(t, db.ReleaseSessionClaim(ctx, hs[1].PersonID, hs[1].Token))
+		if n := f.used("ta", "2030-03"); n != 1 {
+			t.Errorf("after the claim's release QuotaUsed = %d, want 1", n)
+		}
+		if !f.reserve(hs[3], 3) || !f.reserve(hs[0], 3) || f.reserve(f.holder("ta", "2030-03", live), 3) {
+			t.Error("releases did not give back exactly two units")
 		}
 		// A lowered limit below what is used refuses without changing anything.
-		if reserve("ta", "2030-03", 1) || used("ta", "2030-03") != 3 {
+		if f.reserve(f.holder("ta", "2030-03", live), 1) || f.used("ta", "2030-03") != 3 {
 			t.Error("lowered limit")
 		}
 		// A raised one allows more.
-		if !reserve("ta", "2030-03", 4) || used("ta", "2030-03") != 4 {
+		if !f.reserve(f.holder("ta", "2030-03", live), 4) || f.used("ta", "2030-03") != 4 {
 			t.Error("raised limit")
 		}
 		// Months and tenants are independent.
-		if !reserve("ta", "2030-04", 1) || !reserve("tb", "2030-03", 1) {
+		if !f.reserve(f.holder("ta", "2030-04", live), 1) || !f.reserve(f.holder("tb", "2030-03", live), 1) {
 			t.Error("another month or tenant shares the count")
 		}
-		if used("ta", "2030-04") != 1 || used("tb", "2030-03") != 1 || used("ta", "2030-03") != 4 {
+		if f.used("ta", "2030-04") != 1 || f.used("tb", "2030-03") != 1 || f.used("ta", "2030-03") != 4 {
 			t.Error("counts mixed up")
 		}
-		// Release never goes below zero, with or without a row.
-		must(t, db.ReleaseQuota(ctx, "tc", "2030-03"))
-		must(t, db.ReleaseQuota(ctx, "ta", "2030-04"))
-		must(t, db.ReleaseQuota(ctx, "ta", "2030-04"))
-		if n := used("ta", "2030-04"); n != 0 {
-			t.Errorf("after over-release QuotaUsed = %d, want 0", n)
-		}
-		if n := used("tc", "2030-03"); n != 0 {
-			t.Errorf("release without a row: QuotaUsed = %d, want 0", n)
-		}
-		if !reserve("ta", "2030-04", 1) || reserve("ta", "2030-04", 1) {
-			t.Error("over-release gave extra units")
-		}
 		// A zero limit allows nothing and takes nothing.
-		if reserve("td", "2030-03", 0) {
-			t.Error("reservation with limit 0 accepted")
+		if f.reserve(f.holder("td", "2030-03", live), 0) || f.used("td", "2030-03") != 0 {
+			t.Error("reservation with limit 0")
 		}
-		if n := used("td", "2030-03"); n != 0 {
-			t.Errorf("refused reservation with limit 0 took a unit: QuotaUsed = %d", n)
+		// A claim no longer held reserves nothing.
+		gone := f.holder("tc", "2030-03", live)
+		must(t, db.ReleaseSessionClaim(ctx, gone.PersonID, gone.Token))
+		if ok, err := db.ReserveQuota(ctx, gone, 5); !isConflict(err) || ok {
+			t.Errorf("ReserveQuota on a released claim = %v, %v; want ErrConflict", ok, err)
 		}
+		if n := f.used("tc", "2030-03"); n != 0 {
+			t.Errorf("QuotaUsed = %d after a refused claim", n)
+		}
+	})
+}
+
+// TestQuotaOfADeadHolder: a unit reserved by a process that died with its
+// claim is never lost and never counted twice, however the claim ends.
+func TestQuotaOfADeadHolder(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		f := newQuotaFixture(t, db)
+		lapses := at(time.Minute)
+		after := at(2 * time.Minute)
+
+		t.Run("the next creator inherits it", func(t *testing.T) {
+			dead := f.holder("ta", "2030-03", lapses)
+			if !f.reserve(dead, 5) {
+				t.Fatal("refused")
+			}
+			next := dead
+			next.Token = "next"
+			if ok, err := db.ClaimSessionCreation(ctx, next.PersonID, next.Token, after.Add(time.Minute), after); err != nil || !ok {
+				t.Fatalf("take over = %v, %v", ok, err)
+			}
+			if !f.reserve(next, 5) || f.used("ta", "2030-03") != 1 {
+				t.Fatalf("after the take-over QuotaUsed = %d, want 1", f.used("ta", "2030-03"))
+			}
+			s := newSession("inherited", next.PersonID, after)
+			must(t, db.InsertSession(ctx, s, next.Token))
+			if _, err := db.SweepLapsedClaims(ctx, at(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if n := f.used("ta", "2030-03"); n != 1 {
+				t.Errorf("a stored session's unit: QuotaUsed = %d, want 1", n)
+			}
+		})
+		t.Run("another month trades it", func(t *testing.T) {
+			dead := f.holder("tb", "2030-03", lapses)
+			f.reserve(dead, 5)
+			next := dead
+			next.Token, next.Month = "next", "2030-04"
+			if ok, err := db.ClaimSessionCreation(ctx, next.PersonID, next.Token, after.Add(time.Minute), after); err != nil || !ok {
+				t.Fatalf("take over = %v, %v", ok, err)
+			}
+			if !f.reserve(next, 5) || f.used("tb", "2030-03") != 0 || f.used("tb", "2030-04") != 1 {
+				t.Errorf("QuotaUsed = %d (March), %d (April); want 0, 1", f.used("tb", "2030-03"), f.used("tb", "2030-04"))
+			}
+		})
+		t.Run("another tenant's unit goes back when the session is stored", func(t *testing.T) {
+			dead := f.holder("tc", "2030-03", lapses)
+			f.reserve(dead, 5)
+			// tb (unlimited: no reservation) takes over the person's claim.
+			next := dead
+			next.Token = "next"
+			if ok, err := db.ClaimSessionCreation(ctx, next.PersonID, next.Token, after.Add(time.Minute), after); err != nil || !ok {
+				t.Fatalf("take over = %v, %v", ok, err)
+			}
+			s := newSession("other-tenant", next.PersonID, after)
+			s.TenantID = "tb"
+			must(t, db.InsertSession(ctx, s, next.Token))
+			if n := f.used("tc", "2030-03"); n != 0 {
+				t.Errorf("tc's QuotaUsed = %d, want 0", n)
+			}
+		})
+		t.Run("the sweep gives it back", func(t *testing.T) {
+			dead := f.holder("td", "2030-03", lapses)
+			alive := f.holder("td", "2030-03", at(time.Hour))
+			f.reserve(dead, 5)
+			f.reserve(alive, 5)
+			n, err := db.SweepLapsedClaims(ctx, after)
+			must(t, err)
+			if n != 1 {
+				t.Errorf("swept %d claims, want 1", n)
+			}
+			if u := f.used("td", "2030-03"); u != 1 {
+				t.Errorf("after the sweep QuotaUsed = %d, want 1 (the live claim's)", u)
+			}
+			// Swept again, or released late by its holder: nothing more.
+			n, err = db.SweepLapsedClaims(ctx, after)
+			must(t, err)
+			must(t, db.ReleaseQuota(ctx, dead))
+			must(t, db.ReleaseSessionClaim(ctx, dead.PersonID, dead.Token))
+			if u := f.used("td", "2030-03"); n != 0 || u != 1 {
+				t.Errorf("second sweep: %d claims, QuotaUsed = %d; want 0, 1", n, u)
+			}
+			// Its holder, back from a pause, cannot store a session now.
+			if err := db.InsertSession(ctx, newSession("late", dead.PersonID, lapses.Add(-time.Second)), dead.Token); !isConflict(err) {
+				t.Errorf("InsertSession after the sweep = %v, want ErrConflict", err)
+			}
+			// Prune sweeps the same way.
+			must(t, db.ReleaseQuota(ctx, alive))
+			f.reserve(alive, 5)
+			if _, err := db.Prune(ctx, kyc.PruneBefore{Claims: at(2 * time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			if u := f.used("td", "2030-03"); u != 0 {
+				t.Errorf("after Prune QuotaUsed = %d, want 0", u)
+			}
+		})
 	})
 }
 
 func TestReserveQuotaConcurrent(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		const n, limit = 100, 10
+		f := newQuotaFixture(t, db)
+		hs := make([]kyc.QuotaHold, n)
+		for i := range hs {
+			hs[i] = f.holder("ta", "2030-03", at(time.Hour))
+		}
 		oks := make([]bool, n)
 		errs := make([]error, n)
-		together(n, func(i int) { oks[i], errs[i] = db.ReserveQuota(t.Context(), "ta", "2030-03", limit) })
+		together(n, func(i int) { oks[i], errs[i] = db.ReserveQuota(t.Context(), hs[i], limit) })
 		noErrors(t, errs)
 		won := 0
 		for _, ok := range oks {
@@ -636,6 +779,66 @@ func TestFindEnrollmentLatest(t *testing.T) {
 		must(t, db.RevokeAPIKey(ctx, "ta", "key_ta", at(time.Hour)))
 		if _, e, _, err := db.TenantFindLatest(ctx, "hash_ta", "ann@example.com", ""); !isNotFound(err) || e.ID != "" {
 			t.Errorf("revoked key: enrollment %q err %v, want ErrNotFound", e.ID, err)
+		}
+	})
+}
+
+// TestDeadHoldersUnitsUnderConcurrency: lapsed claims holding units are
+// swept, taken over and released at the same time, on one process or many;
+// afterwards every unit still counted belongs to a stored session.
+func TestDeadHoldersUnitsUnderConcurrency(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		const n = 40
+		f := newQuotaFixture(t, db)
+		dead := make([]kyc.QuotaHold, n)
+		for i := range dead {
+			dead[i] = f.holder("ta", "2030-03", at(time.Minute))
+			if !f.reserve(dead[i], n) {
+				t.Fatal("refused")
+			}
+		}
+		now := at(2 * time.Minute)
+		errs := make([]error, 2*n)
+		stored := make([]bool, n)
+		together(2*n, func(i int) {
+			ctx := t.Context()
+			if i >= n { // sweepers and late releases by the dead holders
+				if i%2 == 0 {
+					_, errs[i] = db.SweepLapsedClaims(ctx, now)
+				} else {
+					errs[i] = db.ReleaseSessionClaim(ctx, dead[i-n].PersonID, dead[i-n].Token)
+				}
+				return
+			}
+			next := dead[i]
+			next.Token = "next"
+			ok, err := db.ClaimSessionCreation(ctx, next.PersonID, next.Token, now.Add(time.Minute), now)
+			if err != nil || !ok {
+				errs[i] = err
+				return
+			}
+			if ok, err := db.ReserveQuota(ctx, next, n); err != nil || !ok {
+				errs[i] = err
+				return
+			}
+			if i%3 == 0 { // gives up
+				errs[i] = db.ReleaseSessionClaim(ctx, next.PersonID, next.Token)
+				return
+			}
+			errs[i] = db.InsertSession(ctx, newSession(fmt.Sprint("s", i), next.PersonID, now), next.Token)
+			stored[i] = errs[i] == nil
+		})
+		noErrors(t, errs)
+		_, err := db.SweepLapsedClaims(t.Context(), at(time.Hour))
+		must(t, err)
+		want := 0
+		for _, ok := range stored {
+			if ok {
+				want++
+			}
+		}
+		if got := f.used("ta", "2030-03"); got != want {
+			t.Errorf("QuotaUsed = %d with %d sessions stored", got, want)
 		}
 	})
 }

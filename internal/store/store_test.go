@@ -97,8 +97,12 @@ func TestDataSurvivesReopen(t *testing.T) {
 		db, err := store.Open(ctx, url, store.Options{})
 		must(t, err)
 		mkTenant(t, db, "ta")
-		mkPerson(t, db, "ta", "ann@example.com")
-		ok, err := db.ReserveQuota(ctx, "ta", "2030-03", 5)
+		ann := mkPerson(t, db, "ta", "ann@example.com")
+		q := kyc.QuotaHold{PersonID: ann.ID, Token: "tok", TenantID: "ta", Month: "2030-03"}
+		if ok, err := db.ClaimSessionCreation(ctx, ann.ID, q.Token, at(time.Hour), t0); err != nil || !ok {
+			t.Fatalf("claim = %v, %v", ok, err)
+		}
+		ok, err := db.ReserveQuota(ctx, q, 5)
 		must(t, err)
 		if !ok {
 			t.Fatal("ReserveQuota refused")
@@ -199,7 +203,7 @@ func TestContextCancelled(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		if _, err := db.ReserveQuota(ctx, "ta", "2030-03", 5); err == nil {
+		if _, err := db.ReserveQuota(ctx, kyc.QuotaHold{PersonID: "p", Token: "t", TenantID: "ta", Month: "2030-03"}, 5); err == nil {
 			t.Error("ReserveQuota with a cancelled context succeeded")
 		}
 		if err := db.CreateTenant(ctx, kyc.Tenant{ID: "x", CreatedAt: t0}, kyc.APIKey{ID: "x", TenantID: "x", Hash: "x", CreatedAt: t0}); err == nil {

@@ -72,6 +72,7 @@ type instance struct {
 	client *http.Client
 	logs   *logSink
 	cancel context.CancelFunc
+	hurry  chan struct{} // close after cancel: the second signal
 	done   chan error
 }
 
@@ -103,6 +104,8 @@ func newEnv(t testing.TB, smtpURL string) map[string]string {
 		// long would be polled, and a webhook a test drops on purpose
 		// would be filled in from Didit.
 		"KYCGATE_RECONCILE_INTERVAL": "1h",
+		// Stopping a test server need not wait for load balancers.
+		"KYCGATE_SHUTDOWN_DELAY": "0",
 	}
 	switch engine := os.Getenv("KYCGATE_TEST_ENGINE"); engine {
 	case "", "sqlite":
@@ -143,6 +146,8 @@ func (in *instance) boot() {
 	in.logs = &logSink{addrc: make(chan string, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
+	in.hurry = make(chan struct{})
+	ctx = withHurry(ctx, in.hurry)
 	in.done = make(chan error, 1)
 	go func() { in.done <- run(ctx, []string{"serve"}, getenvFrom(in.env), io.Discard, in.logs) }()
 	select {

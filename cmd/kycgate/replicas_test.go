@@ -327,6 +327,7 @@ func rpNewCluster(t *testing.T) *rpCluster {
 		"KYCGATE_DIDIT_WEBHOOK_SECRET="+c.sim.secret,
 		// The reconciler must not poll the simulator behind the tests' backs.
 		"KYCGATE_RECONCILE_INTERVAL=1h",
+		"KYCGATE_SHUTDOWN_DELAY=0",
 		"KYCGATE_LOG_LEVEL=info",
 	)
 	return c

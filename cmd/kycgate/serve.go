@@ -141,7 +141,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		counter = db // replicas share one count
 	}
 	api := httpapi.New(httpapi.Config{Service: svc, Logger: log, Counter: counter,
-		Webhooks: webhooks{secret: hookSecret}, Ready: db.Ping, Mounts: mounts})
+		Webhooks: webhooks{secret: hookSecret}, Ready: db.Ready, Fault: db.NoteFault, Mounts: mounts})
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -182,8 +182,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining in-flight requests")
+	// /readyz turns 503 first and the server keeps serving for the delay,
+	// so load balancers take the replica out before connections are
+	// refused; a second signal cuts the delay short.
 	api.Drain()
+	if cfg.ShutdownDelay > 0 {
+		log.Info("shutting down: /readyz answers 503; still serving until the delay ends (a second signal skips it)",
+			"delay", cfg.ShutdownDelay.String())
+		t := time.NewTimer(cfg.ShutdownDelay)
+		select {
+		case <-t.C:
+		case <-hurryOf(ctx):
+		}
+		t.Stop()
+	}
+	log.Info("shutting down: listener closed, draining in-flight requests")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = srv.Shutdown(shutCtx)

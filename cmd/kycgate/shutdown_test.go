@@ -84,6 +84,55 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// TestShutdownDelay: after the shutdown signal, /readyz answers 503 while
+// the API goes on serving, for KYCGATE_SHUTDOWN_DELAY (or until a second
+// signal); only then does the listener close.
+func TestShutdownDelay(t *testing.T) {
+	mb := newMailbox(t)
+	env := newEnv(t, mb.srv.URL())
+	env["KYCGATE_SHUTDOWN_DELAY"] = "10m" // ended by the second signal below
+	in := start(t, env)
+	_, key := in.tenant("Delay")
+	if r := in.call("GET", "/readyz", "", nil); r.Code != 200 {
+		t.Fatalf("/readyz before shutdown: %d %s", r.Code, r.Raw)
+	}
+	in.cancel() // SIGTERM
+	in.cancel = nil
+	// Drain is asynchronous to the signal: wait for /readyz to turn.
+	for {
+		r, err := in.try("GET", "/readyz", "", nil)
+		if err != nil {
+			t.Fatalf("/readyz during the delay: %v (the listener closed early)", err)
+		}
+		if r.Code == 503 {
+			break
+		}
+	}
+	// Still serving: new connections, real work.
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := fresh.Get(in.URL + "/healthz")
+	if err != nil {
+		t.Fatalf("a new connection during the delay: %v", err)
+	}
+	resp.Body.Close()
+	expect(t, in.call("POST", "/kyc/prepare", key, map[string]string{"email": "late@example.com"}), 201, "user_prepared")
+	select {
+	case err := <-in.done:
+		t.Fatalf("run returned (%v) during the delay", err)
+	default:
+	}
+	close(in.hurry) // the second signal
+	if err := <-in.done; err != nil {
+		t.Fatalf("run after the delay: %v", err)
+	}
+	if _, err := fresh.Get(in.URL + "/healthz"); err == nil {
+		t.Fatal("the listener still accepts after shutdown")
+	}
+	if !strings.Contains(in.logs.String(), "still serving until the delay ends") {
+		t.Errorf("the log does not say the delay started:\n%s", in.logs)
+	}
+}
+
 // TestBadConfiguration: run() refuses a bad setting with one line naming it.
 func TestBadConfiguration(t *testing.T) {
 	env := map[string]string{"KYCGATE_ADDR": "127.0.0.1:0", "KYCGATE_DATABASE_URL": "sqlite:" + t.TempDir() + "/db",

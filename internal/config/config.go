@@ -32,6 +32,10 @@ type Config struct {
 	// product and limits) may be reused without a database lookup. 0, the
 	// default: never, so a revoked key fails on its next request.
 	AuthCacheTTL time.Duration
+	// ShutdownDelay is how long, after SIGTERM, /readyz answers 503 while
+	// the server goes on serving, before the listener closes: a load
+	// balancer sees the replica leave before its connections are refused.
+	ShutdownDelay time.Duration
 	// PprofAddr serves net/http/pprof there when set; loopback only.
 	PprofAddr string
 	// Dev allows the development stand-ins (Didit simulator, mailbox):
@@ -158,6 +162,14 @@ func Load(getenv func(string) string) (Config, error) {
 			return c, &Error{"KYCGATE_AUTH_CACHE_TTL", "must be a duration from 0 to 1m, e.g. 1s"}
 		}
 		c.AuthCacheTTL = d
+	}
+	c.ShutdownDelay = 5 * time.Second
+	if v := get("KYCGATE_SHUTDOWN_DELAY", ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 10*time.Minute {
+			return c, &Error{"KYCGATE_SHUTDOWN_DELAY", "must be a duration from 0 to 10m, e.g. 5s"}
+		}
+		c.ShutdownDelay = d
 	}
 	// Profiles show the program's internals: never on the network.
 	if c.PprofAddr = get("KYCGATE_PPROF_ADDR", ""); c.PprofAddr != "" {

@@ -36,7 +36,7 @@ func TestDatabaseOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Service: svc, Ready: db.Ping}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Service: svc, Ready: db.Ready}))
 	defer srv.Close()
 	v, err := contract.Load()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,8 +34,12 @@ type Config struct {
 	Counter  Counter         // rate-limit counter; nil = in-process
 	Webhooks WebhookVerifier // nil = webhook endpoint answers 401
 	Clock    kyc.Clock       // nil = wall clock
-	// Ready reports whether the server can take traffic (database reachable).
+	// Ready reports whether the server can take traffic (the database
+	// takes writes). /readyz asks it at most once a second.
 	Ready func(ctx context.Context) error
+	// Fault is told the cause of every 500 answered, so readiness can
+	// notice writes failing (a full disk) between its own probes.
+	Fault func(error)
 	// Mounts are extra handlers by path prefix ("/_dev/mail/", "/_didit/"),
 	// served as they are, outside the API's auth and envelope.
 	Mounts map[string]http.Handler
@@ -50,6 +55,8 @@ type Server struct {
 	webhooks WebhookVerifier
 	clock    kyc.Clock
 	ready    func(ctx context.Context) error
+	fault    func(error)
+	probe    readyCache
 	timeout  time.Duration
 	draining atomic.Bool
 	handler  http.Handler
@@ -59,7 +66,7 @@ type Server struct {
 // New builds the server and its routes.
 func New(cfg Config) *Server {
 	s := &Server{svc: cfg.Service, log: cfg.Logger, counter: cfg.Counter, webhooks: cfg.Webhooks,
-		clock: cfg.Clock, ready: cfg.Ready, timeout: cfg.RequestTimeout, metrics: newMetrics()}
+		clock: cfg.Clock, ready: cfg.Ready, fault: cfg.Fault, timeout: cfg.RequestTimeout, metrics: newMetrics()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -128,15 +135,42 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.ready != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := s.ready(ctx); err != nil {
+		if err := s.probe.check(r.Context(), s.ready); err != nil {
 			s.log.WarnContext(r.Context(), "not ready", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "database unreachable"})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "database cannot take writes"})
 			return
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// readyCache runs the readiness probe (a database write) at most once per
+// readyEvery, whoever asks and however often: /readyz is unauthenticated,
+// and a flood of it must not become a flood of writes.
+type readyCache struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+const readyEvery = time.Second
+
+func (c *readyCache) forget() {
+	c.mu.Lock()
+	c.at = time.Time{}
+	c.mu.Unlock()
+}
+
+func (c *readyCache) check(ctx context.Context, probe func(context.Context) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && time.Since(c.at) < readyEvery {
+		return c.err
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	c.err, c.at = probe(pctx), time.Now()
+	return c.err
 }
 
 func fmtLimit(perMinute int) string {

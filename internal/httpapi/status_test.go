@@ -62,7 +62,7 @@ func TestStatusGates(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Service: svc, Counter: db, Clock: clock, Ready: db.Ping}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Service: svc, Counter: db, Clock: clock, Ready: db.Ready}))
 	defer srv.Close()
 	v, err := contract.Load()
 	if err != nil {

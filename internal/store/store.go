@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -41,6 +42,8 @@ type DB struct {
 	dialect Dialect
 	w, r    *sql.DB
 	ck      *checkpointer // SQLite only
+
+	lastFault atomic.Int64 // Unix nanoseconds of the last storage fault (see Ready)
 }
 
 // Options tune the pools.
@@ -341,9 +344,11 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
+		db.NoteFault(err)
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		db.NoteFault(err)
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil

@@ -16,7 +16,7 @@ type Config struct {
 	From    string        // KYCGATE_MAIL_FROM, e.g. "kycgate <no-reply@localhost>"
 	Subject string        // default "Your verification code"
 	Product string        // name shown in the mail, default "kycgate"
-	Timeout time.Duration // bound on one delivery attempt, default 10s
+	Timeout time.Duration // bound on each step until the message is sent, default 10s (see SMTP.SendCode)
 	Logger  *slog.Logger  // default: discard
 
 	// TLSConfig, when set, is used for STARTTLS and implicit TLS (for instance

@@ -10,14 +10,17 @@ import (
 	"net"
 	"net/textproto"
 
-	gomail "github.com/wneessen/go-mail"
+	"github.com/kycgate/kycgate/internal/kyc"
 )
 
 // ErrClosed is returned by SendCode after Close.
 var ErrClosed = errors.New("mail: sender is closed")
 
-// DeliveryError reports a delivery that did not reach 250 after DATA. Its
-// text names the masked recipient and never contains the code.
+// DeliveryError reports a delivery that certainly failed: the server
+// refused the message with a reply code, or the last attempt broke off
+// before the whole message was sent, so nothing was delivered. It never
+// wraps kyc.ErrMailUnconfirmed (see UnconfirmedError). Its text names the
+// masked recipient and never contains the code.
 type DeliveryError struct {
 	To        string // masked recipient
 	Attempts  int    // attempts made, including the last one
@@ -36,6 +39,27 @@ func (e *DeliveryError) Error() string {
 
 // Unwrap exposes the cause, so errors.Is(err, context.Canceled) works.
 func (e *DeliveryError) Unwrap() error { return e.err }
+
+// UnconfirmedError reports a delivery whose outcome is unknown: the whole
+// message reached the server, final "." included, but its verdict never
+// came back (the wait timed out, the connection broke, or the caller's
+// context ended). The mail may well arrive, so it is not retried and the
+// code it carries should stay valid. It wraps kyc.ErrMailUnconfirmed, and
+// the caller's context error when that context ended the wait. Its text
+// names the masked recipient and never contains the code.
+type UnconfirmedError struct {
+	To       string // masked recipient
+	Attempts int    // attempts made, including the unconfirmed last one
+	err      error  // redacted cause; context errors are kept as they are
+}
+
+func (e *UnconfirmedError) Error() string {
+	return fmt.Sprintf("mail: deliver code to %s: %v after %d attempt(s): %v", e.To, kyc.ErrMailUnconfirmed, e.Attempts, e.err)
+}
+
+// Unwrap exposes kyc.ErrMailUnconfirmed and the cause, so errors.Is works
+// for both.
+func (e *UnconfirmedError) Unwrap() []error { return []error{kyc.ErrMailUnconfirmed, e.err} }
 
 // redactedError carries another error's text with the address and code
 // removed. It unwraps to context errors only, so that walking the chain can
@@ -60,21 +84,14 @@ func redactErr(err error, to, code string) error {
 }
 
 // classify tells whether a failed attempt is worth repeating, and the SMTP
-// reply code if the server gave one. Unknown failures count as permanent:
-// retrying a misconfiguration only delays the 500 the API must answer.
+// reply code if the server gave one. It is only asked about failures that
+// certainly delivered nothing (an unconfirmedError is never repeated).
+// Unknown failures count as permanent: retrying a misconfiguration only
+// delays the 500 the API must answer.
 func classify(err error) (code int, temporary bool) {
-	// go-mail's SendError does not unwrap to the server reply, but it keeps
-	// the code; with no code the transaction broke at the connection level.
-	var se *gomail.SendError
-	if errors.As(err, &se) {
-		if c := se.ErrorCode(); c >= 400 {
-			return c, c < 500
-		}
-		switch se.Reason {
-		case gomail.ErrGetSender, gomail.ErrGetRcpts, gomail.ErrNoUnencoded:
-			return 0, false
-		}
-		return 0, true
+	var tx *txError
+	if errors.As(err, &tx) && tx.step == stepEnvelope {
+		return 0, false
 	}
 	var te *textproto.Error
 	if errors.As(err, &te) {

@@ -31,10 +31,12 @@ const (
 
 // poolTransport delivers over reused sessions. A session is used by one
 // delivery at a time and goes back to the pool only after a message it
-// carried was accepted; any failure closes it. A reused session the server
-// has meanwhile closed fails at MAIL FROM, before any transaction started:
-// the delivery then moves to a fresh session at once, within the same
-// attempt, so a stale pooled session never costs the caller a retry.
+// carried was accepted; any failure closes it, an unconfirmed one (see
+// transaction) included. A reused session the server has meanwhile closed
+// fails at MAIL FROM, before any transaction started: the delivery then
+// moves to a fresh session at once, within the same attempt, so a stale
+// pooled session never costs the caller a retry. Nothing that fails once the
+// message data went out is ever tried again.
 type poolTransport struct {
 	d       *dialTransport // endpoint, options and dialer for new sessions
 	maxIdle int
@@ -81,7 +83,7 @@ func (p *poolTransport) deliver(ctx context.Context, msg *gomail.Msg) error {
 				return err
 			}
 		}
-		err := s.send(ctx, msg)
+		err := s.send(ctx, msg, p.d.step, p.d.replyWait)
 		if err == nil {
 			p.put(s)
 			return nil
@@ -89,12 +91,6 @@ func (p *poolTransport) deliver(ctx context.Context, msg *gomail.Msg) error {
 		// The session's state is unknown after a failure: drop the
 		// connection without a QUIT that could only wait.
 		_ = s.conn.Close()
-		// Once the server said 250 to the data the message is its problem;
-		// a failure after that must not trigger a retry that delivers it
-		// twice.
-		if msg.IsDelivered() {
-			return nil
-		}
 		if reused && ctx.Err() == nil && stale(err) {
 			continue
 		}
@@ -103,14 +99,14 @@ func (p *poolTransport) deliver(ctx context.Context, msg *gomail.Msg) error {
 }
 
 // stale reports whether a reused session failed before its transaction
-// began (the connection check or MAIL FROM): the server most likely closed
+// began (the session check or MAIL FROM): the server most likely closed
 // it while it sat in the pool, and nothing was sent.
 func stale(err error) bool {
-	var se *gomail.SendError
-	return errors.As(err, &se) && (se.Reason == gomail.ErrSMTPMailFrom || se.Reason == gomail.ErrConnCheck)
+	var te *txError
+	return errors.As(err, &te) && (te.step == stepMail || te.step == stepConn)
 }
 
-// open dials a new session, honouring ctx as the per-attempt transport does.
+// open dials a new session, honouring ctx as dialTransport does.
 func (p *poolTransport) open(ctx context.Context) (*session, error) {
 	s := &session{}
 	var stop func() bool
@@ -145,11 +141,11 @@ func (p *poolTransport) open(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
-// send carries one message; ctx ending closes the connection, which makes
-// the pending read or write fail at once (go-mail itself uses deadlines).
-func (s *session) send(ctx context.Context, msg *gomail.Msg) error {
+// send carries one message (see transaction for its deadlines); ctx ending
+// closes the connection, which makes the pending read or write fail at once.
+func (s *session) send(ctx context.Context, msg *gomail.Msg, step, replyWait time.Duration) error {
 	stop := context.AfterFunc(ctx, func() { _ = s.conn.Close() })
-	err := s.client.SendWithSMTPClient(s.sc, msg)
+	err := transaction(ctx, s.sc, msg, step, replyWait)
 	if !stop() && err == nil {
 		// ctx ended just as the message went through: the connection is
 		// closed, so the session cannot be reused; the message was sent.

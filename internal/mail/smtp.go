@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
@@ -30,7 +31,7 @@ type SMTP struct {
 	render   *renderer
 	tr       transport
 	log      *slog.Logger
-	timeout  time.Duration
+	timeout  time.Duration   // per step before the end of the message data
 	backoff  []time.Duration // len(backoff)+1 attempts in all
 	closed   atomic.Bool
 }
@@ -93,6 +94,18 @@ func (s *SMTP) Close() error {
 
 // SendCode renders the code mail and delivers it, retrying transient
 // failures. It returns nil only once the server accepted the message.
+//
+// Each step up to the end of the message data (connecting, EHLO, STARTTLS,
+// AUTH, MAIL, RCPT, DATA, writing the message) must complete within
+// Config.Timeout; a failure there certainly delivered nothing, and a
+// transient one (network error, timeout, 4xx) is tried again, three
+// attempts in all. The wait for the server's verdict on the data follows
+// RFC 5321 (up to 10 minutes), cut short by ctx's deadline. A 4xx verdict
+// is retried, a 5xx one is final; both give a *DeliveryError, as do the
+// failures before the data. When the verdict never comes (timeout, lost
+// connection, ctx ending) the message may have been delivered: SendCode
+// then makes no further attempt and returns an *UnconfirmedError, which
+// wraps kyc.ErrMailUnconfirmed.
 func (s *SMTP) SendCode(ctx context.Context, cm kyc.CodeMail) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -114,26 +127,37 @@ func (s *SMTP) SendCode(ctx context.Context, cm kyc.CodeMail) error {
 		if err := ctx.Err(); err != nil {
 			return &DeliveryError{To: masked, Attempts: attempt - 1, Temporary: true, err: ctx.Err()}
 		}
-		actx, cancel := context.WithTimeout(ctx, s.timeout)
-		err := s.tr.deliver(actx, msg)
-		timedOut := actx.Err() != nil
-		cancel()
+		err := s.tr.deliver(ctx, msg)
 		if err == nil {
 			s.log.LogAttrs(ctx, slog.LevelInfo, "code mail delivered",
 				slog.String("to", masked), slog.Int("attempt", attempt),
 				slog.Duration("took", time.Since(start)))
 			return nil
 		}
+		var ue *unconfirmedError
+		if errors.As(err, &ue) {
+			// The message went out in full: another attempt could deliver
+			// it twice. The request ending explains the missing verdict.
+			var cause error
+			if cerr := ended(ctx); cerr != nil {
+				cause = fmt.Errorf("no reply to the end of the message data before the request ended: %w", cerr)
+			} else {
+				cause = redactErr(err, m.To, code)
+			}
+			s.log.LogAttrs(ctx, slog.LevelWarn, "code mail delivery unconfirmed",
+				slog.String("to", masked), slog.Int("attempt", attempt),
+				slog.Duration("took", time.Since(start)), slog.String("error", cause.Error()))
+			return &UnconfirmedError{To: masked, Attempts: attempt, err: cause}
+		}
 		// The caller's context ending explains any error that came with it.
-		if ctx.Err() != nil {
-			return &DeliveryError{To: masked, Attempts: attempt, Temporary: true, err: ctx.Err()}
+		if cerr := ended(ctx); cerr != nil {
+			return &DeliveryError{To: masked, Attempts: attempt, Temporary: true, err: cerr}
 		}
 		smtpCode, temporary := classify(err)
-		if smtpCode == 0 && (timedOut || isTimeout(err)) {
-			// Either our attempt deadline closed the connection or go-mail's
-			// per-command deadline fired: say so plainly, and do not wrap
+		if smtpCode == 0 && isTimeout(err) {
+			// A step deadline fired: say so plainly, and do not wrap
 			// context.DeadlineExceeded, which callers read as their own.
-			err, temporary = fmt.Errorf("attempt timed out (limit %s): %v", s.timeout, err), true
+			err, temporary = fmt.Errorf("attempt timed out (limit %s per step): %v", s.timeout, err), true
 		}
 		rerr := redactErr(err, m.To, code)
 		if !temporary || attempt == attempts {
@@ -168,6 +192,19 @@ func (s *SMTP) message(m Message) (*gomail.Msg, error) {
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 	return msg, nil
+}
+
+// ended returns ctx's error, or context.DeadlineExceeded once ctx's deadline
+// has passed even if its timer has not fired yet: a connection deadline set
+// to ctx's may expire a moment before ctx reports it.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // sleep waits d or until ctx ends.

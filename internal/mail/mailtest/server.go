@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -25,13 +26,16 @@ type Server struct {
 	user     string
 	pass     string
 	rejectTo func(string) bool
+	ctx      context.Context // ends when the server stops; handed to data hooks
 
-	mu       sync.Mutex
-	accepted []*entry
-	arrived  chan struct{} // closed and replaced whenever a message arrives
-	failures []failure     // pending DATA rejections, consumed in order
-	dataCmds int
-	sessions int
+	mu           sync.Mutex
+	accepted     []*entry
+	arrived      chan struct{} // closed and replaced whenever a message arrives
+	failures     []failure     // pending DATA rejections, consumed in order
+	rcptFailures []failure     // pending RCPT TO rejections, consumed in order
+	dataHook     DataHook
+	dataCmds     int
+	sessions     int
 }
 
 type entry struct {
@@ -48,11 +52,13 @@ type failure struct {
 type Option func(*config)
 
 type config struct {
-	user, pass  string
-	startTLS    bool
-	implicitTLS bool
-	failures    []failure
-	rejectRcpt  func(string) bool
+	user, pass   string
+	startTLS     bool
+	implicitTLS  bool
+	failures     []failure
+	rcptFailures []failure
+	rejectRcpt   func(string) bool
+	dataHook     DataHook
 }
 
 // WithAuth makes the server offer AUTH PLAIN (also without TLS, as loopback
@@ -76,6 +82,31 @@ func FailNext(n, code int, msg string) Option {
 	}
 }
 
+// FailNextRcpt rejects the next n RCPT TO commands with code (e.g. 451),
+// before any message data is sent.
+func FailNextRcpt(n, code int, msg string) Option {
+	return func(c *config) {
+		for range n {
+			c.rcptFailures = append(c.rcptFailures, failure{code, msg})
+		}
+	}
+}
+
+// DataHook runs once the server has read a message's data in full (the
+// final "." included) and before it answers it. The answer waits for the
+// hook: a hook that blocks plays a server slow to accept a message (content
+// scanning, a slow queue, a stalled relay). ctx ends when the server stops.
+// A non-nil error drops the connection without any answer, as a crash or a
+// lost link would; the message is then not kept. The hook may run on
+// several connections at once.
+type DataHook func(ctx context.Context) error
+
+// WithDataHook sets the hook run before each answer to message data; see
+// DataHook and Server.SetDataHook.
+func WithDataHook(h DataHook) Option {
+	return func(c *config) { c.dataHook = h }
+}
+
 // WithRejectRecipient answers 550 to RCPT TO for addresses where reject
 // returns true.
 func WithRejectRecipient(reject func(addr string) bool) Option {
@@ -96,7 +127,12 @@ func NewServer(tb testing.TB, opts ...Option) *Server {
 		rejectTo: cfg.rejectRcpt,
 		failures: cfg.failures,
 		arrived:  make(chan struct{}),
+
+		rcptFailures: cfg.rcptFailures,
+		dataHook:     cfg.dataHook,
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	s.ctx = ctx
 	srv := smtp.NewServer(&backend{s: s})
 	srv.Domain = "mailtest.localhost"
 	srv.AllowInsecureAuth = true
@@ -136,6 +172,7 @@ func NewServer(tb testing.TB, opts ...Option) *Server {
 		_ = srv.Serve(ln)
 	}()
 	tb.Cleanup(func() {
+		stop() // releases data hooks still waiting
 		_ = srv.Close()
 		// Close only knows listeners Serve has registered; if the test
 		// ended before the goroutine got that far, closing ln ourselves is
@@ -164,8 +201,26 @@ func (s *Server) FailNext(n, code int, msg string) {
 	}
 }
 
-// DataCommands counts DATA commands received, rejected ones included: the
-// number of delivery attempts that reached the message stage.
+// FailNextRcpt rejects the next n RCPT TO commands with code and msg.
+func (s *Server) FailNextRcpt(n, code int, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.rcptFailures = append(s.rcptFailures, failure{code, msg})
+	}
+}
+
+// SetDataHook replaces the hook run before each answer to message data
+// (nil: none); sessions already past the data keep the hook they got.
+func (s *Server) SetDataHook(h DataHook) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dataHook = h
+}
+
+// DataCommands counts messages whose data the server read in full (DATA
+// up to the final "."), rejected, dropped and unanswered ones included:
+// the number of delivery attempts that sent the whole message.
 func (s *Server) DataCommands() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -229,11 +284,30 @@ func (s *Server) deliver(m Message) {
 	s.arrived = make(chan struct{})
 }
 
-// nextDataFailure counts a DATA command and pops a pending rejection.
-func (s *Server) nextDataFailure() (failure, bool) {
+// dataReceived counts a message read in full and returns the data hook.
+func (s *Server) dataReceived() DataHook {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dataCmds++
+	return s.dataHook
+}
+
+// nextRcptFailure pops a pending RCPT TO rejection.
+func (s *Server) nextRcptFailure() (failure, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.rcptFailures) == 0 {
+		return failure{}, false
+	}
+	f := s.rcptFailures[0]
+	s.rcptFailures = s.rcptFailures[1:]
+	return f, true
+}
+
+// nextDataFailure pops a pending DATA rejection.
+func (s *Server) nextDataFailure() (failure, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(s.failures) == 0 {
 		return failure{}, false
 	}
@@ -293,6 +367,9 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if ss.s.rejectTo != nil && ss.s.rejectTo(to) {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Recipient rejected"}
 	}
+	if f, ok := ss.s.nextRcptFailure(); ok {
+		return &smtp.SMTPError{Code: f.code, EnhancedCode: enhanced(f.code), Message: f.msg}
+	}
 	ss.to = append(ss.to, to)
 	return nil
 }
@@ -301,6 +378,15 @@ func (ss *session) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	if hook := ss.s.dataReceived(); hook != nil {
+		if err := hook(ss.s.ctx); err != nil {
+			_ = ss.conn.Close()
+			return err
+		}
+		if ss.s.ctx.Err() != nil {
+			return errServerStopped // the test is over: keep nothing
+		}
 	}
 	if f, ok := ss.s.nextDataFailure(); ok {
 		return &smtp.SMTPError{Code: f.code, EnhancedCode: enhanced(f.code), Message: f.msg}
@@ -314,6 +400,8 @@ func (ss *session) Data(r io.Reader) error {
 	ss.s.deliver(m)
 	return nil
 }
+
+var errServerStopped = errors.New("mailtest: server stopped")
 
 func enhanced(code int) smtp.EnhancedCode {
 	return smtp.EnhancedCode{code / 100, 0, 0}

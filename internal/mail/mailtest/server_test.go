@@ -215,3 +215,65 @@ func TestServerURLs(t *testing.T) {
 		t.Errorf("implicit: %s", implicit.URL())
 	}
 }
+
+func TestServerRcptFailures(t *testing.T) {
+	srv := mailtest.NewServer(t, mailtest.FailNextRcpt(1, 451, "Greylisted"))
+	if err := send(t, srv, nil, "a@example.com", "Subject: x\n\n123456\n"); err == nil || !strings.Contains(err.Error(), "451") {
+		t.Errorf("FailNextRcpt option: %v", err)
+	}
+	srv.FailNextRcpt(1, 452, "Too many")
+	if err := send(t, srv, nil, "a@example.com", "Subject: x\n\n123456\n"); err == nil || !strings.Contains(err.Error(), "452") {
+		t.Errorf("FailNextRcpt method: %v", err)
+	}
+	if err := send(t, srv, nil, "a@example.com", "Subject: x\n\n123456\n"); err != nil {
+		t.Fatal(err)
+	}
+	if srv.DataCommands() != 1 || len(srv.Messages()) != 1 {
+		t.Errorf("data=%d messages=%d, want 1/1: refused recipients send no data", srv.DataCommands(), len(srv.Messages()))
+	}
+}
+
+func TestServerDataHook(t *testing.T) {
+	held := make(chan struct{})
+	release := make(chan struct{})
+	srv := mailtest.NewServer(t, mailtest.WithDataHook(func(ctx context.Context) error {
+		close(held)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}))
+	done := make(chan error, 1)
+	go func() { done <- send(t, srv, nil, "h@example.com", "Subject: held\n\n123456\n") }()
+	<-held
+	// The whole message is in; its answer waits for the hook.
+	if srv.DataCommands() != 1 || len(srv.Messages()) != 0 {
+		t.Errorf("while held: data=%d messages=%d, want 1/0", srv.DataCommands(), len(srv.Messages()))
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("client got its answer while the hook held it: %v", err)
+	default:
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(srv.Messages()) != 1 {
+		t.Errorf("%d messages after release, want 1", len(srv.Messages()))
+	}
+
+	// An error drops the connection unanswered and keeps nothing.
+	srv.SetDataHook(func(context.Context) error { return errors.New("crash") })
+	if err := send(t, srv, nil, "d@example.com", "Subject: dropped\n\n123456\n"); err == nil {
+		t.Error("a dropped connection reported success")
+	}
+	srv.SetDataHook(nil)
+	if err := send(t, srv, nil, "n@example.com", "Subject: normal\n\n123456\n"); err != nil {
+		t.Fatal(err)
+	}
+	if srv.DataCommands() != 3 || len(srv.Messages()) != 2 {
+		t.Errorf("data=%d messages=%d, want 3/2", srv.DataCommands(), len(srv.Messages()))
+	}
+}

@@ -1453,3 +1453,93 @@ func TestReplicaMigrateCommand(t *testing.T) {
 	_, key := c.tenant(t, "After migrate", "--rate-limit-per-minute", "0")
 	expect(t, c.call(t, 0, "POST", "/kyc/prepare", key, map[string]string{"email": "migrated@example.com"}), 201, "user_prepared")
 }
+
+// TestCrashLeftovers kills a replica with SIGKILL while it holds a
+// session-creation claim with its quota unit (Didit is slow to answer) and
+// while it waits for the mail server to accept a code. Afterwards the unit
+// comes back by itself (quota used equals sessions stored, with no retry
+// by the user), and the user whose code was never mailed gets a new one as
+// soon as the dead send's lease lapses, not after the minute-long gap.
+func TestCrashLeftovers(t *testing.T) {
+	c := rpNewCluster(t)
+	// Sweeps every second; the victim's requests (and so its send lease)
+	// last at most 4 s.
+	c.env = append(c.env, "KYCGATE_RECONCILE_INTERVAL=4s", "KYCGATE_REQUEST_TIMEOUT=4s")
+	c.start(t, 2)
+	tenantID, key := c.tenant(t, "Crash", "--quota", "10", "--rate-limit-per-minute", "0")
+	const victim = 1
+	ann, bob := "ann-"+rpHex(3)+"@example.com", "bob-"+rpHex(3)+"@example.com"
+	code := c.sendCode(t, key, ann)
+	expect(t, c.call(t, 0, "POST", "/security/email/verify-otp", key, map[string]string{"email": ann, "code": code}), 200, "email_verified")
+	expect(t, c.call(t, 0, "POST", "/kyc/prepare", key, map[string]string{"email": bob}), 201, "user_prepared")
+
+	// Didit holds the victim's create; the mail server holds its code.
+	if err := c.sim.sim.AddFault(diditsim.Fault{Kind: diditsim.FaultLatency, PathPrefix: "/v3/session/",
+		Method: "POST", Latency: 10 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	inData, release := make(chan struct{}, 1), make(chan struct{})
+	c.mail.srv.SetDataHook(func(ctx context.Context) error {
+		inData <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return errors.New("the sender died") // drops the connection: nothing kept
+	})
+	v := c.procs[victim]
+	go func() { _, _ = v.try("POST", "/kyc/create/verify_public_kyc", key, map[string]string{"email": ann}) }()
+	go func() { _, _ = v.try("POST", "/security/email/send-otp", key, map[string]string{"email": bob}) }()
+	<-inData
+	for len(c.sim.sim.Faults()) > 0 { // the create reached Didit
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := c.count(t, `SELECT COALESCE(SUM(used), 0) FROM quota_usage WHERE tenant_id = $1`, tenantID); n != 1 {
+		t.Fatalf("before the kill quota_usage says %d, want the create's 1", n)
+	}
+	v.kill(t)
+	<-v.done
+	c.mail.srv.SetDataHook(nil)
+	close(release)
+
+	// Bob asks again on the survivor: at first the dead send still counts
+	// (it may have been delivered), but only for its lease, not the gap.
+	r := c.call(t, 0, "POST", "/security/email/send-otp", key, map[string]string{"email": bob})
+	if r.Code == 429 {
+		wait, err := strconv.Atoi(r.Header.Get("Retry-After"))
+		if err != nil || wait > 10 {
+			t.Fatalf("send-otp after the crash: Retry-After %q, want at most the 4 s + 5 s lease", r.Header.Get("Retry-After"))
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for r.Code == 429 && time.Now().Before(deadline) {
+			time.Sleep(250 * time.Millisecond) // polling the lease's end
+			r = c.call(t, 0, "POST", "/security/email/send-otp", key, map[string]string{"email": bob})
+		}
+	}
+	expect(t, r, 201, "otp_sent")
+	expect(t, c.call(t, 0, "POST", "/security/email/verify-otp", key, map[string]string{"email": bob, "code": c.code(t, bob)}), 200, "email_verified")
+
+	// The dead create's unit comes back without anyone retrying.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		used := c.count(t, `SELECT COALESCE(SUM(used), 0) FROM quota_usage WHERE tenant_id = $1`, tenantID)
+		sessions := c.count(t, `SELECT count(*) FROM kyc_sessions WHERE tenant_id = $1`, tenantID)
+		if used == sessions {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a minute after the kill quota_usage says %d for %d sessions", used, sessions)
+		}
+		time.Sleep(250 * time.Millisecond) // polling the sweep
+	}
+	if n := c.count(t, `SELECT count(*) FROM session_claims`); n != 0 {
+		t.Errorf("%d claims left after the sweep", n)
+	}
+	// And Ann can create her session: one session, one unit.
+	expect(t, c.call(t, 0, "POST", "/kyc/create/verify_public_kyc", key, map[string]string{"email": ann}), 201, "kyc_session_created")
+	used := c.count(t, `SELECT COALESCE(SUM(used), 0) FROM quota_usage WHERE tenant_id = $1`, tenantID)
+	sessions := c.count(t, `SELECT count(*) FROM kyc_sessions WHERE tenant_id = $1`, tenantID)
+	if used != 1 || sessions != 1 {
+		t.Errorf("after Ann's create: quota_usage %d, sessions %d; want 1, 1", used, sessions)
+	}
+}

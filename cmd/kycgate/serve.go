@@ -141,12 +141,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		counter = db // replicas share one count
 	}
 	api := httpapi.New(httpapi.Config{Service: svc, Logger: log, Counter: counter,
-		Webhooks: webhooks{secret: hookSecret}, Ready: db.Ready, Fault: db.NoteFault, Mounts: mounts})
+		Webhooks: webhooks{secret: hookSecret}, Ready: db.Ready, Fault: db.NoteFault, Mounts: mounts,
+		RequestTimeout: cfg.RequestTimeout})
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      45 * time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 15*time.Second, // the answer to a request that used all its time
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },

@@ -32,6 +32,9 @@ type Config struct {
 	// product and limits) may be reused without a database lookup. 0, the
 	// default: never, so a revoked key fails on its next request.
 	AuthCacheTTL time.Duration
+	// RequestTimeout bounds one API request's work, mail and Didit calls
+	// included (a code send in flight is leased for this long).
+	RequestTimeout time.Duration
 	// ShutdownDelay is how long, after SIGTERM, /readyz answers 503 while
 	// the server goes on serving, before the listener closes: a load
 	// balancer sees the replica leave before its connections are refused.
@@ -162,6 +165,14 @@ func Load(getenv func(string) string) (Config, error) {
 			return c, &Error{"KYCGATE_AUTH_CACHE_TTL", "must be a duration from 0 to 1m, e.g. 1s"}
 		}
 		c.AuthCacheTTL = d
+	}
+	c.RequestTimeout = 30 * time.Second
+	if v := get("KYCGATE_REQUEST_TIMEOUT", ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 5*time.Minute {
+			return c, &Error{"KYCGATE_REQUEST_TIMEOUT", "must be a duration from 1s to 5m, e.g. 30s"}
+		}
+		c.RequestTimeout = d
 	}
 	c.ShutdownDelay = 5 * time.Second
 	if v := get("KYCGATE_SHUTDOWN_DELAY", ""); v != "" {

@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -26,6 +28,15 @@ const DefaultBaseURL = "https://verification.didit.me"
 const (
 	defaultTimeout    = 10 * time.Second
 	defaultMaxRetries = 3
+	// defaultCreateTimeout bounds the one create attempt when the caller's
+	// context sets no earlier limit (the API's request budget, 30 s, always
+	// does).
+	defaultCreateTimeout = 30 * time.Second
+	// defaultCreateMargin is kept back from the caller's deadline when a
+	// create is sent, for storing what Didit answers: with the API's 30 s
+	// budget a create waits for Didit up to 27 s, less what the request
+	// spent before it.
+	defaultCreateMargin = 3 * time.Second
 	// Backoff between attempts: base·2^n, capped, with jitter in [d/2, d].
 	backoffBase = 500 * time.Millisecond
 	backoffMax  = 8 * time.Second
@@ -45,9 +56,19 @@ type ClientConfig struct {
 	APIKey     string        // sent as x-api-key
 	WorkflowID string        // workflow used for every session we create
 	HTTPClient *http.Client  // default: a new http.Client; redirects are never followed
-	Timeout    time.Duration // per attempt; default 10 s
+	Timeout    time.Duration // per GetDecision attempt; default 10 s
 	MaxRetries int           // retries after the first attempt; 0 means 3, negative means none
 	Logger     *slog.Logger  // default: discard
+	// CreateTimeout caps the create attempt, default 30 s; it is what ends
+	// one when the caller's context has no deadline. A create is sent
+	// once, so its attempt may use the caller's whole budget: see
+	// CreateMargin.
+	CreateTimeout time.Duration
+	// CreateMargin is how much of the caller's remaining time a create
+	// leaves for storing its result: the attempt ends CreateMargin before
+	// the caller's deadline. Default 3 s. When no more than that remains,
+	// CreateSession fails without calling Didit.
+	CreateMargin time.Duration
 	// Sleep waits between attempts; tests inject one that does not really
 	// wait. It must return early with ctx.Err() when ctx is done.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -64,6 +85,9 @@ type Client struct {
 	maxRetries int
 	log        *slog.Logger
 	sleep      func(ctx context.Context, d time.Duration) error
+
+	createTimeout time.Duration
+	createMargin  time.Duration
 }
 
 var _ kyc.Provider = (*Client)(nil)
@@ -106,9 +130,18 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		maxRetries: cfg.MaxRetries,
 		log:        cfg.Logger,
 		sleep:      cfg.Sleep,
+
+		createTimeout: cfg.CreateTimeout,
+		createMargin:  cfg.CreateMargin,
 	}
 	if c.timeout <= 0 {
 		c.timeout = defaultTimeout
+	}
+	if c.createTimeout <= 0 {
+		c.createTimeout = defaultCreateTimeout
+	}
+	if c.createMargin <= 0 {
+		c.createMargin = defaultCreateMargin
 	}
 	switch {
 	case c.maxRetries == 0:
@@ -151,13 +184,47 @@ type createSessionResponse struct {
 	Status          string `json:"status"`
 }
 
+// ErrCreateUnconfirmed marks a create whose outcome is unknown: the request
+// may have reached Didit (it was written, then the answer never came, came
+// unreadable, or was a 5xx other than 503), so Didit may hold a session —
+// and bill it — that we did not get. Such a create is never resent. The
+// session is not lost for good: Didit answers a later create for the same
+// vendor_data with that unfinished session (didit.md §2.2, from Didit's
+// OpenAPI description), so the partner's retry resumes it rather than
+// opening another.
+var ErrCreateUnconfirmed = errors.New("create not confirmed (Didit may hold the session)")
+
 // CreateSession creates a verification session: POST /v3/session/.
 //
-// Retrying a create that may have reached Didit (a 5xx, a dropped
-// connection, a timeout) is considered safe: Didit answers a create for the
-// same vendor_data with the existing unfinished session instead of a new one
-// (per Didit's OpenAPI description; not confirmed in the prose docs). At
-// worst an extra session stays "Not Started" and expires unused.
+// A create is not idempotent (Didit bills every session), so it is sent at
+// most once unless Didit certainly did not receive it:
+//
+//   - The connection could not be made (refused, DNS, TLS handshake: the
+//     request was not written): retried with backoff, up to MaxRetries.
+//   - 429 and 503 say nothing was created: retried after Retry-After (or
+//     the backoff) if that wait still leaves time for an attempt within
+//     the caller's deadline, otherwise reported at once.
+//   - Anything else that may follow a request Didit received is final and
+//     wraps ErrCreateUnconfirmed: a timeout, reset or EOF after the request
+//     was written, an unreadable answer, any other 5xx (a 500 may come
+//     after the insert; a proxy's 502/504 after the backend got it), a 2xx
+//     we cannot use.
+//   - Other statuses (4xx, redirects) are final: nothing was created.
+//
+// Since it is not repeated, the one attempt may wait for Didit until
+// CreateMargin (3 s) before the caller's deadline, capped by CreateTimeout
+// (30 s): with the API's 30 s request budget, a Didit that answers in 12 s
+// gets one call and the partner its session. With CreateMargin or less
+// left, nothing is sent. If the caller's context ends during the attempt,
+// the error wraps ErrCreateUnconfirmed too once the request was written;
+// a session Didit did return in time is returned even then, for the
+// caller to store or at least count.
+//
+// "Written" is told by net/http/httptrace: a request whose headers the
+// transport never finished writing (it failed to connect) cannot have
+// been acted on. One race stays ambiguous by nature: a kept-alive
+// connection the server closes just as the create goes out. It is
+// reported as unconfirmed, not resent.
 func (c *Client) CreateSession(ctx context.Context, req kyc.CreateSessionRequest) (kyc.ProviderSession, error) {
 	body, err := json.Marshal(createSessionBody{
 		WorkflowID: c.workflowID,
@@ -168,17 +235,29 @@ func (c *Client) CreateSession(ctx context.Context, req kyc.CreateSessionRequest
 	if err != nil {
 		return kyc.ProviderSession{}, fmt.Errorf("didit: create session: encode request: %w", err)
 	}
-	status, resp, err := c.do(ctx, http.MethodPost, "/v3/session/", body, http.StatusCreated, http.StatusOK)
+	ps, err := c.createSession(ctx, body)
+	if errors.Is(err, ErrCreateUnconfirmed) {
+		// The operator's lead to a session Didit may hold (and bill)
+		// without us: vendor_data is our person id, never an email.
+		c.log.WarnContext(ctx, "didit create not confirmed; Didit may hold a session we did not store",
+			"vendor_data", req.VendorData, "error", err)
+	}
+	return ps, err
+}
+
+func (c *Client) createSession(ctx context.Context, body []byte) (kyc.ProviderSession, error) {
+	status, resp, err := c.do(ctx, call{method: http.MethodPost, path: "/v3/session/", body: body, create: true,
+		ok: []int{http.StatusCreated, http.StatusOK}})
 	if err != nil {
 		return kyc.ProviderSession{}, fmt.Errorf("didit: create session: %w", err)
 	}
 	var r createSessionResponse
 	if err := json.Unmarshal(resp, &r); err != nil {
-		return kyc.ProviderSession{}, fmt.Errorf("didit: create session: HTTP %d with unreadable body: %w", status, err)
+		return kyc.ProviderSession{}, fmt.Errorf("didit: create session: %w: HTTP %d with unreadable body: %w", ErrCreateUnconfirmed, status, err)
 	}
 	link := firstNonEmpty(r.URL, r.VerificationURL, r.SessionURL)
 	if r.SessionID == "" || link == "" {
-		return kyc.ProviderSession{}, fmt.Errorf("didit: create session: HTTP %d without session_id or url", status)
+		return kyc.ProviderSession{}, fmt.Errorf("didit: create session: %w: HTTP %d without session_id or url", ErrCreateUnconfirmed, status)
 	}
 	if r.Status == "" {
 		r.Status = kyc.StatusNotStarted // a fresh session; Didit always says so itself
@@ -188,11 +267,14 @@ func (c *Client) CreateSession(ctx context.Context, req kyc.CreateSessionRequest
 
 // GetDecision reads a session's decision: GET /v3/session/{id}/decision/.
 // A 404 (unknown or deleted session) is an *APIError; see IsNotFound.
+// Being a read, it is retried on any network failure, 429 or 5xx, each
+// attempt under Timeout.
 func (c *Client) GetDecision(ctx context.Context, sessionID string) (kyc.Decision, error) {
 	if strings.TrimSpace(sessionID) == "" {
 		return kyc.Decision{}, errors.New("didit: get decision: empty session id")
 	}
-	_, resp, err := c.do(ctx, http.MethodGet, "/v3/session/"+url.PathEscape(sessionID)+"/decision/", nil, http.StatusOK)
+	_, resp, err := c.do(ctx, call{method: http.MethodGet, path: "/v3/session/" + url.PathEscape(sessionID) + "/decision/",
+		ok: []int{http.StatusOK}})
 	if err != nil {
 		return kyc.Decision{}, fmt.Errorf("didit: get decision %s: %w", sessionID, err)
 	}
@@ -203,21 +285,64 @@ func (c *Client) GetDecision(ctx context.Context, sessionID string) (kyc.Decisio
 	return d, nil
 }
 
+// call is one API call.
+type call struct {
+	method, path string
+	body         []byte
+	ok           []int // statuses that are success
+	// create: not idempotent. Never resent once it may have reached Didit,
+	// and its attempt runs until shortly before the caller's deadline
+	// instead of under Timeout.
+	create bool
+}
+
+// outcome is what one attempt produced.
+type outcome struct {
+	status int
+	header http.Header
+	body   []byte
+	err    error // transport failure or unreadable response; status is then 0
+	// sent: the request may have reached Didit. False only when the
+	// transport began a try (httptrace GetConn) and never finished writing
+	// the request's headers: a dial, DNS or TLS failure.
+	sent bool
+}
+
+// errNoTimeForCreate: the caller's deadline leaves no time for a create
+// and for storing its result.
+var errNoTimeForCreate = errors.New("too little time left before the deadline to create a session")
+
 // do runs one API call with retries and returns the status and body of the
-// first response whose status is in ok.
-func (c *Client) do(ctx context.Context, method, path string, body []byte, ok ...int) (int, []byte, error) {
+// first response whose status is in cl.ok.
+func (c *Client) do(ctx context.Context, cl call) (int, []byte, error) {
+	method, path := cl.method, cl.path
 	endpoint := c.base + path
 	for attempt := 0; ; attempt++ {
+		timeout := c.timeout
+		if cl.create {
+			var ok bool
+			if timeout, ok = c.createWindow(ctx, time.Now()); !ok {
+				return 0, nil, fmt.Errorf("%s %s: %w (%s kept for storing the result)", method, path, errNoTimeForCreate, c.createMargin)
+			}
+		}
 		start := time.Now()
-		status, header, resp, err := c.attempt(ctx, method, endpoint, body)
-		if ctx.Err() != nil {
+		o := c.attempt(ctx, timeout, method, endpoint, cl.body)
+		succeeded := o.err == nil && slices.Contains(cl.ok, o.status)
+		// A create Didit may have acted on, without an answer we can use.
+		unconfirmed := cl.create && o.sent && !succeeded && (o.err != nil || !createRejected(o.status))
+		log := c.log.With("method", method, "path", path, "attempt", attempt+1)
+		if ctx.Err() != nil && !(cl.create && succeeded) {
 			// The caller gave up; whatever this attempt produced is moot.
+			// (A session Didit did create is still returned: the caller
+			// may yet store it, or at least count it.)
+			if unconfirmed {
+				return 0, nil, fmt.Errorf("%s %s: %w: %w", method, path, ErrCreateUnconfirmed, context.Cause(ctx))
+			}
 			return 0, nil, fmt.Errorf("%s %s: %w", method, path, context.Cause(ctx))
 		}
-		log := c.log.With("method", method, "path", path, "attempt", attempt+1)
-		if err == nil && slices.Contains(ok, status) {
-			log.DebugContext(ctx, "didit call", "status", status, "duration", time.Since(start))
-			return status, resp, nil
+		if succeeded {
+			log.DebugContext(ctx, "didit call", "status", o.status, "duration", time.Since(start))
+			return o.status, o.body, nil
 		}
 
 		var (
@@ -226,23 +351,31 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, ok ..
 			retryAfter time.Duration
 			hasRA      bool
 		)
-		switch {
-		case err != nil:
-			lastErr, retryable = err, true // refused, reset, dropped, timed out
+		switch status := o.status; {
+		case unconfirmed && o.err != nil && errors.Is(o.err, context.DeadlineExceeded):
+			lastErr = fmt.Errorf("%w: no answer within %s: %w", ErrCreateUnconfirmed, timeout.Round(time.Millisecond), o.err)
+		case unconfirmed && o.err != nil:
+			lastErr = fmt.Errorf("%w: %w", ErrCreateUnconfirmed, o.err)
+		case unconfirmed && status >= 500:
+			lastErr = fmt.Errorf("%w: %w", ErrCreateUnconfirmed, parseAPIError(status, o.body, c.apiKey))
+		case unconfirmed:
+			lastErr = fmt.Errorf("%w: unexpected HTTP %d", ErrCreateUnconfirmed, status)
+		case o.err != nil:
+			lastErr, retryable = o.err, true // refused; for a read also reset, dropped, timed out
 		case status == http.StatusTooManyRequests || status >= 500:
-			lastErr, retryable = parseAPIError(status, resp, c.apiKey), true
-			retryAfter, hasRA = parseRetryAfter(header.Get("Retry-After"), time.Now())
+			lastErr, retryable = parseAPIError(status, o.body, c.apiKey), true
+			retryAfter, hasRA = parseRetryAfter(o.header.Get("Retry-After"), time.Now())
 		case status >= 200 && status < 300:
 			lastErr = fmt.Errorf("unexpected HTTP %d", status)
 		default:
-			apiErr := parseAPIError(status, resp, c.apiKey)
+			apiErr := parseAPIError(status, o.body, c.apiKey)
 			if status >= 300 && status < 400 {
-				apiErr.Detail = "unexpected redirect to " + header.Get("Location")
+				apiErr.Detail = "unexpected redirect to " + o.header.Get("Location")
 			}
 			lastErr = apiErr
 		}
 		if !retryable || attempt >= c.maxRetries {
-			log.WarnContext(ctx, "didit call failed", "status", status, "error", lastErr, "duration", time.Since(start))
+			log.WarnContext(ctx, "didit call failed", "status", o.status, "error", lastErr, "duration", time.Since(start))
 			if retryable {
 				return 0, nil, fmt.Errorf("%s %s: giving up after %d attempts: %w", method, path, attempt+1, lastErr)
 			}
@@ -256,28 +389,69 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, ok ..
 			}
 			delay = max(delay, retryAfter)
 		}
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
-			return 0, nil, fmt.Errorf("%s %s: next attempt (in %s) would pass the deadline: %w", method, path, delay, lastErr)
+		if deadline, ok := ctx.Deadline(); ok {
+			left := time.Until(deadline)
+			if cl.create {
+				left -= c.createMargin // the next attempt needs time of its own
+			}
+			if left <= delay {
+				return 0, nil, fmt.Errorf("%s %s: next attempt (in %s) would pass the deadline: %w", method, path, delay, lastErr)
+			}
 		}
-		log.WarnContext(ctx, "didit call failed, retrying", "status", status, "error", lastErr, "retry_in", delay)
+		log.WarnContext(ctx, "didit call failed, retrying", "status", o.status, "error", lastErr, "retry_in", delay)
 		if err := c.sleep(ctx, delay); err != nil {
 			return 0, nil, fmt.Errorf("%s %s: %w (while waiting to retry after: %v)", method, path, err, lastErr)
 		}
 	}
 }
 
+// createRejected reports whether an answer to a create says Didit created
+// nothing: its rate limiter's 429, a 503 (no backend took the request), a
+// redirect (not followed), or any other 4xx (a refusal). A 500 may come
+// after the session was stored, and a proxy's 502 or 504 after the backend
+// got the request, so no other 5xx qualifies; nor does a 1xx or 2xx.
+func createRejected(status int) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable ||
+		(status >= 300 && status < 500)
+}
+
+// createWindow is how long a create attempt started at now may wait for
+// Didit: until createMargin before the caller's deadline, and at most
+// createTimeout. ok is false when that leaves nothing.
+func (c *Client) createWindow(ctx context.Context, now time.Time) (time.Duration, bool) {
+	d := c.createTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		d = min(d, deadline.Sub(now)-c.createMargin)
+	}
+	return d, d > 0
+}
+
 // attempt makes one HTTP request under its own timeout. A transport error
 // or an unreadable body comes back as err; any HTTP status as status.
-func (c *Client) attempt(ctx context.Context, method, endpoint string, body []byte) (int, http.Header, []byte, error) {
-	actx, cancel := context.WithTimeout(ctx, c.timeout)
+func (c *Client) attempt(ctx context.Context, timeout time.Duration, method, endpoint string, body []byte) outcome {
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// Whether the request may have reached Didit. The transport calls
+	// GetConn before each try (it retries on its own only a request it
+	// wrote nothing of: a POST is not "replayable" to net/http, as we send
+	// no Idempotency-Key), and WroteHeaders once the request's headers are
+	// complete, maybe before they leave its buffer: counting that as sent
+	// errs on the side of not resending. A transport that reports neither
+	// leaves every failure counted as sent.
+	var began, wrote atomic.Bool
+	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+		GetConn:      func(string) { wrote.Store(false); began.Store(true) },
+		WroteHeaders: func() { wrote.Store(true) },
+	})
+	sent := func() bool { return !began.Load() || wrote.Load() }
+
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(actx, method, endpoint, rd)
 	if err != nil {
-		return 0, nil, nil, err
+		return outcome{err: err}
 	}
 	req.Header.Set("x-api-key", c.apiKey)
 	req.Header.Set("Accept", "application/json")
@@ -287,17 +461,17 @@ func (c *Client) attempt(ctx context.Context, method, endpoint string, body []by
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return 0, nil, nil, err
+		return outcome{err: err, sent: sent()}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("reading HTTP %d response: %w", resp.StatusCode, err)
+		return outcome{err: fmt.Errorf("reading HTTP %d response: %w", resp.StatusCode, err), sent: true}
 	}
 	if len(data) > maxResponseBytes {
-		return 0, nil, nil, fmt.Errorf("HTTP %d response larger than %d bytes", resp.StatusCode, maxResponseBytes)
+		return outcome{err: fmt.Errorf("HTTP %d response larger than %d bytes", resp.StatusCode, maxResponseBytes), sent: true}
 	}
-	return resp.StatusCode, resp.Header, data, nil
+	return outcome{status: resp.StatusCode, header: resp.Header, body: data, sent: true}
 }
 
 // backoff is the wait before retry n+1: exponential with jitter in [d/2, d],

@@ -237,6 +237,10 @@ func TestCreateSessionResponseShapes(t *testing.T) {
 				if err == nil {
 					t.Fatalf("want error, got %+v", got)
 				}
+				// A 2xx we cannot use: Didit may well hold the session.
+				if !errors.Is(err, ErrCreateUnconfirmed) {
+					t.Errorf("error %v does not wrap ErrCreateUnconfirmed", err)
+				}
 				wantAttempts(t, f, 1)
 				return
 			}
@@ -345,6 +349,7 @@ func TestRetryAfterBeyondDeadlineGivesUp(t *testing.T) {
 	}
 }
 
+// A read is retried on a 5xx (a create is not: client_faults_test.go).
 func TestRetryOn5xxHTML(t *testing.T) {
 	f := newFakeDidit(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		if n <= 2 {
@@ -353,10 +358,10 @@ func TestRetryOn5xxHTML(t *testing.T) {
 			io.WriteString(w, htmlBadGateway)
 			return
 		}
-		writeJSON(w, http.StatusCreated, createdBody)
+		writeJSON(w, http.StatusOK, `{"session_id":"s","status":"Approved"}`)
 	})
 	c, sr := newTestClient(t, f.URL)
-	if _, err := c.CreateSession(context.Background(), kyc.CreateSessionRequest{VendorData: "p"}); err != nil {
+	if _, err := c.GetDecision(context.Background(), "s"); err != nil {
 		t.Fatal(err)
 	}
 	wantAttempts(t, f, 3)
@@ -397,7 +402,9 @@ func TestNoRetriesWhenDisabled(t *testing.T) {
 	wantAttempts(t, f, 1)
 }
 
-func TestRetryOnDroppedConnection(t *testing.T) {
+// A connection dropped after the request went out: a read is retried, a
+// create is not (Didit may have created the session).
+func TestDroppedConnection(t *testing.T) {
 	for _, method := range []string{http.MethodPost, http.MethodGet} {
 		t.Run(method, func(t *testing.T) {
 			decision := `{"session_id":"s","status":"Approved","ip_analyses":null}`
@@ -412,13 +419,18 @@ func TestRetryOnDroppedConnection(t *testing.T) {
 				}
 			})
 			c, sr := newTestClient(t, f.URL)
-			var err error
 			if method == http.MethodPost {
-				_, err = c.CreateSession(context.Background(), kyc.CreateSessionRequest{VendorData: "p"})
-			} else {
-				_, err = c.GetDecision(context.Background(), "s")
+				_, err := c.CreateSession(context.Background(), kyc.CreateSessionRequest{VendorData: "p"})
+				if !errors.Is(err, ErrCreateUnconfirmed) {
+					t.Fatalf("error = %v, want ErrCreateUnconfirmed", err)
+				}
+				wantAttempts(t, f, 1)
+				if len(sr.Got()) != 0 {
+					t.Errorf("sleeps = %v", sr.Got())
+				}
+				return
 			}
-			if err != nil {
+			if _, err := c.GetDecision(context.Background(), "s"); err != nil {
 				t.Fatal(err)
 			}
 			wantAttempts(t, f, 2)
@@ -511,6 +523,9 @@ func TestClientErrorsAreNotRetried(t *testing.T) {
 			c, sr := newTestClient(t, f.URL)
 			_, err := c.CreateSession(context.Background(), kyc.CreateSessionRequest{VendorData: "p"})
 			wantAPIError(t, err, tc.status, tc.code, tc.detail)
+			if errors.Is(err, ErrCreateUnconfirmed) {
+				t.Errorf("a refusal reported as unconfirmed: %v", err)
+			}
 			if tc.check != nil && !tc.check(err) {
 				t.Errorf("classifier false for %v", err)
 			}
@@ -543,16 +558,20 @@ func TestAPIKeyNeverLogged(t *testing.T) {
 	f := newFakeDidit(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		switch n {
 		case 1:
-			writeJSON(w, 500, `{"detail":"boom `+r.Header.Get("x-api-key")+`"}`)
+			writeJSON(w, 503, `{"detail":"busy `+r.Header.Get("x-api-key")+`"}`)
 		case 2:
-			dropConnection(t, w)
+			writeJSON(w, 500, `{"detail":"boom `+r.Header.Get("x-api-key")+`"}`)
 		default:
-			writeJSON(w, 201, createdBody)
+			dropConnection(t, w)
 		}
 	})
 	c, _ := newTestClient(t, f.URL, func(cfg *ClientConfig) { cfg.Logger = logger })
-	if _, err := c.CreateSession(context.Background(), kyc.CreateSessionRequest{VendorData: "p"}); err != nil {
-		t.Fatal(err)
+	// 503 (retried), then 500: not confirmed, logged with the error.
+	if _, err := c.CreateSession(context.Background(), kyc.CreateSessionRequest{VendorData: "p"}); !errors.Is(err, ErrCreateUnconfirmed) {
+		t.Fatalf("error = %v", err)
+	}
+	if _, err := c.CreateSession(context.Background(), kyc.CreateSessionRequest{VendorData: "p"}); !errors.Is(err, ErrCreateUnconfirmed) {
+		t.Fatalf("error = %v", err)
 	}
 	if logs.Len() == 0 {
 		t.Fatal("nothing logged")
@@ -580,7 +599,8 @@ func TestNewClientValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.base != DefaultBaseURL || c.timeout != defaultTimeout || c.maxRetries != defaultMaxRetries {
+	if c.base != DefaultBaseURL || c.timeout != defaultTimeout || c.maxRetries != defaultMaxRetries ||
+		c.createTimeout != defaultCreateTimeout || c.createMargin != defaultCreateMargin {
 		t.Errorf("defaults: %+v", c)
 	}
 	// The caller's http.Client is copied, not modified.
@@ -590,6 +610,43 @@ func TestNewClientValidation(t *testing.T) {
 	}
 	if hc.CheckRedirect != nil {
 		t.Error("caller's http.Client was modified")
+	}
+}
+
+// The one create attempt may wait until CreateMargin before the caller's
+// deadline, at most CreateTimeout; with no room left it is not made.
+func TestCreateWindow(t *testing.T) {
+	now := time.Now()
+	c, _ := newTestClient(t, "http://didit.test")
+	capped, _ := newTestClient(t, "http://didit.test", func(cfg *ClientConfig) { cfg.CreateTimeout = 5 * time.Second })
+	cases := []struct {
+		name   string
+		c      *Client
+		budget time.Duration // 0: no deadline
+		want   time.Duration
+		ok     bool
+	}{
+		{"API budget", c, 30 * time.Second, 27 * time.Second, true},
+		{"budget partly spent", c, 13 * time.Second, 10 * time.Second, true},
+		{"no deadline", c, 0, defaultCreateTimeout, true},
+		{"long deadline", c, time.Hour, defaultCreateTimeout, true},
+		{"capped", capped, 30 * time.Second, 5 * time.Second, true},
+		{"margin only", c, 3 * time.Second, 0, false},
+		{"past", c, -time.Second, 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tc.budget != 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, now.Add(tc.budget))
+				defer cancel()
+			}
+			got, ok := tc.c.createWindow(ctx, now)
+			if ok != tc.ok || (ok && got != tc.want) {
+				t.Errorf("createWindow = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 package diditsim_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -230,6 +231,43 @@ func TestFaultInjection(t *testing.T) {
 		t.Errorf("control faulted: %d", r.Status)
 	}
 	h.sim.ClearFaults()
+}
+
+// drop_after acts on the request, then loses the answer: the client gets
+// no response, yet the session exists. Calls counts every request that
+// arrived, whatever the fault did with it.
+func TestFaultDropAfterAndCalls(t *testing.T) {
+	h := newHarness(t, nil)
+	r := h.do(http.MethodPost, "/_sim/faults", "", map[string]any{"kind": "drop_after", "method": "POST", "path_prefix": "/v3/session/"})
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"kind":"drop_after"`) {
+		t.Fatalf("faults control: %d %s", r.Status, r.Body)
+	}
+	raw, _ := json.Marshal(map[string]any{"workflow_id": testWorkflow, "vendor_data": "p-drop-after"})
+	req, _ := http.NewRequest(http.MethodPost, h.base+"/v3/session/", bytes.NewReader(raw))
+	req.Header.Set("X-API-Key", testKey)
+	req.Header.Set("Content-Type", "application/json")
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	if resp, err := fresh.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("drop_after fault answered %d", resp.StatusCode)
+	}
+	if got := h.sim.Sessions(); len(got) != 1 {
+		t.Fatalf("sessions after drop_after = %d, want 1", len(got))
+	}
+	if r := h.do(http.MethodPost, "/v3/session/", testKey, map[string]any{"workflow_id": testWorkflow, "vendor_data": "p2"}); r.Status != http.StatusCreated {
+		t.Errorf("fault not consumed: %d", r.Status)
+	}
+	h.do(http.MethodGet, "/v3/sessions/", testKey, nil)
+	h.do(http.MethodGet, "/_sim/sessions", "", nil)
+	if got := h.sim.Calls("POST", "/v3/session/"); got != 2 {
+		t.Errorf("create calls = %d, want 2", got)
+	}
+	if got := h.sim.Calls("get", "/v3/sessions/"); got != 1 {
+		t.Errorf("list calls = %d, want 1", got)
+	}
+	if got := h.sim.Calls("GET", "/_sim/sessions"); got != 0 {
+		t.Errorf("control calls counted: %d", got)
+	}
 }
 
 func TestConfigFromEnv(t *testing.T) {

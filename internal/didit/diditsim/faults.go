@@ -1,7 +1,9 @@
 package diditsim
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -15,8 +17,13 @@ const (
 	FaultError = "error"
 	// FaultLatency delays the request, then serves it normally.
 	FaultLatency = "latency"
-	// FaultDrop closes the connection without any response.
+	// FaultDrop reads the request, then closes the connection without any
+	// response and without acting on it.
 	FaultDrop = "drop"
+	// FaultDropAfter serves the request (a create creates its session),
+	// then closes the connection instead of sending the answer: the client
+	// cannot tell it from FaultDrop, yet Didit now holds the session.
+	FaultDropAfter = "drop_after"
 	// FaultThrottle answers 429 as the rate limiter would.
 	FaultThrottle = "throttle"
 )
@@ -43,7 +50,7 @@ func (f Fault) validate() error {
 		if f.Latency <= 0 {
 			return fmt.Errorf("%w: latency fault needs a positive latency", ErrInvalidInput)
 		}
-	case FaultDrop, FaultThrottle:
+	case FaultDrop, FaultDropAfter, FaultThrottle:
 	default:
 		return fmt.Errorf("%w: unknown fault kind %q", ErrInvalidInput, f.Kind)
 	}
@@ -53,6 +60,27 @@ func (f Fault) validate() error {
 type faultSet struct {
 	mu     sync.Mutex
 	faults []*Fault
+	calls  map[string]int // "METHOD /path" → requests that arrived
+}
+
+// count records that a request arrived, faulted or not.
+func (fs *faultSet) count(r *http.Request) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.calls == nil {
+		fs.calls = make(map[string]int)
+	}
+	fs.calls[r.Method+" "+r.URL.Path]++
+}
+
+// Calls is how many requests for method and path (exactly, e.g. "POST",
+// "/v3/session/") reached the simulator, whatever became of them: served,
+// throttled, rejected, or lost to an injected fault. Control endpoints are
+// not counted. Tests use it to see how often a client sent a create.
+func (s *Sim) Calls(method, path string) int {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	return s.faults.calls[strings.ToUpper(method)+" "+path]
 }
 
 // take returns the first fault matching r, consuming one of its uses.
@@ -131,6 +159,7 @@ func (s *Sim) withFaults(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		s.faults.count(r)
 		f, ok := s.faults.take(r)
 		if !ok {
 			next.ServeHTTP(w, r)
@@ -148,6 +177,14 @@ func (s *Sim) withFaults(next http.Handler) http.Handler {
 			w.WriteHeader(status)
 			fmt.Fprintf(w, "<html>\r\n<head><title>%s</title></head>\r\n<body>\r\n<center><h1>%s</h1></center>\r\n</body>\r\n</html>\r\n", text, text)
 		case FaultLatency:
+			// Read the body now, as Didit has it before it is slow: the
+			// server only notices a client that hangs up once the body
+			// has been read, and the handler must end with the client.
+			body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+			if err != nil {
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
 			t := time.NewTimer(f.Latency)
 			defer t.Stop()
 			select {
@@ -157,6 +194,11 @@ func (s *Sim) withFaults(next http.Handler) http.Handler {
 				// The client gave up (its timeout); nothing to answer.
 			}
 		case FaultDrop:
+			// The whole request is read first: it reached "Didit".
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxBodyBytes))
+			dropConnection(w)
+		case FaultDropAfter:
+			next.ServeHTTP(discardWriter{h: http.Header{}}, r)
 			dropConnection(w)
 		case FaultThrottle:
 			wait := f.RetryAfter
@@ -168,6 +210,13 @@ func (s *Sim) withFaults(next http.Handler) http.Handler {
 		}
 	})
 }
+
+// discardWriter takes a handler's answer and throws it away.
+type discardWriter struct{ h http.Header }
+
+func (d discardWriter) Header() http.Header       { return d.h }
+func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (discardWriter) WriteHeader(int)             {}
 
 // dropConnection closes the connection with no response at all, so the
 // client sees an EOF / connection reset rather than an HTTP status.

@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,28 +85,9 @@ func (s *simDidit) wantCreates(t *testing.T, calls, sessions int) {
 	}
 }
 
-// sleeps records the client's waits between attempts and returns at once.
-type sleeps struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (s *sleeps) Sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	s.d = append(s.d, d)
-	s.mu.Unlock()
-	return ctx.Err()
-}
-
-func (s *sleeps) Got() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.d)
-}
-
-func newClient(t *testing.T, base string, mod ...func(*didit.ClientConfig)) (*didit.Client, *sleeps) {
+func newClient(t *testing.T, base string, mod ...func(*didit.ClientConfig)) (*didit.Client, *didit.SleepRecorder) {
 	t.Helper()
-	sl := &sleeps{}
+	sl := &didit.SleepRecorder{}
 	cfg := didit.ClientConfig{BaseURL: base, APIKey: simKey, WorkflowID: simWorkflow, Sleep: sl.Sleep,
 		Logger: slog.New(slog.DiscardHandler)}
 	for _, m := range mod {

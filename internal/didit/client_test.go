@@ -93,6 +93,9 @@ func dropConnection(t *testing.T, w http.ResponseWriter) {
 	conn.Close()
 }
 
+// SleepRecorder is sleepRecorder for the external tests.
+type SleepRecorder = sleepRecorder
+
 type sleepRecorder struct {
 	mu     sync.Mutex
 	sleeps []time.Duration

@@ -217,12 +217,13 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, in OTPInput) error
 		}
 		return &Error{Code: CodeOTPSendRateLimited, Message: "Please wait before requesting a new code", RetryAfter: wait}
 	}
+	err = s.mailer.SendCode(ctx, CodeMail{To: email, Code: code, Wallet: t.code.Wallet})
 	// The send's outcome is written with a fresh context: the request's
 	// may be what ended, and the code must neither stay valid when the
-	// partner is told it was not sent nor die when it may have been.
-	after, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	// partner is told it was not sent nor die when it may have been. Its
+	// 5 s (deliveryLeaseGrace) start now, however long the mail took.
+	after, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryLeaseGrace)
 	defer cancel()
-	err = s.mailer.SendCode(ctx, CodeMail{To: email, Code: code, Wallet: t.code.Wallet})
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrMailUnconfirmed):

@@ -33,7 +33,7 @@ func (db *DB) InTx(ctx context.Context, fn func(kyc.Tx) error) error {
 	}
 	const runs = 5
 	for run := 1; ; run++ {
-		err := db.tx(ctx, func(tx *sql.Tx) error { return fn(&txn{tx: tx, q: q}) })
+		err := db.tx(ctx, func(tx *sql.Tx) error { return fn(&txn{tx: tx, q: q, pg: db.dialect == Postgres}) })
 		if err == nil || run == runs || !(errors.Is(err, kyc.ErrRace) || isPgRetryable(err)) {
 			return err
 		}
@@ -68,6 +68,7 @@ var (
 type txn struct {
 	tx *sql.Tx
 	q  *txQueries
+	pg bool
 }
 
 // race maps a uniqueness violation (a concurrent commit took the email or
@@ -163,14 +164,32 @@ func (t *txn) MergePerson(ctx context.Context, from, into string, now time.Time)
 	if busy {
 		return fmt.Errorf("store: merge person: %s has a KYC history: %w", from, kyc.ErrRace)
 	}
-	for _, st := range []struct {
+	type stmt struct {
 		q    string
 		args []any
-	}{
-		{`UPDATE enrollments SET person_id = $2 WHERE person_id = $1`, []any{from, into}},
-		{`DELETE FROM session_claims WHERE person_id = $1 AND claimed_until <= $2`, []any{from, ms(now)}},
-		{`DELETE FROM persons WHERE id = $1`, []any{from}},
-	} {
+	}
+	lapsed := []any{from, ms(now)}
+	// The lapsed claim goes with the quota unit its dead holder reserved:
+	// once the claim is gone, neither a sweep nor a take-over can find it.
+	// One statement on PostgreSQL, so the unit given back is the one the
+	// claim held when it was deleted; on SQLite nothing comes in between.
+	dropClaim := []stmt{
+		{`UPDATE quota_usage SET used = used - 1 WHERE used > 0 AND EXISTS (SELECT 1 FROM session_claims c
+			WHERE c.person_id = $1 AND c.claimed_until <= $2
+				AND c.quota_tenant = quota_usage.tenant_id AND c.quota_month = quota_usage.month)`, lapsed},
+		{`DELETE FROM session_claims WHERE person_id = $1 AND claimed_until <= $2`, lapsed},
+	}
+	if t.pg {
+		dropClaim = []stmt{{`WITH d AS (
+				DELETE FROM session_claims WHERE person_id = $1 AND claimed_until <= $2 RETURNING quota_tenant, quota_month
+			)
+			UPDATE quota_usage SET used = used - 1 FROM d
+			WHERE quota_usage.tenant_id = d.quota_tenant AND quota_usage.month = d.quota_month AND used > 0`, lapsed}}
+	}
+	stmts := []stmt{{`UPDATE enrollments SET person_id = $2 WHERE person_id = $1`, []any{from, into}}}
+	stmts = append(stmts, dropClaim...)
+	stmts = append(stmts, stmt{`DELETE FROM persons WHERE id = $1`, []any{from}})
+	for _, st := range stmts {
 		if _, err := t.tx.ExecContext(ctx, st.q, st.args...); err != nil {
 			if isForeignKey(err) {
 				return fmt.Errorf("store: merge person: %w", kyc.ErrRace)

@@ -421,3 +421,32 @@ func TestKYCHistory(t *testing.T) {
 		}
 	})
 }
+
+// TestMergePersonGivesBackALapsedClaimsUnit: a create that died holding a
+// quota unit leaves a lapsed claim on its person; when a proven link then
+// merges that person away, the claim goes and so must its unit — nothing
+// else (sweep, take-over, release) can find it afterwards.
+func TestMergePersonGivesBackALapsedClaimsUnit(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		mkTenant(t, db, "ta")
+		from := mkPerson(t, db, "ta", "ann@example.com")
+		into := mkWallet(t, db, "ta", evmW1, "ann@example.com")
+		dead := kyc.QuotaHold{PersonID: from.ID, Token: "dead", TenantID: "ta", Month: "2030-03"}
+		if ok, err := db.ClaimSessionCreation(ctx, dead.PersonID, dead.Token, at(time.Minute), t0); err != nil || !ok {
+			t.Fatalf("claim = %v, %v", ok, err)
+		}
+		if ok, err := db.ReserveQuota(ctx, dead, 5); err != nil || !ok {
+			t.Fatalf("reserve = %v, %v", ok, err)
+		}
+		// The holder dies; its claim lapses; the link is proven before any
+		// sweep runs.
+		must(t, db.InTx(ctx, func(tx kyc.Tx) error { return tx.MergePerson(ctx, from.ID, into.PersonID, at(2*time.Minute)) }))
+		if _, err := db.SweepLapsedClaims(ctx, at(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.QuotaUsed(ctx, "ta", "2030-03"); err != nil || n != 0 {
+			t.Errorf("QuotaUsed = %d, %v after the merge and a sweep; want 0 (no session was stored)", n, err)
+		}
+	})
+}

@@ -198,7 +198,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		t.Stop()
 	}
 	log.Info("shutting down: listener closed, draining in-flight requests")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// In-flight requests may run for their whole budget.
+	shutCtx, cancel := context.WithTimeout(context.Background(), max(30*time.Second, cfg.RequestTimeout+5*time.Second))
 	defer cancel()
 	err = srv.Shutdown(shutCtx)
 	stopRec()

@@ -108,3 +108,61 @@ func TestLapsedLeaseNeverMakesASecondOpenSession(t *testing.T) {
 		t.Fatalf("sess-A was stored after the lease lapsed: %v", err)
 	}
 }
+
+// TestHangUpMidCreate: a partner that hangs up while Didit creates the
+// session does not stop the work. Didit creates (and bills) the session
+// whatever we do, so it is stored with its quota unit, and the partner's
+// next create finds it instead of a second one.
+func TestHangUpMidCreate(t *testing.T) {
+	ctx := t.Context()
+	db, err := store.Open(ctx, storetest.SQLiteURL(t), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	clock := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	prov := &claimProvider{entered: make(chan struct{}), release: make(chan struct{})}
+	mail := &claimMail{}
+	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mail, Provider: prov, Clock: clock},
+		kyc.Config{Secret: []byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, _, err := svc.CreateTenant(ctx, kyc.NewTenant{Name: "T"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const email = "hangup@example.com"
+	if _, err := svc.Prepare(ctx, tn, email); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SendOTP(ctx, tn, kyc.OTPInput{Email: email}); err != nil {
+		t.Fatal(err)
+	}
+	mail.mu.Lock()
+	code := mail.code
+	mail.mu.Unlock()
+	if err := svc.VerifyOTP(ctx, tn, kyc.OTPInput{Email: email, Code: code}); err != nil {
+		t.Fatal(err)
+	}
+	reqCtx, hangUp := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.CreateSession(reqCtx, tn, kyc.KYCTypePublic, kyc.Identity{Email: email})
+		done <- err
+	}()
+	<-prov.entered
+	hangUp()
+	close(prov.release)
+	<-done // whatever it answers: nobody is listening
+	if _, err := db.SessionByID(ctx, "sess-A"); err != nil {
+		t.Fatalf("the session Didit created was not stored: %v", err)
+	}
+	if used, err := db.QuotaUsed(ctx, tn.ID, clock.Now().Format("2006-01")); err != nil || used != 1 {
+		t.Fatalf("QuotaUsed = %d, %v; want 1", used, err)
+	}
+	r, err := svc.CreateSession(ctx, tn, kyc.KYCTypePublic, kyc.Identity{Email: email})
+	if err != nil || r.Kind != kyc.CreateExisting || r.Session.ID != "sess-A" || prov.calls.Load() != 1 {
+		t.Fatalf("next create = %+v, %v (%d provider calls); want sess-A resumed", r, err, prov.calls.Load())
+	}
+}

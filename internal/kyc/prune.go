@@ -17,7 +17,7 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 	now := s.now()
 	return s.store.Prune(ctx, PruneBefore{
 		Challenges:   now.Add(-time.Hour), // an hour past expiry: late callers still get challenge_expired
-		Claims:       now,
+		Claims:       now.Add(-claimSweepMargin),
 		Events:       now.Add(-EventRetention),
 		RateCounters: now.Add(-10 * time.Minute),
 	})

@@ -222,6 +222,12 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 		giveBack()
 		return fail(errors.New("no identity provider configured"))
 	}
+	// From here on a partner that hangs up does not stop the work: Didit
+	// may create (and bill) the session whatever we do, and storing it
+	// keeps its quota unit spent to match; the partner's next create
+	// finds it. The request's deadline still bounds it.
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	callCtx, stopRenew := s.renewClaim(ctx, personID, token)
 	ps, err := s.provider.CreateSession(callCtx, CreateSessionRequest{
 		VendorData: personID, Callback: s.cfg.SessionCallback,
@@ -251,9 +257,12 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 		return s.resume(ctx, tenant, personID, ps)
 	}
 	if err != nil {
-		// Didit created the session and counted it; keep our quota unit
-		// spent to match. If our lease lapsed, another caller may have
-		// created the person's session meanwhile: that one stands.
+		// Didit created the session, but we could not store it: the
+		// caller's release gives the unit back, and the person's next
+		// create gets the same session from Didit (it hands back an
+		// unfinished session for the same vendor_data) and spends it
+		// then. If our lease lapsed, another caller may have created the
+		// person's session meanwhile: that one stands.
 		if errors.Is(err, ErrConflict) {
 			if r, done, xerr := s.existing(ctx, personID); xerr == nil && done {
 				return r, nil
@@ -470,4 +479,13 @@ func (s *Service) AuthenticatedStatus(ctx context.Context, plain string, id Iden
 		}
 	}
 	return t, hash, false, StatusResult{}, nil
+}
+
+// detach keeps ctx's values and deadline but not its cancellation.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(context.WithoutCancel(ctx))
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), d)
 }

@@ -27,6 +27,10 @@ import (
 // webhooks adapts the didit package to what httpapi needs.
 type webhooks struct{ secret string }
 
+func (w webhooks) CheckHeaders(h http.Header, now time.Time) error {
+	return didit.CheckWebhookHeaders(h, now)
+}
+
 func (w webhooks) Verify(h http.Header, body []byte, now time.Time) error {
 	return didit.VerifyWebhook(w.secret, h, body, now)
 }

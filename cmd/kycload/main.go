@@ -9,6 +9,10 @@
 //
 // Everything listens on 127.0.0.1. Every phase has a fixed duration and a
 // bounded fixture pool. See BENCHMARKS.md; run it with scripts/bench.
+//
+// -only webhook-flood runs, instead, forged webhooks against kycgate while
+// an authenticated endpoint is measured (see flood.go); it is never part
+// of the default run.
 package main
 
 import (
@@ -61,6 +65,15 @@ type options struct {
 	skipEngines bool
 	kycgateEnv  []string // extra KYCGATE_* settings for every kycgate
 	rateLimit   int      // the tenant's requests per minute; 0 = no limiter
+
+	// webhook-flood (flood.go)
+	floodWorkers  int
+	floodSize     int
+	floodShape    string
+	floodDuration time.Duration
+	floodQuiet    time.Duration
+	floodRequests int
+	floodRate     float64
 }
 
 type harness struct {
@@ -83,6 +96,7 @@ type harness struct {
 	Results []Result      `json:"results"`
 	Email   []EmailResult `json:"email_round_trip"`
 	Scale   []ScaleResult `json:"scale"`
+	Flood   []FloodResult `json:"webhook_flood,omitempty"`
 	Servers []ServerInfo  `json:"servers"`
 	Machine Machine       `json:"machine"`
 }
@@ -97,6 +111,13 @@ type ServerInfo struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "flood" {
+		if err := floodMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "flood:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "baseline" {
 		if err := baselineMain(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "baseline:", err)
@@ -125,6 +146,13 @@ func main() {
 	flag.BoolVar(&o.skipEngines, "skip-endpoints", false, "skip the per-endpoint runs (email and scale only)")
 	var kgEnv string
 	flag.IntVar(&o.rateLimit, "rate-limit", 0, "the load tenant's --rate-limit-per-minute: 0 turns the limiter off, as the baseline has none; a limit too high to reach measures what counting costs")
+	flag.IntVar(&o.floodWorkers, "flood-workers", 128, floodScenario+": concurrent forged webhook posts")
+	flag.IntVar(&o.floodSize, "flood-size", 1<<20, floodScenario+": bytes per forged webhook body")
+	flag.StringVar(&o.floodShape, "flood-shape", "objects", floodScenario+": what the body is made of: objects, keys, nested, escapes, floats")
+	flag.DurationVar(&o.floodDuration, "flood-duration", 10*time.Second, floodScenario+": how long the flood lasts")
+	flag.DurationVar(&o.floodQuiet, "flood-quiet", 3*time.Second, floodScenario+": status measured alone before the flood, for comparison")
+	flag.IntVar(&o.floodRequests, "flood-requests", 50000, floodScenario+": at most this many forged posts")
+	flag.Float64Var(&o.floodRate, "flood-rate", 100, floodScenario+": status requests per second during the measurement")
 	flag.StringVar(&kgEnv, "kycgate-env", "", "comma-separated NAME=value settings added to every kycgate's environment after the harness's own (so they override them; values cannot contain commas), e.g. KYCGATE_LOG_LEVEL=warn")
 	flag.Parse()
 	if path := os.Getenv("KYCLOAD_TRACE"); path != "" {
@@ -170,7 +198,7 @@ func scenarioNames() string {
 	for _, s := range scenarios {
 		n = append(n, s.name)
 	}
-	return strings.Join(n, ",")
+	return strings.Join(n, ",") + "; and, only when named, " + floodScenario
 }
 
 func randHex(n int) string {
@@ -181,9 +209,12 @@ func randHex(n int) string {
 
 func newHarness(ctx context.Context, o options) (*harness, error) {
 	for _, name := range o.only {
-		if !slices.ContainsFunc(scenarios, func(s scenario) bool { return s.name == name }) {
+		if name != floodScenario && !slices.ContainsFunc(scenarios, func(s scenario) bool { return s.name == name }) {
 			return nil, fmt.Errorf("unknown endpoint %q (have %s)", name, scenarioNames())
 		}
+	}
+	if slices.Contains(o.only, floodScenario) && (o.floodWorkers < 1 || o.floodSize < 2 || o.floodRequests < 1 || o.floodRate <= 0 || o.floodDuration <= 0) {
+		return nil, fmt.Errorf("%s: -flood-workers, -flood-size, -flood-requests, -flood-rate and -flood-duration must be positive", floodScenario)
 	}
 	dir, err := os.MkdirTemp("", "kycload-")
 	if err != nil {
@@ -415,11 +446,16 @@ func (h *harness) tag(prefix string) string {
 }
 
 func (h *harness) runAll(ctx context.Context) error {
-	if !h.opt.skipEngines {
+	if !h.opt.skipEngines && slices.ContainsFunc(scenarios, func(s scenario) bool { return h.selected(s.name) }) {
 		for _, name := range h.opt.engines {
 			if err := h.runEngine(ctx, name); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
+		}
+	}
+	if slices.Contains(h.opt.only, floodScenario) {
+		if err := h.runWebhookFlood(ctx); err != nil {
+			return fmt.Errorf("%s: %w", floodScenario, err)
 		}
 	}
 	if !h.opt.skipEmail {

@@ -175,6 +175,7 @@ func (h *harness) markdown(w io.Writer) {
 		fmt.Fprintf(w, "\nkycgate on %s after its run: RSS %d MB (peak %d MB); %d ERROR lines in its log%s\n",
 			s.Engine, s.RSSKiB>>10, s.HWMKiB>>10, s.LogErrors, trimErr(s.FirstErr))
 	}
+	h.floodMarkdown(w)
 	if len(h.Email) > 0 {
 		fmt.Fprint(w, "\n### Email round trip (SQLite)\n\n")
 		fmt.Fprint(w, "prepare → send-otp → delivery to the SMTP sink → read the code → verify-otp, a fresh email each time.\n\n")

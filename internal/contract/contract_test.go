@@ -273,6 +273,7 @@ func endpoints() []endpoint {
 			{"bad signature", 401, env(401, "invalid_webhook_signature", "Invalid webhook signature", nil), nil},
 			{"too large", 413, env(413, "payload_too_large", "Request body is too large", nil), nil},
 			{"server_error", 500, env(500, "server_error", "Server failed, try again later", nil), nil},
+			{"busy", 503, env(503, "server_busy", "Server busy, try again later", nil), jsonHeader("Retry-After", "1")},
 		}},
 		{method: "GET", path: "/healthz", bareOnly: true, examples: []example{
 			{"ok", 200, `{"status":"ok"}`, nil},

@@ -3,13 +3,14 @@ package didit
 import (
 	"bytes"
 	"cmp"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"math"
-	"math/big"
 	"slices"
 	"strconv"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -30,9 +31,9 @@ var ErrNotCanonicalizable = errors.New("didit: body cannot be canonicalised")
 //
 // maxGrowth bounds how much numbers may lengthen the document beyond its own
 // size: an integral float in exponent form is written out in full (1e308
-// becomes 309 digits, at ~3 µs and ~1 KB of allocation each), so a 1 MiB
-// body of them would cost ~0.5 s and ~400 MB. Real payloads grow by a few
-// bytes at most.
+// becomes 309 digits, at ~1 µs each, twice: once to measure it, once to
+// write it), so a 1 MiB body of them would cost ~0.3 s and a 50 MB
+// canonical form. Real payloads grow by a few bytes at most.
 const (
 	maxDepth     = 64
 	maxIntDigits = 4300
@@ -69,8 +70,42 @@ func Canonicalize(body []byte) ([]byte, error) { return canonicalize(body, nil) 
 // canonicalize is Canonicalize that also fills env, when not nil, from the
 // root object's members, sparing Sign and VerifyWebhook a second parse.
 func canonicalize(body []byte, env *envelope) ([]byte, error) {
+	p, err := parseCanonical(body, env)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.objs) == 0 && p.marks == 0 {
+		return p.out, nil // already the canonical form
+	}
+	w := &appender{b: make([]byte, 0, len(p.out)-p.marks+p.grown)}
+	p.writeTo(w)
+	return w.b, nil
+}
+
+// canonicalHMAC returns the HMAC-SHA256 under secret of Canonicalize(body),
+// filling env as canonicalize does. The canonical form is streamed into the
+// MAC rather than assembled, so it costs one copy of the body (the
+// canonical text with objects in input order) and the bookkeeping of the
+// objects to reorder, not a second copy.
+func canonicalHMAC(secret string, body []byte, env *envelope) ([]byte, error) {
+	p, err := parseCanonical(body, env)
+	if err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	p.writeTo(m)
+	return m.Sum(nil), nil
+}
+
+// parseCanonical parses body into p.out, the canonical text except that
+// objects keep their members in input order, and records in p.objs the
+// objects writeTo must reorder.
+func parseCanonical(body []byte, env *envelope) (*canonParser, error) {
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
-	p := canonParser{in: body, out: make([]byte, 0, len(body)), env: env}
+	// out is never longer than the body but for a numMark (one byte) per
+	// number that is longer in canonical form: unless the body is mostly
+	// such numbers, out is allocated once.
+	p := &canonParser{in: body, out: make([]byte, 0, len(body)), env: env}
 	p.skipSpace()
 	if err := p.value(0); err != nil {
 		return nil, err
@@ -82,24 +117,70 @@ func canonicalize(body []byte, env *envelope) ([]byte, error) {
 	if len(p.out) >= math.MaxInt32 {
 		return nil, p.errorf("canonical form of 2 GiB or more")
 	}
-	if len(p.objs) == 0 {
-		return p.out, nil // every object was already in canonical order
-	}
 	// Objects were recorded as they closed, inner ones first.
 	slices.SortFunc(p.objs, func(a, b objSpan) int { return cmp.Compare(a.start, b.start) })
-	return p.emit(make([]byte, 0, len(p.out)), 0, int32(len(p.out)), p.objs), nil
+	return p, nil
 }
 
+// writeTo writes the canonical form to w: p.out with every recorded object's
+// members in key order and the numbers behind numMarks in canonical form.
+func (p *canonParser) writeTo(w io.Writer) {
+	p.emit(w, 0, int32(len(p.out)), p.objs, 0)
+}
+
+// write writes p.out[start:end] to w, with the numbers in it behind a
+// numMark in canonical form.
+func (p *canonParser) write(w io.Writer, start, end int32) {
+	for p.marks > 0 {
+		i := bytes.IndexByte(p.out[start:end], numMark)
+		if i < 0 {
+			break
+		}
+		n := start + int32(i)
+		w.Write(p.out[start:n])
+		n++
+		start = n
+		for start < end && isNumberByte(p.out[start]) {
+			start++
+		}
+		// parseCanonical parsed this text, in range, already.
+		f, _ := strconv.ParseFloat(string(p.out[n:start]), 64)
+		w.Write(appendPyFloat(p.numBuf[:0], f))
+	}
+	w.Write(p.out[start:end])
+}
+
+func isNumberByte(c byte) bool {
+	return isDigit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'
+}
+
+// appender is an io.Writer onto a byte slice.
+type appender struct{ b []byte }
+
+func (a *appender) Write(b []byte) (int, error) {
+	a.b = append(a.b, b...)
+	return len(b), nil
+}
+
+// canonParser is a hand-written JSON parser that writes the canonical text
+// as it goes, straight from the input: nothing is allocated per value, key
+// or string (a key is referred to by where its canonical text is in out).
+// What it allocates is out, about the size of the body; 8 bytes for each
+// object whose members are not in canonical order; and, while writeTo
+// reorders such an object, 8 bytes for each of its members. See
+// TestCanonicalizeAllocationBound.
 type canonParser struct {
 	in  []byte
 	pos int
 	out []byte    // canonical text, but objects' members in input order
 	env *envelope // optional
 
-	objs    []objSpan // objects to reorder
-	members []member  // their members, sorted per object
-	open    []member  // members of the objects still being parsed
-	grown   int       // bytes numbers added to the document (see maxGrowth)
+	objs  []objSpan // objects to reorder
+	marks int       // numMarks in out
+	grown int       // bytes numbers add to the document (see maxGrowth)
+
+	levels [][]member         // emitObject's: the members of the object it writes, per level of nesting
+	numBuf [maxFloatText]byte // number's and write's: a number's canonical text
 }
 
 func (p *canonParser) errorf(format string, args ...any) error {
@@ -129,12 +210,7 @@ func (p *canonParser) value(depth int) error {
 	case c == '[':
 		return p.array(depth + 1)
 	case c == '"':
-		s, err := p.str()
-		if err != nil {
-			return err
-		}
-		p.out = appendPyString(p.out, s)
-		return nil
+		return p.str()
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
 	case c == 't':
@@ -192,25 +268,23 @@ func (p *canonParser) array(depth int) error {
 	}
 }
 
-// member is one member of an object being parsed or to be reordered.
-// Offsets are int32 to keep the bookkeeping small: canonicalize refuses an
-// output of 2 GiB or more before it uses them.
-type member struct {
-	key        string
-	start, end int32 // span of the canonical `"key":value` in p.out
-}
+// objSpan is an object whose members are not in canonical order: its span
+// in p.out, braces included. Offsets are int32 to keep the bookkeeping
+// small: parseCanonical refuses an output of 2 GiB or more before they are
+// used.
+type objSpan struct{ start, end int32 }
 
-// objSpan is an object whose members are not in canonical order.
-type objSpan struct {
-	start, end int32 // span of the object in p.out, braces included
-	m0, m1     int32 // its members, sorted: p.members[m0:m1]
-}
+// member is the span of one member's canonical `"key":value` in p.out; its
+// key is the JSON string at start.
+type member struct{ start, end int32 }
 
-// object writes the object into p.out with its members in input order, and
-// when they are not in canonical order records where each member is, for
-// emit to write them in key order at the end. Nothing is moved while
-// parsing, so each byte is copied at most twice however deep the nesting
-// (rewriting each object in place would cost the depth times the size).
+// object writes the object into p.out with its members in input order and,
+// when they are not in canonical order (out of order, or a duplicate key),
+// records it for writeTo to write its members in key order at the end.
+// Nothing is moved while parsing, so each byte is copied at most twice
+// however deep the nesting (rewriting each object in place would cost the
+// depth times the size), and the only record is the object's span: whether
+// members are in order needs only the previous key, which is in p.out.
 func (p *canonParser) object(depth int) error {
 	if depth > maxDepth {
 		return p.errorf("nesting deeper than %d", maxDepth)
@@ -218,42 +292,47 @@ func (p *canonParser) object(depth int) error {
 	p.pos++ // '{'
 	start := len(p.out)
 	p.out = append(p.out, '{')
-	mark := len(p.open)
 	p.skipSpace()
 	if p.pos < len(p.in) && p.in[p.pos] == '}' {
 		p.pos++
 		p.out = append(p.out, '}')
 		return nil
 	}
+	prev, sorted := -1, true // prev: where the previous member's key is in p.out
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.in) || p.in[p.pos] != '"' {
 			return p.errorf("expected a string key")
 		}
-		key, err := p.str()
-		if err != nil {
+		if prev >= 0 {
+			p.out = append(p.out, ',')
+		}
+		key := len(p.out)
+		if err := p.str(); err != nil {
 			return err
 		}
+		keyEnd := len(p.out)
+		if sorted && prev >= 0 && compareKeys(p.out[prev:], p.out[key:]) >= 0 {
+			sorted = false
+		}
+		prev = key
 		p.skipSpace()
 		if p.pos >= len(p.in) || p.in[p.pos] != ':' {
 			return p.errorf("expected ':' after key")
 		}
 		p.pos++
 		p.skipSpace()
-		if len(p.open) > mark {
-			p.out = append(p.out, ',')
-		}
-		mStart, srcStart := len(p.out), p.pos
-		p.out = appendPyString(p.out, key)
 		p.out = append(p.out, ':')
+		srcStart := p.pos
 		if err := p.value(depth); err != nil {
 			return err
 		}
 		if depth == 1 && p.env != nil {
-			p.env.capture(key, p.in[srcStart:p.pos]) // later duplicates overwrite, as in Python
+			// The canonical text of the five envelope keys is the key itself.
+			if name := envelopeKey(p.out[key+1 : keyEnd-1]); name != "" {
+				p.env.capture(name, p.in[srcStart:p.pos]) // later duplicates overwrite, as in Python
+			}
 		}
-		p.open = grow(p.open)
-		p.open = append(p.open, member{key: key, start: int32(mStart), end: int32(len(p.out))})
 		p.skipSpace()
 		if p.pos >= len(p.in) {
 			return p.errorf("unterminated object")
@@ -268,67 +347,240 @@ func (p *canonParser) object(depth int) error {
 		p.pos++
 	}
 	p.out = append(p.out, '}')
-
-	// Nested objects took their members off p.open when they closed, so
-	// p.open[mark:] holds exactly this object's.
-	ms := p.open[mark:]
-	p.open = p.open[:mark]
-	for i := 1; i < len(ms); i++ {
-		if ms[i-1].key < ms[i].key {
-			continue
-		}
-		// Out of order, or a duplicate key. Stable sort, then keep the last
-		// of each run of equal keys, as a Python dict keeps the last value
-		// given for a key.
-		slices.SortStableFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
-		m0 := len(p.members)
-		for j, m := range ms {
-			if j+1 < len(ms) && ms[j+1].key == m.key {
-				continue
-			}
-			p.members = grow(p.members)
-			p.members = append(p.members, m)
+	if !sorted {
+		if p.objs == nil {
+			// There are at most as many objects to reorder as '{' in the
+			// body, and one takes at least 10 bytes: {"":0,"":0}, or
+			// {"":X,"":0} around another. Room for that many at once costs
+			// at most 0.8 times the body, where doubling as they come could
+			// cost 3.2 times.
+			p.objs = make([]objSpan, 0, min(bytes.Count(p.in, []byte("{")), len(p.in)/10+1))
 		}
 		p.objs = grow(p.objs)
-		p.objs = append(p.objs, objSpan{start: int32(start), end: int32(len(p.out)), m0: int32(m0), m1: int32(len(p.members))})
-		break
+		p.objs = append(p.objs, objSpan{start: int32(start), end: int32(len(p.out))})
 	}
 	return nil
 }
 
-// grow makes room for one more element, doubling: append's gentler growth
-// of large slices would allocate about five times the final size in all.
+// compareKeys orders two keys as Python's sort_keys does: by code point,
+// which is the byte order of their UTF-8 text. x and y start with the keys
+// in canonical form (see appendPyRune), whose few escapes are undone on
+// the fly; the form is one-to-one, so equal characters have equal text.
+func compareKeys(x, y []byte) int {
+	i := 1 // after the opening quotes
+	for {
+		a, b := x[i], y[i]
+		switch {
+		case a == b && a != '"' && a != '\\':
+			i++
+		case a == '\\' && b == '\\':
+			ca, next := keyByte(x, i)
+			if cb, _ := keyByte(y, i); ca != cb {
+				return cmp.Compare(ca, cb)
+			}
+			i = next // the same escape, so the same length in y
+		default: // a difference, or the end of both
+			ca, _ := keyByte(x, i)
+			cb, _ := keyByte(y, i)
+			return cmp.Compare(ca, cb)
+		}
+	}
+}
+
+// keyByte decodes the byte of a key's canonical text at s[i:] and returns
+// it with the index of the next one; -1 at the closing quote.
+func keyByte(s []byte, i int) (int, int) {
+	switch c := s[i]; c {
+	case '"':
+		return -1, i
+	case '\\':
+		switch e := s[i+1]; e {
+		case 'u': // \u00xx: a control character
+			return int(unhex(s[i+4])<<4 | unhex(s[i+5])), i + 6
+		case 'b':
+			return '\b', i + 2
+		case 'f':
+			return '\f', i + 2
+		case 'n':
+			return '\n', i + 2
+		case 'r':
+			return '\r', i + 2
+		case 't':
+			return '\t', i + 2
+		default: // '"' or '\\'
+			return int(e), i + 2
+		}
+	default:
+		return int(c), i + 1
+	}
+}
+
+// unhex is the value of a lowercase hex digit.
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'a' + 10
+}
+
+// envelopeKey returns the name of the envelope field a root key's text is,
+// or "", without allocating.
+func envelopeKey(k []byte) string {
+	switch string(k) {
+	case "session_id":
+		return "session_id"
+	case "status":
+		return "status"
+	case "webhook_type":
+		return "webhook_type"
+	case "timestamp":
+		return "timestamp"
+	case "created_at":
+		return "created_at"
+	}
+	return ""
+}
+
+// grow makes room for one more element, doubling the capacity: append's
+// gentler growth of large slices would allocate about five times the final
+// size in all, slices.Grow's rounding up to about 2.4 times the capacity.
+// Doubling allocates twice the final capacity in all, at most four times
+// the final length.
 func grow[S ~[]E, E any](s S) S {
 	if len(s) < cap(s) {
 		return s
 	}
-	return slices.Grow(s, max(len(s), 16))
+	ns := make(S, len(s), max(2*cap(s), 16))
+	copy(ns, s)
+	return ns
 }
 
-// emit appends p.out[start:end] to dst with every recorded object in it
+// emit writes p.out[start:end] to w with every recorded object in it
 // written in key order; objs are the recorded objects inside that span,
 // sorted by start (an object starts before the objects inside it).
 // Recursion is bounded by maxDepth.
-func (p *canonParser) emit(dst []byte, start, end int32, objs []objSpan) []byte {
+func (p *canonParser) emit(w io.Writer, start, end int32, objs []objSpan, level int) {
 	pos := start
 	for len(objs) > 0 {
 		o := objs[0]
 		n := 1 + firstFrom(objs[1:], o.end)
-		inner := objs[1:n] // the recorded objects inside o
-		dst = append(dst, p.out[pos:o.start]...)
-		dst = append(dst, '{')
-		for j, m := range p.members[o.m0:o.m1] {
-			if j > 0 {
-				dst = append(dst, ',')
-			}
-			a := firstFrom(inner, m.start)
-			b := a + firstFrom(inner[a:], m.end)
-			dst = p.emit(dst, m.start, m.end, inner[a:b])
-		}
-		dst = append(dst, '}')
+		p.write(w, pos, o.start)
+		p.emitObject(w, o, objs[1:n], level) // objs[1:n]: the recorded objects inside o
 		pos, objs = o.end, objs[n:]
 	}
-	return append(dst, p.out[pos:end]...)
+	p.write(w, pos, end)
+}
+
+// emitObject writes the recorded object o with its members in key order,
+// keeping the last of equal keys as a Python dict keeps the last value
+// given for a key. level is how many recorded objects o is inside.
+//
+// Its members are found again by scanning o's canonical text, which jumps
+// over the recorded objects inside it, so every byte is scanned by the
+// innermost recorded object around it only (twice: to count the members,
+// then to note where each is). The members go in p.levels[level], which
+// grows to exactly the count when it is too small: all it allocates is at
+// most 8 bytes per member of a recorded object, i.e. 1.6 times the body
+// (a member takes 5 bytes at least: "":0,).
+func (p *canonParser) emitObject(w io.Writer, o objSpan, inner []objSpan, level int) {
+	count := 0
+	p.eachMember(o, inner, func(member) { count++ })
+	if level == len(p.levels) {
+		p.levels = append(p.levels, nil)
+	}
+	ms := p.levels[level][:0]
+	if cap(ms) < count {
+		ms = make([]member, 0, count)
+	}
+	p.eachMember(o, inner, func(m member) { ms = append(ms, m) })
+	p.levels[level] = ms
+
+	slices.SortStableFunc(ms, func(a, b member) int { return compareKeys(p.out[a.start:], p.out[b.start:]) })
+	w.Write(openBrace)
+	first := true
+	for j, m := range ms {
+		if j+1 < len(ms) && compareKeys(p.out[ms[j+1].start:], p.out[m.start:]) == 0 {
+			continue
+		}
+		if !first {
+			w.Write(comma)
+		}
+		first = false
+		a := firstFrom(inner, m.start)
+		b := a + firstFrom(inner[a:], m.end)
+		p.emit(w, m.start, m.end, inner[a:b], level+1)
+	}
+	w.Write(closeBrace)
+}
+
+// eachMember calls f with each member of the recorded object o in input
+// order; inner are the recorded objects inside o.
+func (p *canonParser) eachMember(o objSpan, inner []objSpan, f func(member)) {
+	k := 0 // inner[k:] are the recorded objects not yet passed
+	for i := o.start + 1; ; i++ {
+		m := member{start: i}
+		i = p.skipString(i) + 1 // the key and ':'
+		i, k = p.skipValue(i, inner, k)
+		m.end = i
+		f(m)
+		if p.out[i] == '}' {
+			return
+		}
+	}
+}
+
+var openBrace, closeBrace, comma = []byte("{"), []byte("}"), []byte(",")
+
+// skipString returns the index just after the canonical JSON string at
+// p.out[i], where a '"' inside is always escaped.
+func (p *canonParser) skipString(i int32) int32 {
+	for i++; ; i++ {
+		switch p.out[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+// skipValue returns the index just after the canonical value at p.out[i],
+// a member's value: the ',' or '}' that follows it. Recorded objects on the
+// way (inner[k:], sorted by start) are jumped over; it also returns the
+// index in inner of the first not passed.
+func (p *canonParser) skipValue(i int32, inner []objSpan, k int) (int32, int) {
+	depth := 0
+	for {
+		switch c := p.out[i]; c {
+		case ',', '}':
+			if depth == 0 {
+				return i, k
+			}
+			if c == '}' {
+				depth--
+			}
+			i++
+		case '[':
+			depth++
+			i++
+		case ']':
+			depth--
+			i++
+		case '"':
+			i = p.skipString(i)
+		case '{':
+			k += firstFrom(inner[k:], i)
+			if k < len(inner) && inner[k].start == i {
+				i = inner[k].end
+				k += 1 + firstFrom(inner[k+1:], i)
+				continue
+			}
+			depth++
+			i++
+		default:
+			i++
+		}
+	}
 }
 
 // firstFrom returns the index of the first of objs that starts at or after
@@ -346,95 +598,85 @@ func firstFrom(objs []objSpan, pos int32) int {
 	return lo
 }
 
-// str parses a JSON string at p.pos and returns its decoded value, which is
-// always valid UTF-8 without surrogates (see Canonicalize for what is refused).
-func (p *canonParser) str() (string, error) {
+// str parses a JSON string at p.pos and writes it to p.out as Python's
+// encoder does (see appendPyRune). The decoded text must be valid UTF-8
+// without surrogates (see Canonicalize for what is refused). Unescaped
+// runs are copied as they are: they hold no '"', '\\' or control
+// character, so their canonical form is themselves.
+func (p *canonParser) str() error {
 	p.pos++ // opening quote
-	start := p.pos
-	// Fast path: no escapes.
-	for p.pos < len(p.in) {
-		c := p.in[p.pos]
-		if c == '"' {
-			raw := p.in[start:p.pos]
-			if !utf8.Valid(raw) {
-				return "", p.errorf("invalid UTF-8 in string")
+	p.out = append(p.out, '"')
+	for {
+		start := p.pos
+		for p.pos < len(p.in) {
+			if c := p.in[p.pos]; c == '"' || c == '\\' || c < 0x20 {
+				break
 			}
 			p.pos++
-			return string(raw), nil
 		}
-		if c == '\\' {
-			break
+		// Escapes decode to whole characters, so the text is valid UTF-8
+		// exactly when every unescaped run is.
+		run := p.in[start:p.pos]
+		if !utf8.Valid(run) {
+			return p.errorf("invalid UTF-8 in string")
 		}
-		if c < 0x20 {
-			return "", p.errorf("control character in string")
-		}
-		p.pos++
-	}
-	var sb []byte
-	sb = append(sb, p.in[start:p.pos]...)
-	for {
+		p.out = append(p.out, run...)
 		if p.pos >= len(p.in) {
-			return "", p.errorf("unterminated string")
+			return p.errorf("unterminated string")
 		}
-		c := p.in[p.pos]
-		switch {
+		switch c := p.in[p.pos]; {
 		case c == '"':
 			p.pos++
-			if !utf8.Valid(sb) {
-				return "", p.errorf("invalid UTF-8 in string")
-			}
-			return string(sb), nil
+			p.out = append(p.out, '"')
+			return nil
 		case c < 0x20:
-			return "", p.errorf("control character in string")
-		case c != '\\':
-			sb = append(sb, c)
-			p.pos++
-			continue
+			return p.errorf("control character in string")
 		}
 		// Escape sequence.
 		if p.pos+1 >= len(p.in) {
-			return "", p.errorf("unterminated escape")
+			return p.errorf("unterminated escape")
 		}
 		e := p.in[p.pos+1]
 		p.pos += 2
+		var r rune
 		switch e {
 		case '"', '\\', '/':
-			sb = append(sb, e)
+			r = rune(e)
 		case 'b':
-			sb = append(sb, '\b')
+			r = '\b'
 		case 'f':
-			sb = append(sb, '\f')
+			r = '\f'
 		case 'n':
-			sb = append(sb, '\n')
+			r = '\n'
 		case 'r':
-			sb = append(sb, '\r')
+			r = '\r'
 		case 't':
-			sb = append(sb, '\t')
+			r = '\t'
 		case 'u':
-			r, ok := p.hex4()
-			if !ok {
-				return "", p.errorf("invalid \\u escape")
+			var ok bool
+			if r, ok = p.hex4(); !ok {
+				return p.errorf("invalid \\u escape")
 			}
 			if utf16.IsSurrogate(r) {
 				// Only a high surrogate immediately followed by an escaped low
 				// one makes a character; anything else is a lone surrogate.
 				if r >= 0xDC00 || !bytes.HasPrefix(p.in[p.pos:], []byte(`\u`)) {
-					return "", p.errorf("unpaired surrogate")
+					return p.errorf("unpaired surrogate")
 				}
 				p.pos += 2
 				r2, ok := p.hex4()
 				if !ok {
-					return "", p.errorf("invalid \\u escape")
+					return p.errorf("invalid \\u escape")
 				}
 				if r2 < 0xDC00 || r2 > 0xDFFF {
-					return "", p.errorf("unpaired surrogate")
+					return p.errorf("unpaired surrogate")
 				}
 				r = utf16.DecodeRune(r, r2)
 			}
-			sb = utf8.AppendRune(sb, r)
 		default:
-			return "", p.errorf("invalid escape \\%c", e)
+			return p.errorf("invalid escape \\%c", e)
 		}
+		p.out = appendPyRune(p.out, r)
 	}
 }
 
@@ -521,76 +763,165 @@ func (p *canonParser) number() error {
 	if err != nil || math.IsInf(f, 0) {
 		return p.errorf("number %.40s does not fit a float64", text)
 	}
-	n := len(p.out)
-	p.out = appendPyFloat(p.out, f)
-	if d := len(p.out) - n - len(text); d > 0 {
-		if p.grown += d; p.grown > len(p.in)+maxGrowth {
-			return p.errorf("numbers grow the document by more than its size plus %d bytes", maxGrowth)
+	var canonLen int
+	if f == math.Trunc(f) && f > -(1<<63) && f < 1<<63 {
+		// An integer (most floats that get longer are): measure, and write
+		// now only if it does not get longer.
+		if canonLen = intTextLen(int64(f)); canonLen <= len(text) {
+			p.out = strconv.AppendInt(p.out, int64(f), 10)
+			return nil
+		}
+	} else {
+		canon := appendPyFloat(p.numBuf[:0], f)
+		if canonLen = len(canon); canonLen <= len(text) {
+			p.out = append(p.out, canon...)
+			return nil
 		}
 	}
+	// Longer in canonical form: keep the input's text behind numMark, and
+	// write the canonical one only when writeTo gets there, so that out
+	// stays about the size of the body, however long the numbers' canonical
+	// form (1e308 is 309 digits).
+	if p.grown += canonLen - len(text); p.grown > len(p.in)+maxGrowth {
+		return p.errorf("numbers grow the document by more than its size plus %d bytes", maxGrowth)
+	}
+	p.marks++
+	p.out = append(p.out, numMark)
+	p.out = append(p.out, text...)
 	return nil
 }
+
+// numMark in p.out is followed by the input's text of a number that is
+// longer in canonical form. Canonical text never holds a raw control
+// character, so the mark cannot be mistaken for anything else.
+const numMark = 0x01
+
+// intTextLen is len(strconv.AppendInt(nil, i, 10)).
+func intTextLen(i int64) int {
+	n, u := 1, uint64(i)
+	if i < 0 {
+		n, u = 2, -u
+	}
+	for ; u >= 10; u /= 10 {
+		n++
+	}
+	return n
+}
+
+// maxFloatText is the longest appendPyFloat writes: int(-1.7976931348623157e308)
+// has 309 digits and a sign.
+const maxFloatText = 310
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // appendPyFloat writes f as Python's json.dumps does after shorten_floats:
-// integral values as exact integers (int(f)), others as repr(f).
+// integral values as exact integers (int(f)), others as repr(f). It
+// allocates nothing beyond what dst needs to grow.
 func appendPyFloat(dst []byte, f float64) []byte {
 	if f == math.Trunc(f) {
 		if f > -(1<<63) && f < 1<<63 {
 			return strconv.AppendInt(dst, int64(f), 10) // -0.0 becomes 0, as int(-0.0) does
 		}
-		i, _ := new(big.Float).SetFloat64(f).Int(nil)
-		return i.Append(dst, 10)
+		return appendBigIntegral(dst, f)
 	}
 	// repr(float) is the shortest round-tripping digit string (as Go's -1
 	// precision), in scientific form when the decimal exponent is < -4 or
 	// >= 16, with at least two exponent digits and an explicit sign: Go's 'e'
 	// format writes exactly that. Non-integral floats are < 2**52, so only
 	// the small-exponent side occurs in practice.
-	sci := strconv.AppendFloat(nil, f, 'e', -1, 64)
+	var buf [32]byte
+	sci := strconv.AppendFloat(buf[:0], f, 'e', -1, 64)
 	ePos := bytes.IndexByte(sci, 'e')
-	exp, _ := strconv.Atoi(string(sci[ePos+1:]))
+	exp := 0
+	for _, c := range sci[ePos+2:] { // after "e+" or "e-"
+		exp = exp*10 + int(c-'0')
+	}
+	if sci[ePos+1] == '-' {
+		exp = -exp
+	}
 	if exp < -4 || exp >= 16 {
 		return append(dst, sci...)
 	}
 	return strconv.AppendFloat(dst, f, 'f', -1, 64)
 }
 
-// appendPyString writes s as a JSON string the way Python's encoder does
-// with ensure_ascii=False: only '"', '\\' and C0 controls are escaped, with
-// the short forms where JSON has them and lowercase \u00xx otherwise.
-// Everything else, including DEL, U+2028/U+2029 and <>&, is raw UTF-8.
-func appendPyString(dst []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"':
-			dst = append(dst, '\\', '"')
-		case '\\':
-			dst = append(dst, '\\', '\\')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		start = i + 1
+// appendBigIntegral writes the exact value of f, an integral float64 of
+// magnitude 2**63 or more, digit for digit, as int(f) does. It is
+// strconv.AppendFloat(dst, f, 'f', 0, 64) (or math/big), without the
+// allocation of math/big and at a fifth of strconv's time: f is m·2**e
+// with m < 2**53 and e <= 971, at most 1024 bits, written out in base 10**9
+// by long division.
+func appendBigIntegral(dst []byte, f float64) []byte {
+	if f < 0 {
+		dst = append(dst, '-')
+		f = -f
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	bits := math.Float64bits(f)
+	m := bits&(1<<52-1) | 1<<52
+	e := int(bits>>52&0x7ff) - 1075 // f = m·2**e, e >= 11 here
+	var limbs [34]uint32            // little-endian, base 2**32
+	w, s := e/32, uint(e%32)
+	lo, hi := m<<s, uint64(0)
+	if s > 0 {
+		hi = m >> (64 - s)
+	}
+	limbs[w], limbs[w+1], limbs[w+2] = uint32(lo), uint32(lo>>32), uint32(hi)
+	n := w + 3
+	var chunks [35]uint32 // base 10**9, least significant first
+	nc := 0
+	for n > 0 {
+		for n > 0 && limbs[n-1] == 0 {
+			n--
+		}
+		if n == 0 {
+			break
+		}
+		var rem uint64
+		for i := n - 1; i >= 0; i-- {
+			cur := rem<<32 | uint64(limbs[i])
+			limbs[i] = uint32(cur / 1e9)
+			rem = cur % 1e9
+		}
+		chunks[nc] = uint32(rem)
+		nc++
+	}
+	dst = strconv.AppendUint(dst, uint64(chunks[nc-1]), 10)
+	for i := nc - 2; i >= 0; i-- {
+		var d [9]byte
+		for j, c := 8, chunks[i]; j >= 0; j-- {
+			d[j] = byte('0' + c%10)
+			c /= 10
+		}
+		dst = append(dst, d[:]...)
+	}
+	return dst
+}
+
+// appendPyRune writes r, a character of a JSON string, as Python's encoder
+// does with ensure_ascii=False: only '"', '\\' and C0 controls are escaped,
+// with the short forms where JSON has them and lowercase \u00xx otherwise.
+// Everything else, including DEL, U+2028/U+2029 and <>&, is raw UTF-8.
+// compareKeys reads this form back.
+func appendPyRune(dst []byte, r rune) []byte {
+	const hexDigits = "0123456789abcdef"
+	switch r {
+	case '"':
+		return append(dst, '\\', '"')
+	case '\\':
+		return append(dst, '\\', '\\')
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	case '\b':
+		return append(dst, '\\', 'b')
+	case '\f':
+		return append(dst, '\\', 'f')
+	}
+	if r < 0x20 {
+		return append(dst, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xF])
+	}
+	return utf8.AppendRune(dst, r)
 }

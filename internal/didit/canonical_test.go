@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -410,4 +411,32 @@ func writeRandString(rng *rand.Rand, sb *strings.Builder) {
 		sb.WriteString(pool[rng.IntN(len(pool))])
 	}
 	sb.WriteByte('"')
+}
+
+// TestAppendBigIntegral: the exact digits of integral floats of 2**63 and
+// more, as math/big writes them (and Python's int(f)), without allocating.
+func TestAppendBigIntegral(t *testing.T) {
+	fs := []float64{1 << 63, -(1 << 63), 1e19, 1e23, 9.999999999999999e22, 1e308, -1e308, math.MaxFloat64, -math.MaxFloat64, 0x1p1023, 0x1.fffffffffffffp+1000}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		// Random mantissa, exponent 63..1023: always integral.
+		f := math.Ldexp(1+rng.Float64(), 63+rng.IntN(961))
+		if rng.IntN(2) == 0 {
+			f = -f
+		}
+		fs = append(fs, f)
+	}
+	buf := make([]byte, 0, maxFloatText)
+	for _, f := range fs {
+		i, _ := new(big.Float).SetFloat64(f).Int(nil)
+		if got, want := string(appendBigIntegral(buf[:0], f)), i.String(); got != want {
+			t.Fatalf("appendBigIntegral(%g) = %s, want %s", f, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { buf = appendPyFloat(buf[:0], -math.MaxFloat64) }); n != 0 {
+		t.Errorf("appendPyFloat(-MaxFloat64) allocates %v times", n)
+	}
+	if len(appendPyFloat(nil, -math.MaxFloat64)) != maxFloatText {
+		t.Errorf("maxFloatText is not the length of int(-MaxFloat64)")
+	}
 }

@@ -110,30 +110,20 @@ func (s Signatures) SetHeaders(h http.Header) {
 // body, and the event time that orders decisions comes from it alone. The
 // two need not be equal: Didit may re-sign a retry with a new X-Timestamp.
 // Errors are the Err* sentinels above (possibly wrapped).
+//
+// The cheap checks come first, so a forged delivery costs as little as
+// possible before it is refused: the headers (CheckWebhookHeaders), then
+// X-Signature, and only then the canonical form X-Signature-V2 needs (one
+// parse of the body, about its size in memory; see canonicalHMAC). A
+// signature header that is not 64 hex digits cannot match and is ignored:
+// a malformed X-Signature-V2 never costs a canonicalisation.
 func VerifyWebhook(secret string, h http.Header, body []byte, now time.Time) error {
 	if secret == "" {
 		return ErrNoSecret
 	}
-	skew := int64(MaxWebhookSkew / time.Second)
-	tsHeader := strings.TrimSpace(h.Get(HeaderTimestamp))
-	if tsHeader == "" {
-		return ErrMissingTimestamp
-	}
-	ts, err := strconv.ParseInt(tsHeader, 10, 64)
+	raw, v2, err := checkHeaders(h, now)
 	if err != nil {
-		return ErrBadTimestamp
-	}
-	if !withinSkew(ts, now.Unix(), skew) {
-		return fmt.Errorf("%w: X-Timestamp %d, now %d", ErrStaleTimestamp, ts, now.Unix())
-	}
-
-	v2 := strings.TrimSpace(h.Get(HeaderSignatureV2))
-	raw := strings.TrimSpace(h.Get(HeaderSignature))
-	if v2 == "" && raw == "" {
-		if h.Get(HeaderSignatureSimple) != "" {
-			return ErrOnlySimpleSignature
-		}
-		return ErrMissingSignature
+		return err
 	}
 	var env envelope
 	haveEnv, ok := false, false
@@ -142,9 +132,9 @@ func VerifyWebhook(secret string, h http.Header, body []byte, now time.Time) err
 	}
 	if !ok && v2 != "" {
 		// A body we cannot canonicalise cannot match V2.
-		if canon, err := canonicalize(body, &env); err == nil {
+		if sum, err := canonicalHMAC(secret, body, &env); err == nil {
 			haveEnv = true
-			ok = hexEqual(v2, hmacSum(secret, canon))
+			ok = hexEqual(v2, sum)
 		}
 	}
 	if !ok {
@@ -158,10 +148,72 @@ func VerifyWebhook(secret string, h http.Header, body []byte, now time.Time) err
 	if !ok {
 		return ErrNoEventTime
 	}
+	skew := int64(MaxWebhookSkew / time.Second)
 	if !withinSkew(bodyTS, now.Unix(), skew) {
 		return fmt.Errorf("%w: body timestamp %d, now %d", ErrStaleTimestamp, bodyTS, now.Unix())
 	}
 	return nil
+}
+
+// CheckWebhookHeaders is the part of VerifyWebhook that needs neither the
+// body nor the secret: X-Timestamp present, an integer, within 300 s of
+// now; and X-Signature or X-Signature-V2 present as 64 hex digits (the
+// length of a hex HMAC-SHA256). A delivery it refuses, VerifyWebhook
+// refuses with the same error, so a server may call it before reading the
+// body. It hashes nothing, and allocates nothing unless it refuses.
+func CheckWebhookHeaders(h http.Header, now time.Time) error {
+	_, _, err := checkHeaders(h, now)
+	return err
+}
+
+// checkHeaders is CheckWebhookHeaders, returning the signatures that can
+// match: each is "" when absent or not 64 hex digits.
+func checkHeaders(h http.Header, now time.Time) (raw, v2 string, err error) {
+	skew := int64(MaxWebhookSkew / time.Second)
+	tsHeader := strings.TrimSpace(h.Get(HeaderTimestamp))
+	if tsHeader == "" {
+		return "", "", ErrMissingTimestamp
+	}
+	ts, err := strconv.ParseInt(tsHeader, 10, 64)
+	if err != nil {
+		return "", "", ErrBadTimestamp
+	}
+	if !withinSkew(ts, now.Unix(), skew) {
+		return "", "", fmt.Errorf("%w: X-Timestamp %d, now %d", ErrStaleTimestamp, ts, now.Unix())
+	}
+
+	v2 = strings.TrimSpace(h.Get(HeaderSignatureV2))
+	raw = strings.TrimSpace(h.Get(HeaderSignature))
+	if v2 == "" && raw == "" {
+		if h.Get(HeaderSignatureSimple) != "" {
+			return "", "", ErrOnlySimpleSignature
+		}
+		return "", "", ErrMissingSignature
+	}
+	if !isMACHex(raw) {
+		raw = ""
+	}
+	if !isMACHex(v2) {
+		v2 = ""
+	}
+	if raw == "" && v2 == "" {
+		return "", "", fmt.Errorf("%w: no signature is 64 hex digits", ErrBadSignature)
+	}
+	return raw, v2, nil
+}
+
+// isMACHex reports whether s is a hex HMAC-SHA256: 64 hex digits, either case.
+func isMACHex(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // withinSkew reports |ts-now| <= skew without overflowing on hostile values.

@@ -77,6 +77,7 @@ var httpStatus = map[string]int{
 	codeNotFound:                 404,
 	codeMethodNotAllowed:         405,
 	codeWebhookSignature:         401,
+	codeServerBusy:               503,
 }
 
 const (
@@ -86,6 +87,7 @@ const (
 	codeNotFound          = "not_found"
 	codeMethodNotAllowed  = "method_not_allowed"
 	codeWebhookSignature  = "invalid_webhook_signature"
+	codeServerBusy        = "server_busy"
 )
 
 // fail writes err as the envelope. Unexpected errors become fallback, the

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
+	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
 )
@@ -204,10 +206,83 @@ func (s *Server) products(w http.ResponseWriter, r *http.Request) {
 		map[string]bool{"kyc": tenantOf(r.Context()).KYCEnabled})
 }
 
-const maxWebhookBody = 1 << 20
+// maxWebhookBody bounds a Didit webhook's body. Didit's deliveries are a
+// few KB: the envelope (~400 bytes) plus, for a final status, the whole
+// decision with every section (ID, liveness, face match, AML, IP, phone,
+// email, warnings, matches, reviews), images as URLs, never inline. The
+// largest the simulator sends (internal/didit/diditsim: several IP
+// analyses, AML hits, blocklist matches) is 6.2 KB, the largest real one
+// in internal/didit/testdata 3.5 KB; a decision with dozens of AML hits
+// and long metadata stays in the tens of KB. 256 KiB is forty times the
+// largest seen and several times that worst case, and a quarter of the
+// 1 MiB it was, so a forged body costs a quarter of the work too (reading
+// it, and canonicalising it: see didit.VerifyWebhook).
+const maxWebhookBody = 256 << 10
 
+// Verifying a webhook is the one piece of work anyone can make kycgate do
+// without a key: a forged X-Signature-V2 makes it read the body (up to
+// maxWebhookBody), then parse and re-serialise it, before the signature
+// can be refused. Two bounds keep a flood of them from taking the server:
+//
+//   - memory: at most webhookHolders requests hold a body at once (reading
+//     it, waiting for its check, checking it): 128, so 32 MiB of bodies at
+//     most, where they would otherwise grow with the connections a flood
+//     opens; thousands of Didit's few-KB deliveries a second pass through.
+//   - CPU: at most webhookVerifiers checks run at once, half the CPUs the
+//     Go runtime uses and at least one, leaving the other half to
+//     everything else (the API's keyed requests above all). A genuine
+//     delivery takes tens of microseconds to check, so even one slot
+//     passes thousands a second.
+//
+// A request that finds either taken waits for its turn, first come first
+// served, for at most webhookWait in all (and never past its own
+// deadline); waiting for the first it holds no body, only its connection.
+// Then it gets 503 server_busy with Retry-After: Didit retries 5xx
+// answers, so a genuine delivery refused during a flood arrives again
+// later (and the reconciler asks Didit about sessions left without news).
+const (
+	webhookHolders = 128
+	webhookWait    = 2 * time.Second
+)
+
+func webhookVerifiers() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
+// diditWebhook checks the cheap things first: the declared size, then the
+// headers (timestamp, a well-formed signature: see didit.CheckWebhookHeaders),
+// then, holding one of the webhookHolders slots, the body's actual size,
+// and only then, in one of the webhookVerifiers slots, the signatures over
+// the body.
 func (s *Server) diditWebhook(w http.ResponseWriter, r *http.Request) {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+	if r.ContentLength > maxWebhookBody {
+		// Refused unread; the server closes the connection rather than
+		// read what is left.
+		respond(w, http.StatusRequestEntityTooLarge, codePayloadTooLarge, "Request body is too large", nil)
+		return
+	}
+	if s.webhooks == nil {
+		respond(w, http.StatusUnauthorized, codeWebhookSignature, "Invalid webhook signature", nil)
+		return
+	}
+	if err := s.webhooks.CheckHeaders(r.Header, s.now()); err != nil {
+		s.log.WarnContext(r.Context(), "webhook rejected", "request_id", requestID(r.Context()), "reason", err.Error())
+		respond(w, http.StatusUnauthorized, codeWebhookSignature, "Invalid webhook signature", nil)
+		return
+	}
+	wait := time.NewTimer(webhookWait)
+	defer wait.Stop()
+	if !take(r, s.holders, wait) {
+		s.webhookBusy(w, r, "webhook bodies at their bound")
+		return
+	}
+	holding := true
+	release := func() {
+		if holding {
+			holding = false
+			<-s.holders
+		}
+	}
+	defer release()
+	raw, err := readBody(http.MaxBytesReader(w, r.Body, maxWebhookBody), r.ContentLength)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -217,16 +292,18 @@ func (s *Server) diditWebhook(w http.ResponseWriter, r *http.Request) {
 		respond(w, http.StatusBadRequest, kyc.CodeInvalidBody, "Request body must be a JSON object", nil)
 		return
 	}
-	if s.webhooks == nil {
-		respond(w, http.StatusUnauthorized, codeWebhookSignature, "Invalid webhook signature", nil)
+	if !take(r, s.verifiers, wait) {
+		s.webhookBusy(w, r, "webhook checks at their bound")
 		return
 	}
-	if err := s.webhooks.Verify(r.Header, raw, s.now()); err != nil {
+	err = s.verify(r, raw)
+	if err != nil {
 		s.log.WarnContext(r.Context(), "webhook rejected", "request_id", requestID(r.Context()), "reason", err.Error())
 		respond(w, http.StatusUnauthorized, codeWebhookSignature, "Invalid webhook signature", nil)
 		return
 	}
 	ev, err := s.webhooks.Parse(raw)
+	release() // done with the body
 	if errors.Is(err, ErrIgnoredEvent) {
 		respond(w, http.StatusOK, "webhook_received", "Webhook received", nil)
 		return
@@ -249,4 +326,60 @@ func (s *Server) diditWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	respond(w, http.StatusOK, "webhook_received", "Webhook received", nil)
+}
+
+// webhookBusy answers 503 server_busy: Didit will retry.
+func (s *Server) webhookBusy(w http.ResponseWriter, r *http.Request, why string) {
+	s.log.WarnContext(r.Context(), "webhook refused", "request_id", requestID(r.Context()), "reason", why)
+	w.Header().Set("Retry-After", "1")
+	respond(w, http.StatusServiceUnavailable, codeServerBusy, "Server busy, try again later", nil)
+}
+
+// take takes a slot of sem, waiting until wait fires or the request's
+// deadline passes; it reports whether it got one.
+func take(r *http.Request, sem chan struct{}, wait *time.Timer) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case sem <- struct{}{}:
+		return true
+	case <-wait.C:
+		return false
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// verify runs Verify in the webhookVerifiers slot the caller took, and
+// gives it back.
+func (s *Server) verify(r *http.Request, body []byte) error {
+	defer func() { <-s.verifiers }()
+	return s.webhooks.Verify(r.Header, body, s.now())
+}
+
+// readBody reads all of r, a body of declared length n (-1 if unknown).
+// When the length is known the body is read into one buffer of that size,
+// where io.ReadAll would grow one step by step, allocating about twice the
+// body in all.
+func readBody(r io.Reader, n int64) ([]byte, error) {
+	if n < 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, n+1) // +1: room for the read that sees the end
+	for len(b) < cap(b) {
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	// More than declared (net/http never gives that): read on.
+	rest, err := io.ReadAll(r)
+	return append(b, rest...), err
 }

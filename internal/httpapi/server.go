@@ -19,6 +19,10 @@ import (
 
 // WebhookVerifier checks and parses a Didit webhook delivery.
 type WebhookVerifier interface {
+	// CheckHeaders is the part of Verify that needs only the headers,
+	// cheap enough to run on every request before its body is read. It
+	// must refuse nothing Verify would accept.
+	CheckHeaders(h http.Header, now time.Time) error
 	Verify(h http.Header, body []byte, now time.Time) error
 	Parse(body []byte) (kyc.SessionEvent, error)
 }
@@ -61,12 +65,16 @@ type Server struct {
 	draining atomic.Bool
 	handler  http.Handler
 	metrics  *metrics
+	// holders and verifiers hold a token per webhook request holding a
+	// body, and per webhook check running (see webhookHolders).
+	holders, verifiers chan struct{}
 }
 
 // New builds the server and its routes.
 func New(cfg Config) *Server {
 	s := &Server{svc: cfg.Service, log: cfg.Logger, counter: cfg.Counter, webhooks: cfg.Webhooks,
-		clock: cfg.Clock, ready: cfg.Ready, fault: cfg.Fault, timeout: cfg.RequestTimeout, metrics: newMetrics()}
+		clock: cfg.Clock, ready: cfg.Ready, fault: cfg.Fault, timeout: cfg.RequestTimeout, metrics: newMetrics(),
+		holders: make(chan struct{}, webhookHolders), verifiers: make(chan struct{}, webhookVerifiers())}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

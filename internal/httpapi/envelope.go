@@ -103,8 +103,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, fallbac
 	}
 	if code >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "status", e.Code, "err", e.Err)
-		if s.fault != nil && e.Err != nil {
-			s.fault(e.Err)
+		if s.fault != nil && e.Err != nil && s.fault(e.Err) {
 			s.probe.forget() // the next /readyz asks again
 		}
 	}

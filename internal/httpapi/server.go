@@ -41,9 +41,10 @@ type Config struct {
 	// Ready reports whether the server can take traffic (the database
 	// takes writes). /readyz asks it at most once a second.
 	Ready func(ctx context.Context) error
-	// Fault is told the cause of every 500 answered, so readiness can
-	// notice writes failing (a full disk) between its own probes.
-	Fault func(error)
+	// Fault is told the cause of every 5xx answered, so readiness can
+	// notice writes failing (a full disk) between its own probes; it
+	// reports whether the cause is such a fault.
+	Fault func(error) bool
 	// Mounts are extra handlers by path prefix ("/_dev/mail/", "/_didit/"),
 	// served as they are, outside the API's auth and envelope.
 	Mounts map[string]http.Handler
@@ -59,7 +60,7 @@ type Server struct {
 	webhooks WebhookVerifier
 	clock    kyc.Clock
 	ready    func(ctx context.Context) error
-	fault    func(error)
+	fault    func(error) bool
 	probe    readyCache
 	timeout  time.Duration
 	draining atomic.Bool

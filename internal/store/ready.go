@@ -41,11 +41,14 @@ func (db *DB) Ready(ctx context.Context) error {
 }
 
 // NoteFault records err if it says the database cannot write (full disk,
-// I/O error, read-only), for Ready. Other errors are ignored.
-func (db *DB) NoteFault(err error) {
-	if err != nil && StorageFault(err) {
-		db.lastFault.Store(time.Now().UnixNano())
+// I/O error, read-only), for Ready, and reports whether it did. Other
+// errors are ignored.
+func (db *DB) NoteFault(err error) bool {
+	if err == nil || !StorageFault(err) {
+		return false
 	}
+	db.lastFault.Store(time.Now().UnixNano())
+	return true
 }
 
 // StorageFault reports whether err is the database saying it cannot write

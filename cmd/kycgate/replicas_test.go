@@ -1463,8 +1463,8 @@ func TestReplicaMigrateCommand(t *testing.T) {
 func TestCrashLeftovers(t *testing.T) {
 	c := rpNewCluster(t)
 	// Sweeps every second; the victim's requests (and so its send lease)
-	// last at most 4 s.
-	c.env = append(c.env, "KYCGATE_RECONCILE_INTERVAL=4s", "KYCGATE_REQUEST_TIMEOUT=4s")
+	// last at most 5 s.
+	c.env = append(c.env, "KYCGATE_RECONCILE_INTERVAL=4s", "KYCGATE_REQUEST_TIMEOUT=5s")
 	c.start(t, 2)
 	tenantID, key := c.tenant(t, "Crash", "--quota", "10", "--rate-limit-per-minute", "0")
 	const victim = 1
@@ -1508,7 +1508,7 @@ func TestCrashLeftovers(t *testing.T) {
 	if r.Code == 429 {
 		wait, err := strconv.Atoi(r.Header.Get("Retry-After"))
 		if err != nil || wait > 10 {
-			t.Fatalf("send-otp after the crash: Retry-After %q, want at most the 4 s + 5 s lease", r.Header.Get("Retry-After"))
+			t.Fatalf("send-otp after the crash: Retry-After %q, want at most the 5 s + 5 s lease", r.Header.Get("Retry-After"))
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		for r.Code == 429 && time.Now().Before(deadline) {

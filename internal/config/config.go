@@ -169,8 +169,9 @@ func Load(getenv func(string) string) (Config, error) {
 	c.RequestTimeout = 30 * time.Second
 	if v := get("KYCGATE_REQUEST_TIMEOUT", ""); v != "" {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Second || d > 5*time.Minute {
-			return c, &Error{"KYCGATE_REQUEST_TIMEOUT", "must be a duration from 1s to 5m, e.g. 30s"}
+		// At least 5 s: a Didit create is only sent with more than 3 s left.
+		if err != nil || d < 5*time.Second || d > 5*time.Minute {
+			return c, &Error{"KYCGATE_REQUEST_TIMEOUT", "must be a duration from 5s to 5m, e.g. 30s"}
 		}
 		c.RequestTimeout = d
 	}

@@ -27,6 +27,13 @@ func TestDefaults(t *testing.T) {
 	if c.AuthCacheTTL != 0 || c.PprofAddr != "" {
 		t.Fatalf("auth cache %v, pprof %q by default; want both off", c.AuthCacheTTL, c.PprofAddr)
 	}
+	if c.RequestTimeout != 30*time.Second || c.ShutdownDelay != 5*time.Second {
+		t.Fatalf("request timeout %v, shutdown delay %v by default", c.RequestTimeout, c.ShutdownDelay)
+	}
+	c, err = Load(env("KYCGATE_REQUEST_TIMEOUT", "1m", "KYCGATE_SHUTDOWN_DELAY", "0"))
+	if err != nil || c.RequestTimeout != time.Minute || c.ShutdownDelay != 0 {
+		t.Fatalf("request timeout and shutdown delay set: %+v, %v", c, err)
+	}
 	c, err = Load(env("KYCGATE_AUTH_CACHE_TTL", "1s", "KYCGATE_PPROF_ADDR", "[::1]:6060"))
 	if err != nil || c.AuthCacheTTL != time.Second || c.PprofAddr != "[::1]:6060" {
 		t.Fatalf("auth cache and pprof set: %+v, %v", c, err)
@@ -65,6 +72,10 @@ func TestInvalid(t *testing.T) {
 		{[]string{"KYCGATE_DB_MAX_CONNS", "0"}, "KYCGATE_DB_MAX_CONNS"},
 		{[]string{"KYCGATE_CHALLENGE_TITLE", "two\nlines"}, "KYCGATE_CHALLENGE_TITLE"},
 		{[]string{"KYCGATE_AUTH_CACHE_TTL", "2m"}, "KYCGATE_AUTH_CACHE_TTL"},
+		{[]string{"KYCGATE_REQUEST_TIMEOUT", "2s"}, "KYCGATE_REQUEST_TIMEOUT"},
+		{[]string{"KYCGATE_REQUEST_TIMEOUT", "1h"}, "KYCGATE_REQUEST_TIMEOUT"},
+		{[]string{"KYCGATE_SHUTDOWN_DELAY", "-1s"}, "KYCGATE_SHUTDOWN_DELAY"},
+		{[]string{"KYCGATE_SHUTDOWN_DELAY", "soon"}, "KYCGATE_SHUTDOWN_DELAY"},
 		{[]string{"KYCGATE_AUTH_CACHE_TTL", "-1s"}, "KYCGATE_AUTH_CACHE_TTL"},
 		{[]string{"KYCGATE_AUTH_CACHE_TTL", "often"}, "KYCGATE_AUTH_CACHE_TTL"},
 		{[]string{"KYCGATE_PPROF_ADDR", "6060"}, "KYCGATE_PPROF_ADDR"},

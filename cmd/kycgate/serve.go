@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,25 +22,6 @@ import (
 	"github.com/kycgate/kycgate/internal/mail"
 	"github.com/kycgate/kycgate/internal/store"
 )
-
-// webhooks adapts the didit package to what httpapi needs.
-type webhooks struct{ secret string }
-
-func (w webhooks) CheckHeaders(h http.Header, now time.Time) error {
-	return didit.CheckWebhookHeaders(h, now)
-}
-
-func (w webhooks) Verify(h http.Header, body []byte, now time.Time) error {
-	return didit.VerifyWebhook(w.secret, h, body, now)
-}
-
-func (w webhooks) Parse(body []byte) (kyc.SessionEvent, error) {
-	ev, err := didit.ParseWebhook(body)
-	if errors.Is(err, didit.ErrIgnoredEvent) {
-		return ev, httpapi.ErrIgnoredEvent
-	}
-	return ev, err
-}
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -145,7 +125,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		counter = db // replicas share one count
 	}
 	api := httpapi.New(httpapi.Config{Service: svc, Logger: log, Counter: counter,
-		Webhooks: webhooks{secret: hookSecret}, Ready: db.Ready, Fault: db.NoteFault, Mounts: mounts,
+		Webhooks: didit.Webhooks{Secret: hookSecret}, Ready: db.Ready, Fault: db.NoteFault, Mounts: mounts,
 		RequestTimeout: cfg.RequestTimeout})
 	srv := &http.Server{
 		Handler:           api,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ var (
 	// ErrIgnoredEvent: a well-formed delivery of a webhook_type kycgate does
 	// not handle. The HTTP layer acknowledges it (200) and drops it, so Didit
 	// does not retry.
-	ErrIgnoredEvent = errors.New("didit webhook: event type not handled")
+	ErrIgnoredEvent = kyc.ErrIgnoredEvent
 	// ErrMalformedWebhook is wrapped when the body lacks what a session event
 	// needs (not JSON, no session_id, unknown status, bad decision).
 	ErrMalformedWebhook = errors.New("didit webhook: malformed body")
@@ -95,3 +96,21 @@ func eventTime(raw json.RawMessage) time.Time {
 	}
 	return time.Time{}
 }
+
+// Webhooks verifies and parses Didit's deliveries signed with Secret: the
+// webhook verifier the HTTP layer takes.
+type Webhooks struct{ Secret string }
+
+// CheckHeaders is CheckWebhookHeaders: what can be refused before the body
+// is read.
+func (w Webhooks) CheckHeaders(h http.Header, now time.Time) error {
+	return CheckWebhookHeaders(h, now)
+}
+
+// Verify is VerifyWebhook under w's secret.
+func (w Webhooks) Verify(h http.Header, body []byte, now time.Time) error {
+	return VerifyWebhook(w.Secret, h, body, now)
+}
+
+// Parse is ParseWebhook.
+func (w Webhooks) Parse(body []byte) (kyc.SessionEvent, error) { return ParseWebhook(body) }

@@ -4,7 +4,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -29,7 +28,7 @@ type WebhookVerifier interface {
 
 // ErrIgnoredEvent is returned by WebhookVerifier.Parse for event types we do
 // not act on; they are acknowledged and dropped.
-var ErrIgnoredEvent = errors.New("ignored webhook event")
+var ErrIgnoredEvent = kyc.ErrIgnoredEvent
 
 // Config wires a Server.
 type Config struct {

@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -192,31 +191,12 @@ func TestWebhookVerificationsBounded(t *testing.T) {
 	}
 }
 
-// diditVerifier is how cmd/kycgate wires the didit package in.
-type diditVerifier struct{ secret string }
-
-func (d diditVerifier) CheckHeaders(h http.Header, now time.Time) error {
-	return didit.CheckWebhookHeaders(h, now)
-}
-
-func (d diditVerifier) Verify(h http.Header, body []byte, now time.Time) error {
-	return didit.VerifyWebhook(d.secret, h, body, now)
-}
-
-func (d diditVerifier) Parse(body []byte) (kyc.SessionEvent, error) {
-	ev, err := didit.ParseWebhook(body)
-	if errors.Is(err, didit.ErrIgnoredEvent) {
-		return ev, httpapi.ErrIgnoredEvent
-	}
-	return ev, err
-}
-
 // TestWebhookSignatureForms: through the handler, Didit's deliveries pass
 // with either signature alone or both, and forged or malformed ones get
 // 401; a body of the documented limit is verified like any other.
 func TestWebhookSignatureForms(t *testing.T) {
 	const secret = "whsec-test"
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Webhooks: diditVerifier{secret}}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Webhooks: didit.Webhooks{Secret: secret}}))
 	defer srv.Close()
 	v, err := contract.Load()
 	if err != nil {

@@ -47,43 +47,59 @@ func (m *claimMail) SendCode(_ context.Context, cm kyc.CodeMail) error {
 	return nil
 }
 
-// TestLapsedLeaseNeverMakesASecondOpenSession: a creator whose lease lapsed
-// mid-call (a stalled replica) must not store a second open session after
-// another creator took over; it answers with the session that stands.
-func TestLapsedLeaseNeverMakesASecondOpenSession(t *testing.T) {
+// claimEnv is a service on SQLite with the claimProvider, and a person
+// whose email is verified at tenant tn, ready to create.
+type claimEnv struct {
+	svc   *kyc.Service
+	db    *store.DB
+	tn    kyc.Tenant
+	prov  *claimProvider
+	clock *testClock
+	email string
+}
+
+func newClaimEnv(t *testing.T, cfg kyc.Config) *claimEnv {
+	t.Helper()
 	ctx := t.Context()
 	db, err := store.Open(ctx, storetest.SQLiteURL(t), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	clock := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	prov := &claimProvider{entered: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(func() { db.Close() })
+	e := &claimEnv{db: db, clock: &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
+		prov: &claimProvider{entered: make(chan struct{}), release: make(chan struct{})}, email: "p@example.com"}
 	mail := &claimMail{}
-	// A lease far longer than the test, so no renewal tick runs: the lapse
-	// comes from the clock alone.
-	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mail, Provider: prov, Clock: clock},
-		kyc.Config{Secret: []byte(strings.Repeat("k", 32)), SessionClaimTTL: time.Hour})
-	if err != nil {
+	cfg.Secret = []byte(strings.Repeat("k", 32))
+	if e.svc, err = kyc.NewService(kyc.Deps{Store: db, Mailer: mail, Provider: e.prov, Clock: e.clock}, cfg); err != nil {
 		t.Fatal(err)
 	}
-	tn, _, err := svc.CreateTenant(ctx, kyc.NewTenant{Name: "T"})
-	if err != nil {
+	if e.tn, _, err = e.svc.CreateTenant(ctx, kyc.NewTenant{Name: "T"}); err != nil {
 		t.Fatal(err)
 	}
-	const email = "p@example.com"
-	if _, err := svc.Prepare(ctx, tn, email); err != nil {
+	if _, err := e.svc.Prepare(ctx, e.tn, e.email); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.SendOTP(ctx, tn, kyc.OTPInput{Email: email}); err != nil {
+	if err := e.svc.SendOTP(ctx, e.tn, kyc.OTPInput{Email: e.email}); err != nil {
 		t.Fatal(err)
 	}
 	mail.mu.Lock()
 	code := mail.code
 	mail.mu.Unlock()
-	if err := svc.VerifyOTP(ctx, tn, kyc.OTPInput{Email: email, Code: code}); err != nil {
+	if err := e.svc.VerifyOTP(ctx, e.tn, kyc.OTPInput{Email: e.email, Code: code}); err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+// TestLapsedLeaseNeverMakesASecondOpenSession: a creator whose lease lapsed
+// mid-call (a stalled replica) must not store a second open session after
+// another creator took over; it answers with the session that stands.
+func TestLapsedLeaseNeverMakesASecondOpenSession(t *testing.T) {
+	ctx := t.Context()
+	// A lease far longer than the test, so no renewal tick runs: the lapse
+	// comes from the clock alone.
+	e := newClaimEnv(t, kyc.Config{SessionClaimTTL: time.Hour})
+	svc, db, tn, prov, clock, email := e.svc, e.db, e.tn, e.prov, e.clock, e.email
 	type out struct {
 		r   kyc.CreateResult
 		err error
@@ -115,36 +131,8 @@ func TestLapsedLeaseNeverMakesASecondOpenSession(t *testing.T) {
 // next create finds it instead of a second one.
 func TestHangUpMidCreate(t *testing.T) {
 	ctx := t.Context()
-	db, err := store.Open(ctx, storetest.SQLiteURL(t), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	clock := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	prov := &claimProvider{entered: make(chan struct{}), release: make(chan struct{})}
-	mail := &claimMail{}
-	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mail, Provider: prov, Clock: clock},
-		kyc.Config{Secret: []byte(strings.Repeat("k", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn, _, err := svc.CreateTenant(ctx, kyc.NewTenant{Name: "T"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const email = "hangup@example.com"
-	if _, err := svc.Prepare(ctx, tn, email); err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.SendOTP(ctx, tn, kyc.OTPInput{Email: email}); err != nil {
-		t.Fatal(err)
-	}
-	mail.mu.Lock()
-	code := mail.code
-	mail.mu.Unlock()
-	if err := svc.VerifyOTP(ctx, tn, kyc.OTPInput{Email: email, Code: code}); err != nil {
-		t.Fatal(err)
-	}
+	e := newClaimEnv(t, kyc.Config{})
+	svc, db, tn, prov, clock, email := e.svc, e.db, e.tn, e.prov, e.clock, e.email
 	reqCtx, hangUp := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {

@@ -65,6 +65,11 @@ var ErrConflict = errors.New("conflict")
 // ErrExists is returned by InsertSession when the session is already stored.
 var ErrExists = errors.New("already exists")
 
+// ErrIgnoredEvent is what a provider's webhook parser returns for a
+// well-formed delivery of an event type kycgate does not act on: it is
+// acknowledged and dropped, so the provider does not retry it.
+var ErrIgnoredEvent = errors.New("webhook event type not handled")
+
 // internal wraps an unexpected failure (database, provider) as the
 // endpoint's documented 500.
 func internal(code, message string, err error) *Error {

@@ -59,7 +59,7 @@ func BenchmarkCountOTPAttempt(b *testing.B) {
 			q := mkPerson(b, db, "ta", "bob@example.com")
 			pr, qr := kyc.CodeRef{TenantID: "ta", Address: p.Email}, kyc.CodeRef{TenantID: "ta", Address: q.Email}
 			for _, ref := range []kyc.CodeRef{pr, qr} {
-				ok, _, err := db.SaveOTP(ctx, kyc.OTPSend{CodeRef: ref, CodeHash: "h", Now: t0,
+				ok, _, err := db.SaveOTP(ctx, kyc.OTPSend{CodeRef: ref, CodeHash: "h", Now: t0, LeaseUntil: at(otpLease),
 					ExpiresAt: at(otpTTL), MinGap: otpGap, Window: otpWindow, MaxPerWindow: 5})
 				if err != nil || !ok {
 					b.Fatal(ok, err)

@@ -47,6 +47,7 @@ import (
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	secpecdsa "github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
+	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	"github.com/mr-tron/base58"
 	"golang.org/x/crypto/sha3"
@@ -156,20 +157,9 @@ func (r *rpStatusRec) Write(b []byte) (int, error) {
 
 func (r *rpStatusRec) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-func rpHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func rpUUID() string {
-	h := rpHex(16)
-	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-8" + h[17:20] + "-" + h[20:32]
-}
-
 func rpStartSim(t *testing.T) *rpSim {
 	t.Helper()
-	s := &rpSim{apiKey: "sim_" + rpHex(16), workflow: rpUUID(), secret: "whsec_" + rpHex(20), creates: map[string]int{}}
+	s := &rpSim{apiKey: "sim_" + randomHex(16), workflow: uuid.NewString(), secret: "whsec_" + randomHex(20), creates: map[string]int{}}
 	srv := httptest.NewUnstartedServer(nil)
 	cfg := diditsim.DefaultConfig()
 	cfg.APIKey = s.apiKey
@@ -605,7 +595,7 @@ func rpSelfCheck(t testing.TB, w rpWallet) {
 	if err != nil {
 		t.Fatalf("test wallet %s: %v", w.Address, err)
 	}
-	msg := "self-check " + rpHex(8)
+	msg := "self-check " + randomHex(8)
 	if err := wallet.VerifySignature(addr, []byte(msg), w.sign(msg)); err != nil {
 		t.Fatalf("test signer for %s is wrong: %v", w.Address, err)
 	}
@@ -781,7 +771,7 @@ func (p *rpProc) postHook(body []byte, h http.Header) (reply, error) {
 // rpHook is a signed Didit webhook.
 func rpHook(t *testing.T, secret, sessionID, status string, ts int64, decision json.RawMessage) (string, []byte, http.Header) {
 	t.Helper()
-	eventID := rpUUID()
+	eventID := uuid.NewString()
 	body, err := json.Marshal(struct {
 		EventID     string          `json:"event_id"`
 		WebhookType string          `json:"webhook_type"`
@@ -822,7 +812,7 @@ func TestReplicaInvariants(t *testing.T) {
 
 	t.Run("OTPGuesses", func(t *testing.T) {
 		_, key := c.tenant(t, "Guesses", "--rate-limit-per-minute", "0")
-		email := "guess-" + rpHex(4) + "@example.com"
+		email := "guess-" + randomHex(4) + "@example.com"
 		code := c.sendCode(t, key, email)
 		right, _ := strconv.Atoi(code)
 		var reqs []rpReq
@@ -842,7 +832,7 @@ func TestReplicaInvariants(t *testing.T) {
 
 	t.Run("SendOTP", func(t *testing.T) {
 		_, key := c.tenant(t, "Sends", "--rate-limit-per-minute", "0")
-		email := "send-" + rpHex(4) + "@example.com"
+		email := "send-" + randomHex(4) + "@example.com"
 		expect(t, c.call(t, 2, "POST", "/kyc/prepare", key, map[string]string{"email": email}), 201, "user_prepared")
 		var reqs []rpReq
 		for range 12 {
@@ -1228,7 +1218,7 @@ func (l *rpLoad) createFor(field, value string) {
 
 // emailFlow: prepare → send-otp → (mail) → verify-otp → create.
 func (l *rpLoad) emailFlow(n int) {
-	email := fmt.Sprintf("load%d-%s@example.com", n, rpHex(3))
+	email := fmt.Sprintf("load%d-%s@example.com", n, randomHex(3))
 	r, ok := l.send("POST", "/kyc/prepare", map[string]string{"email": email})
 	if !ok || !l.want(r, 201, "user_prepared") {
 		return
@@ -1468,7 +1458,7 @@ func TestCrashLeftovers(t *testing.T) {
 	c.start(t, 2)
 	tenantID, key := c.tenant(t, "Crash", "--quota", "10", "--rate-limit-per-minute", "0")
 	const victim = 1
-	ann, bob := "ann-"+rpHex(3)+"@example.com", "bob-"+rpHex(3)+"@example.com"
+	ann, bob := "ann-"+randomHex(3)+"@example.com", "bob-"+randomHex(3)+"@example.com"
 	code := c.sendCode(t, key, ann)
 	expect(t, c.call(t, 0, "POST", "/security/email/verify-otp", key, map[string]string{"email": ann, "code": code}), 200, "email_verified")
 	expect(t, c.call(t, 0, "POST", "/kyc/prepare", key, map[string]string{"email": bob}), 201, "user_prepared")

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/kycgate/kycgate/internal/config"
 	"github.com/kycgate/kycgate/internal/didit"
 	"github.com/kycgate/kycgate/internal/didit/diditsim"
@@ -27,11 +28,6 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func randomUUID() string {
-	h := randomHex(16)
-	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-a" + h[17:20] + "-" + h[20:32]
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -92,7 +88,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	diditURL, diditKey, workflow, hookSecret := cfg.DiditURL, cfg.DiditAPIKey, cfg.DiditWorkflowID, cfg.DiditWebhookSecret
 	if cfg.Embedded() {
-		diditKey, workflow, hookSecret = randomHex(16), randomUUID(), randomHex(24)
+		diditKey, workflow, hookSecret = randomHex(16), uuid.NewString(), randomHex(24)
 		simCfg := diditsim.DefaultConfig()
 		simCfg.APIKey = diditKey
 		simCfg.WorkflowIDs = []string{workflow}

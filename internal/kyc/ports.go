@@ -91,3 +91,16 @@ type Clock interface{ Now() time.Time }
 type SystemClock struct{}
 
 func (SystemClock) Now() time.Time { return time.Now() }
+
+// Sleep waits d or until ctx ends, whichever comes first: the wait between
+// retries, for the service and its adapters alike.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -155,7 +155,7 @@ func (s *Service) openSession(ctx context.Context, tenant Tenant, personID strin
 		}
 		// Another request (maybe on another replica) is creating this
 		// person's session right now; wait for it and resume that one.
-		if err := waitCtx(ctx, 20*time.Millisecond); err != nil {
+		if err := Sleep(ctx, 20*time.Millisecond); err != nil {
 			return fail(err)
 		}
 		if r, done, err := s.existing(ctx, personID); err != nil || done {
@@ -389,17 +389,6 @@ func decided(latest *SessionView) (CreateResult, bool) {
 		return CreateResult{Kind: CreateExisting, Session: *latest}, true
 	}
 	return CreateResult{}, false
-}
-
-func waitCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // StatusResult is GET /kyc/status's data.

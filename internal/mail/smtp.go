@@ -170,7 +170,7 @@ func (s *SMTP) SendCode(ctx context.Context, cm kyc.CodeMail) error {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "code mail attempt failed, retrying",
 			slog.String("to", masked), slog.Int("attempt", attempt), slog.Int("smtp_code", smtpCode),
 			slog.Duration("retry_in", wait), slog.String("error", rerr.Error()))
-		if err := sleep(ctx, wait); err != nil {
+		if err := kyc.Sleep(ctx, wait); err != nil {
 			return &DeliveryError{To: masked, Attempts: attempt, Code: smtpCode, Temporary: true, err: fmt.Errorf("%w (while waiting to retry after: %v)", err, rerr)}
 		}
 	}
@@ -205,16 +205,4 @@ func ended(ctx context.Context) error {
 		return context.DeadlineExceeded
 	}
 	return nil
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

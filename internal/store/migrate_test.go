@@ -203,3 +203,41 @@ func kycHash(t *testing.T, secret []byte, tenantID, email, code string) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// TestMigrationChecksums: every applied migration is recorded with its
+// file's checksum; a database from before checksums adopts them; and a
+// migration file edited after it ran stops start-up with a message naming
+// it, instead of leaving databases silently different.
+func TestMigrationChecksums(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := t.Context()
+			db, exec := legacyDB(t, e.URL)
+			// As a build before checksums left it: no column at all.
+			exec(`ALTER TABLE schema_migrations DROP COLUMN checksum`)
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatalf("migrating a database from before checksums: %v", err)
+			}
+			files, err := migrationFiles(db.dialect)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := db.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE checksum IS NOT NULL`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != len(files) {
+				t.Fatalf("%d migrations carry a checksum, want all %d", n, len(files))
+			}
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatalf("migrating again: %v", err)
+			}
+			// The text that ran as version 2 was not the file's text now.
+			exec(`UPDATE schema_migrations SET checksum = $1 WHERE version = 2`, strings.Repeat("0", 64))
+			err = db.Migrate(ctx)
+			if err == nil || !strings.Contains(err.Error(), files[1].name) || !strings.Contains(err.Error(), "changed after it ran") {
+				t.Fatalf("Migrate with an edited migration 2 = %v; want it refused, naming %s", err, files[1].name)
+			}
+		})
+	}
+}

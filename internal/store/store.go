@@ -5,8 +5,10 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -196,50 +198,76 @@ func (db *DB) migrate(ctx context.Context, upTo int64) error {
 		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(7294401)")
 	}
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL, checksum TEXT)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
+	}
+	// Databases migrated before checksums were recorded lack the column.
+	if _, err := conn.ExecContext(ctx, `SELECT checksum FROM schema_migrations WHERE 1 = 0`); err != nil {
+		if _, aerr := conn.ExecContext(ctx, `ALTER TABLE schema_migrations ADD COLUMN checksum TEXT`); aerr != nil {
+			// Another process may have added it meanwhile (SQLite has no
+			// ADD COLUMN IF NOT EXISTS): what counts is that it is there.
+			if _, err := conn.ExecContext(ctx, `SELECT checksum FROM schema_migrations WHERE 1 = 0`); err != nil {
+				return fmt.Errorf("store: migrate: add checksums: %w", aerr)
+			}
+		}
 	}
 	files, err := migrationFiles(db.dialect)
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
-		version := f.version
-		if version > upTo {
+		if f.version > upTo {
 			break
 		}
-		body, err := fs.ReadFile(migrations, "migrations/"+f.name)
-		if err != nil {
-			return fmt.Errorf("store: migrate: %w", err)
+		if err := migrateOne(ctx, conn, f); err != nil {
+			return err
 		}
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("store: migrate: %w", err)
-		}
-		// Check inside the transaction: on SQLite it begins IMMEDIATE, which
-		// serialises processes migrating one file together (PostgreSQL has
-		// the advisory lock).
-		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations WHERE version = $1", version).Scan(&n); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: migrate: %w", err)
-		}
-		if n > 0 {
-			tx.Rollback()
-			continue
-		}
+	}
+	return nil
+}
+
+// migrateOne applies one migration file unless it already ran. A file that
+// ran is checked against the checksum recorded then: an edited migration
+// would leave databases that ran the old text and databases that run the new
+// one different without anyone noticing, so the server refuses to start.
+// A migration recorded before checksums existed adopts the file's.
+func migrateOne(ctx context.Context, conn *sql.Conn, f migrationFile) error {
+	body, err := fs.ReadFile(migrations, "migrations/"+f.name)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	checksum := hex.EncodeToString(sum[:])
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	// Check inside the transaction: on SQLite it begins IMMEDIATE, which
+	// serialises processes migrating one file together (PostgreSQL has the
+	// advisory lock).
+	var recorded sql.NullString
+	err = tx.QueryRowContext(ctx, "SELECT checksum FROM schema_migrations WHERE version = $1", f.version).Scan(&recorded)
+	switch {
+	case err == nil && recorded.Valid && recorded.String != checksum:
+		return fmt.Errorf("store: migration %s was changed after it ran here (sha256 %s then, %s now): "+
+			"restore the file as it was and put the change in a new migration", f.name, recorded.String[:12], checksum[:12])
+	case err == nil && recorded.Valid:
+		return nil
+	case err == nil:
+		_, err = tx.ExecContext(ctx, "UPDATE schema_migrations SET checksum = $2 WHERE version = $1", f.version, checksum)
+	case errors.Is(err, sql.ErrNoRows):
 		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
 			return fmt.Errorf("store: migrate %s: %w", f.name, err)
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
-			version, time.Now().UnixMilli()); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: migrate %s: %w", f.name, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("store: migrate %s: %w", f.name, err)
-		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at, checksum) VALUES ($1, $2, $3)",
+			f.version, time.Now().UnixMilli(), checksum)
+	}
+	if err != nil {
+		return fmt.Errorf("store: migrate %s: %w", f.name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: migrate %s: %w", f.name, err)
 	}
 	return nil
 }

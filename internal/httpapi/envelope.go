@@ -125,9 +125,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request) (body, *kyc.Error) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, kyc.Errorf(codePayloadTooLarge, "Request body is too large")
+			return nil, kyc.NewError(codePayloadTooLarge, "Request body is too large")
 		}
-		return nil, kyc.Errorf(kyc.CodeInvalidBody, "Request body must be a JSON object")
+		return nil, kyc.NewError(kyc.CodeInvalidBody, "Request body must be a JSON object")
 	}
 	return parseBody(raw)
 }
@@ -136,7 +136,7 @@ func parseBody(raw []byte) (body, *kyc.Error) {
 	var b body
 	raw = bytes.Trim(raw, " \t\r\n") // JSON whitespace only (RFC 8259 §2)
 	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &b) != nil || b == nil {
-		return nil, kyc.Errorf(kyc.CodeInvalidBody, "Request body must be a JSON object")
+		return nil, kyc.NewError(kyc.CodeInvalidBody, "Request body must be a JSON object")
 	}
 	return b, nil
 }
@@ -149,7 +149,7 @@ func (b body) str(name string) (string, *kyc.Error) {
 	}
 	var s string
 	if err := json.Unmarshal(v, &s); err != nil {
-		return "", kyc.Errorf(kyc.CodeInvalidBody, fmt.Sprintf("%s must be a string", name))
+		return "", kyc.NewError(kyc.CodeInvalidBody, fmt.Sprintf("%s must be a string", name))
 	}
 	return s, nil
 }

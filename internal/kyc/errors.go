@@ -26,8 +26,8 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Errorf builds an *Error.
-func Errorf(code, message string) *Error { return &Error{Code: code, Message: message} }
+// NewError builds an *Error with a fixed message (it does not format).
+func NewError(code, message string) *Error { return &Error{Code: code, Message: message} }
 
 // Codes. Each maps to exactly one HTTP status in httpapi.
 const (

@@ -31,9 +31,9 @@ import (
 // and the transaction decides again on it.
 
 var (
-	errLinkConflict    = Errorf(CodeEmailWalletConflict, "This email is already linked to another wallet")
-	errChallengeGone   = Errorf(CodeChallengeNotFound, "No matching challenge; request a new one")
-	errLinkUserMissing = Errorf(CodeUserNotFound, "User not found in whitelist")
+	errLinkConflict    = NewError(CodeEmailWalletConflict, "This email is already linked to another wallet")
+	errChallengeGone   = NewError(CodeChallengeNotFound, "No matching challenge; request a new one")
+	errLinkUserMissing = NewError(CodeUserNotFound, "User not found in whitelist")
 )
 
 // walletPrep is what prepare-wallet's transaction decided.

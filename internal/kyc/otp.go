@@ -61,7 +61,7 @@ const msgPrepareFailed = "Server failed on KYC prepare"
 // wallet's link can still be proven later, and then merges the two.
 func (s *Service) Prepare(ctx context.Context, tenant Tenant, rawEmail string) (PrepareResult, error) {
 	if rawEmail == "" {
-		return PrepareResult{}, Errorf(CodeMissingParams, "email is required")
+		return PrepareResult{}, NewError(CodeMissingParams, "email is required")
 	}
 	email, ok := NormalizeEmail(rawEmail)
 	if !ok {
@@ -82,8 +82,8 @@ func (s *Service) Prepare(ctx context.Context, tenant Tenant, rawEmail string) (
 }
 
 var (
-	errInvalidEmail  = Errorf(CodeInvalidEmail, "email is not a valid address")
-	errInvalidWallet = Errorf(CodeInvalidWallet, "Wallet is not a valid EVM or Solana address")
+	errInvalidEmail  = NewError(CodeInvalidEmail, "email is not a valid address")
+	errInvalidWallet = NewError(CodeInvalidWallet, "Wallet is not a valid EVM or Solana address")
 )
 
 // normalizeWallet gives the stored form of a wallet, or invalid_wallet.
@@ -123,10 +123,10 @@ func (t otpTarget) link() bool { return t.code.Wallet != "" }
 // wallet it is pending on, so a client that only knows {email} still works;
 // on several it is ambiguous, and nobody is found.
 func (s *Service) otpTarget(ctx context.Context, tenant Tenant, email, wal string) (otpTarget, error) {
-	notFound := Errorf(CodeUserNotFound, "User not found in whitelist")
+	notFound := NewError(CodeUserNotFound, "User not found in whitelist")
 	own := func(e Enrollment) (otpTarget, error) {
 		if e.EmailVerified {
-			return otpTarget{}, Errorf(CodeEmailAlreadyVerified, "Email is already verified")
+			return otpTarget{}, NewError(CodeEmailAlreadyVerified, "Email is already verified")
 		}
 		return otpTarget{code: CodeRef{TenantID: tenant.ID, Address: email}, enr: e}, nil
 	}
@@ -172,9 +172,9 @@ func (s *Service) otpRequest(ctx context.Context, tenant Tenant, in OTPInput, ve
 	in.Code = strings.TrimSpace(in.Code)
 	switch {
 	case !verify && in.Email == "":
-		return "", t, Errorf(CodeMissingParams, "email is required")
+		return "", t, NewError(CodeMissingParams, "email is required")
 	case verify && (in.Email == "" || in.Code == ""):
-		return "", t, Errorf(CodeMissingParams, "email and code are required")
+		return "", t, NewError(CodeMissingParams, "email and code are required")
 	}
 	email, ok := NormalizeEmail(in.Email)
 	if !ok {
@@ -285,9 +285,9 @@ func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, in OTPInput) err
 	case OTPNone:
 		return errOTPInvalid
 	case OTPExpired:
-		return Errorf(CodeOTPExpired, "Code expired, please request a new one")
-	case OTPMaxAttempts:
-		return Errorf(CodeOTPMaxAttempts, "Max attempts reached, please request a new code")
+		return NewError(CodeOTPExpired, "Code expired, please request a new one")
+	case OTPNoAttemptsLeft:
+		return NewError(CodeOTPMaxAttempts, "Max attempts reached, please request a new code")
 	}
 	given := s.otpHash(tenant.ID, email, strings.TrimSpace(in.Code))
 	if subtle.ConstantTimeCompare([]byte(given), []byte(stored)) != 1 {
@@ -307,4 +307,4 @@ func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, in OTPInput) err
 	return nil
 }
 
-var errOTPInvalid = Errorf(CodeOTPInvalid, "Invalid code")
+var errOTPInvalid = NewError(CodeOTPInvalid, "Invalid code")

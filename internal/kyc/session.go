@@ -58,15 +58,17 @@ func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFo
 	}
 	ee, sess, err1 := find(email, "", true)
 	ew, _, err2 := find("", wal, false)
+	// find answers nil, ErrNotFound, or the endpoint's 500.
+	failed := func(err error) bool { return err != nil && !errors.Is(err, ErrNotFound) }
 	switch {
-	case isInternal(err1):
+	case failed(err1):
 		return ee, nil, err1
-	case isInternal(err2):
+	case failed(err2):
 		return ew, nil, err2
 	case errors.Is(err1, ErrNotFound) && errors.Is(err2, ErrNotFound):
 		return ee, nil, notFound
 	case err1 != nil || err2 != nil || ee.ID != ew.ID:
-		return ee, nil, Errorf(CodeIdentityMismatch, "email and wallet do not belong to the same user")
+		return ee, nil, NewError(CodeIdentityMismatch, "email and wallet do not belong to the same user")
 	}
 	return ee, sess, nil
 }
@@ -90,22 +92,16 @@ func normalizeIdentity(id Identity) (email, wal string, err error) {
 	return email, wal, nil
 }
 
-// isInternal reports find's failures, which are the endpoint's 500.
-func isInternal(err error) bool {
-	var e *Error
-	return errors.As(err, &e)
-}
-
 // CreateSession creates or resumes the person's Didit session (api.md §7),
 // with the checks in the documented order.
 func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType string, id Identity) (CreateResult, error) {
 	if kycType != KYCTypePublic {
-		return CreateResult{}, Errorf(CodeMethodNotFound, "KYC method not found")
+		return CreateResult{}, NewError(CodeMethodNotFound, "KYC method not found")
 	}
 	if id.Email == "" && id.Wallet == "" {
-		return CreateResult{}, Errorf(CodeMissingParams, "email or wallet is required")
+		return CreateResult{}, NewError(CodeMissingParams, "email or wallet is required")
 	}
-	notPrepared := Errorf(CodeUserNotPrepared, "Complete KYC prepare and verify your email or wallet before starting a session")
+	notPrepared := NewError(CodeUserNotPrepared, "Complete KYC prepare and verify your email or wallet before starting a session")
 	// A link proven meanwhile may merge the person just resolved into
 	// another; the claim then finds it gone, and the user is resolved
 	// again, to the person that stayed.
@@ -117,7 +113,7 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 			return CreateResult{}, err
 		}
 		if !e.Verified() {
-			return CreateResult{}, Errorf(CodeIdentityNotVerified, "You must verify your email or wallet before starting KYC")
+			return CreateResult{}, NewError(CodeIdentityNotVerified, "You must verify your email or wallet before starting KYC")
 		}
 		if r, done := decided(latest); done {
 			return r, nil
@@ -202,7 +198,7 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 			return fail(err)
 		}
 		if !ok {
-			return CreateResult{}, Errorf(CodeQuotaExceeded, "Monthly KYC session quota exceeded")
+			return CreateResult{}, NewError(CodeQuotaExceeded, "Monthly KYC session quota exceeded")
 		}
 	}
 	// The unit lives on the claim: if this process dies before storing
@@ -403,7 +399,7 @@ type StatusResult struct {
 func (s *Service) Status(ctx context.Context, tenant Tenant, id Identity) (StatusResult, error) {
 	const failMsg = "Server failed on KYC status"
 	if id.Email == "" && id.Wallet == "" {
-		return StatusResult{}, Errorf(CodeMissingParams, "email or wallet is required")
+		return StatusResult{}, NewError(CodeMissingParams, "email or wallet is required")
 	}
 	e, sess, err := s.resolve(ctx, tenant, id, errUserNotFound(), CodeServerFailed, failMsg)
 	if err != nil {
@@ -412,13 +408,13 @@ func (s *Service) Status(ctx context.Context, tenant Tenant, id Identity) (Statu
 	return statusOf(e, sess)
 }
 
-func errUserNotFound() *Error { return Errorf(CodeUserNotFound, "User not found") }
+func errUserNotFound() *Error { return NewError(CodeUserNotFound, "User not found") }
 
 // statusOf is what status answers for an enrollment and its person's
 // latest session.
 func statusOf(e Enrollment, sess *SessionView) (StatusResult, error) {
 	if !e.Verified() || sess == nil {
-		return StatusResult{}, Errorf(CodeKYCNotFound, "No KYC session found for this user")
+		return StatusResult{}, NewError(CodeKYCNotFound, "No KYC session found for this user")
 	}
 	st := KYCStatus(sess.Status)
 	return StatusResult{Session: *sess, Status: st, Approved: st == "approved"}, nil

@@ -158,10 +158,10 @@ type OTPSend struct {
 type OTPAttempt int
 
 const (
-	OTPCounted     OTPAttempt = iota // counted; compare the hash now
-	OTPNone                          // no live code (never sent, or used)
-	OTPExpired                       // past its lifetime
-	OTPMaxAttempts                   // no attempts left
+	OTPCounted        OTPAttempt = iota // counted; compare the hash now
+	OTPNone                             // no live code (never sent, or used)
+	OTPExpired                          // past its lifetime
+	OTPNoAttemptsLeft                   // no attempts left
 )
 
 // Challenge is a wallet sign-in message we issued.

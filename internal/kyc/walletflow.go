@@ -21,14 +21,14 @@ type ChallengeResult struct {
 // Challenge issues a single-use message bound to tenant and wallet (api.md §5).
 func (s *Service) Challenge(ctx context.Context, tenant Tenant, rawWallet, purpose string) (ChallengeResult, error) {
 	if rawWallet == "" {
-		return ChallengeResult{}, Errorf(CodeMissingParams, "wallet is required")
+		return ChallengeResult{}, NewError(CodeMissingParams, "wallet is required")
 	}
 	addr, err := wallet.ParseAddress(strings.TrimSpace(rawWallet))
 	if err != nil {
-		return ChallengeResult{}, Errorf(CodeInvalidWallet, "Wallet challenge failed") // §5 keeps its documented message
+		return ChallengeResult{}, NewError(CodeInvalidWallet, "Wallet challenge failed") // §5 keeps its documented message
 	}
 	if purpose != "" && purpose != "kyc" {
-		return ChallengeResult{}, Errorf(CodeInvalidPurpose, "purpose must be kyc")
+		return ChallengeResult{}, NewError(CodeInvalidPurpose, "purpose must be kyc")
 	}
 	now := s.now().Truncate(time.Second)
 	nonce := newNonce()
@@ -82,7 +82,7 @@ type PrepareWalletInput struct {
 // pending link (§6.1).
 func (s *Service) PrepareWallet(ctx context.Context, tenant Tenant, in PrepareWalletInput) (PrepareResult, error) {
 	if in.Wallet == "" || in.Message == "" || in.SignedBytes == "" {
-		return PrepareResult{}, Errorf(CodeMissingParams, "wallet, message and signed_bytes are required")
+		return PrepareResult{}, NewError(CodeMissingParams, "wallet, message and signed_bytes are required")
 	}
 	addr, err := wallet.ParseAddress(strings.TrimSpace(in.Wallet))
 	if err != nil {
@@ -111,12 +111,12 @@ func (s *Service) PrepareWallet(ctx context.Context, tenant Tenant, in PrepareWa
 	}
 	now := s.now()
 	if !now.Before(ch.ExpiresAt) {
-		return PrepareResult{}, Errorf(CodeChallengeExpired, "Challenge expired, request a new one")
+		return PrepareResult{}, NewError(CodeChallengeExpired, "Challenge expired, request a new one")
 	}
 	// The signature is checked before the challenge is consumed, so a bad
 	// signature cannot burn somebody else's challenge.
 	if err := wallet.VerifySignature(addr, []byte(in.Message), strings.TrimSpace(in.SignedBytes)); err != nil {
-		return PrepareResult{}, Errorf(CodeInvalidSignature, "Signature does not match the wallet")
+		return PrepareResult{}, NewError(CodeInvalidSignature, "Signature does not match the wallet")
 	}
 	var r walletPrep
 	ids := NewIDs{Person: newID("ps_"), Enrollment: newID("en_")}

@@ -74,7 +74,7 @@ func BenchmarkCountOTPAttempt(b *testing.B) {
 			})
 			b.Run("exhausted", func(b *testing.B) {
 				for b.Loop() {
-					if _, res, err := db.CountOTPAttempt(ctx, qr, 0, t0); err != nil || res != kyc.OTPMaxAttempts {
+					if _, res, err := db.CountOTPAttempt(ctx, qr, 0, t0); err != nil || res != kyc.OTPNoAttemptsLeft {
 						b.Fatal(res, err)
 					}
 				}

@@ -167,7 +167,7 @@ func (db *DB) CountOTPAttempt(ctx context.Context, c kyc.CodeRef, maxAttempts in
 	case !code.Valid:
 		return "", kyc.OTPNone, nil
 	case attempts >= maxAttempts:
-		return "", kyc.OTPMaxAttempts, nil
+		return "", kyc.OTPNoAttemptsLeft, nil
 	case expires <= ms(now):
 		return "", kyc.OTPExpired, nil
 	}

@@ -113,8 +113,8 @@ func attemptName(a kyc.OTPAttempt) string {
 		return "OTPNone"
 	case kyc.OTPExpired:
 		return "OTPExpired"
-	case kyc.OTPMaxAttempts:
-		return "OTPMaxAttempts"
+	case kyc.OTPNoAttemptsLeft:
+		return "OTPNoAttemptsLeft"
 	}
 	return fmt.Sprintf("OTPAttempt(%d)", int(a))
 }
@@ -218,12 +218,12 @@ func TestSaveOTPReplacesCodeAndResetsAttempts(t *testing.T) {
 		for range maxAttempts {
 			f.wantAttempt(at(time.Second), "old", kyc.OTPCounted)
 		}
-		f.wantAttempt(at(time.Second), "", kyc.OTPMaxAttempts)
+		f.wantAttempt(at(time.Second), "", kyc.OTPNoAttemptsLeft)
 		f.mustSend(at(otpGap), "new")
 		for i := range maxAttempts {
 			f.wantAttempt(at(otpGap+time.Duration(i)*time.Second), "new", kyc.OTPCounted)
 		}
-		f.wantAttempt(at(otpGap+10*time.Second), "", kyc.OTPMaxAttempts)
+		f.wantAttempt(at(otpGap+10*time.Second), "", kyc.OTPNoAttemptsLeft)
 		// The replaced code cannot be used.
 		if ok, err := db.ConsumeOTP(t.Context(), f.ref(), "old"); err != nil || ok {
 			t.Errorf("ConsumeOTP(old code) = %v, %v; want false", ok, err)
@@ -383,7 +383,7 @@ func TestCountOTPAttempt(t *testing.T) {
 				f.wantAttempt(at(time.Second), "h", kyc.OTPCounted)
 			}
 			for range 3 {
-				f.wantAttempt(at(time.Second), "", kyc.OTPMaxAttempts)
+				f.wantAttempt(at(time.Second), "", kyc.OTPNoAttemptsLeft)
 			}
 		})
 		t.Run("maxAttempts is the caller's", func(t *testing.T) {
@@ -394,7 +394,7 @@ func TestCountOTPAttempt(t *testing.T) {
 					t.Fatalf("attempt = %q, %s, %v", h, attemptName(res), err)
 				}
 			}
-			if _, res, _ := db.CountOTPAttempt(ctx, f.ref(), 2, t0); res != kyc.OTPMaxAttempts {
+			if _, res, _ := db.CountOTPAttempt(ctx, f.ref(), 2, t0); res != kyc.OTPNoAttemptsLeft {
 				t.Errorf("third attempt with max 2: %s", attemptName(res))
 			}
 		})
@@ -410,7 +410,7 @@ func TestCountOTPAttempt(t *testing.T) {
 			}
 			// Had the expired calls counted, no attempt would be left.
 			f.wantAttempt(at(otpTTL-time.Millisecond), "h", kyc.OTPCounted)
-			f.wantAttempt(at(otpTTL-time.Millisecond), "", kyc.OTPMaxAttempts)
+			f.wantAttempt(at(otpTTL-time.Millisecond), "", kyc.OTPNoAttemptsLeft)
 		})
 		t.Run("max attempts wins over expiry", func(t *testing.T) {
 			f := person(t)
@@ -418,7 +418,7 @@ func TestCountOTPAttempt(t *testing.T) {
 			for range maxAttempts {
 				f.wantAttempt(t0, "h", kyc.OTPCounted)
 			}
-			f.wantAttempt(at(otpTTL+time.Minute), "", kyc.OTPMaxAttempts)
+			f.wantAttempt(at(otpTTL+time.Minute), "", kyc.OTPNoAttemptsLeft)
 		})
 		t.Run("used", func(t *testing.T) {
 			f := person(t)
@@ -458,7 +458,7 @@ func TestCountOTPAttemptConcurrent(t *testing.T) {
 				t.Errorf("counted attempt %d returned hash %q", i, hashes[i])
 			}
 		}
-		if d := cmp.Diff(map[string]int{"OTPCounted": maxAttempts, "OTPMaxAttempts": n - maxAttempts}, counts); d != "" {
+		if d := cmp.Diff(map[string]int{"OTPCounted": maxAttempts, "OTPNoAttemptsLeft": n - maxAttempts}, counts); d != "" {
 			t.Errorf("%d concurrent attempts (-want +got):\n%s", n, d)
 		}
 	})
@@ -623,7 +623,7 @@ func TestLinkCodes(t *testing.T) {
 		for range maxAttempts - 1 {
 			w1.wantAttempt(at(2*otpGap), "w1", kyc.OTPCounted)
 		}
-		w1.wantAttempt(at(2*otpGap), "", kyc.OTPMaxAttempts)
+		w1.wantAttempt(at(2*otpGap), "", kyc.OTPNoAttemptsLeft)
 		w2.wantAttempt(at(2*otpGap), "w2", kyc.OTPCounted)
 		// The window: five sends to the address within the hour, of any kind.
 		own.mustSend(at(3*otpGap), "own2")

@@ -59,7 +59,10 @@ const (
 // ErrNotFound is returned by stores when a row does not exist.
 var ErrNotFound = errors.New("not found")
 
-// ErrConflict is returned by stores when a uniqueness rule stopped a write.
+// ErrConflict is returned by stores when a write was refused because what
+// it depended on moved under it: the caller no longer holds the creation
+// claim (InsertSession, ReserveQuota), or the session's version moved on
+// (ApplyEvent's compare-and-set). Nothing was written; the caller re-reads.
 var ErrConflict = errors.New("conflict")
 
 // ErrExists is returned by InsertSession when the session is already stored.

@@ -137,7 +137,7 @@ func sameError(a, b error) bool {
 // statement timeout.
 type joinFails struct{ kyc.Store }
 
-func (joinFails) TenantFindLatest(context.Context, string, string, string) (kyc.Tenant, kyc.Enrollment, *kyc.SessionView, error) {
+func (joinFails) StatusRead(context.Context, string, string, string) (kyc.Tenant, kyc.Enrollment, *kyc.SessionView, error) {
 	return kyc.Tenant{}, kyc.Enrollment{}, nil, errors.New("joined read failed")
 }
 

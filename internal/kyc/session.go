@@ -440,7 +440,7 @@ func (s *Service) AuthenticatedStatus(ctx context.Context, plain string, id Iden
 	t, cached := s.cachedTenant(hash)
 	if email, wal, idErr := normalizeIdentity(id); !cached && idErr == nil && (email == "") != (wal == "") {
 		now := s.clock.Now()
-		t, e, sess, err := s.store.TenantFindLatest(ctx, hash, email, wal)
+		t, e, sess, err := s.store.StatusRead(ctx, hash, email, wal)
 		switch {
 		case err == nil:
 			s.cacheAuth(hash, t, now)

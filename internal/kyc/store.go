@@ -33,10 +33,12 @@ type Store interface {
 	// FindEnrollmentLatest is FindEnrollment plus what status shows of the
 	// person's latest session (nil when none), read together.
 	FindEnrollmentLatest(ctx context.Context, tenantID, email, wallet string) (Enrollment, *SessionView, error)
-	// TenantFindLatest is TenantByKeyHash and FindEnrollmentLatest in one
-	// read. ErrNotFound is about the key; a good key with nobody registered
-	// under the email or wallet gives its tenant and a zero Enrollment.
-	TenantFindLatest(ctx context.Context, keyHash, email, wallet string) (Tenant, Enrollment, *SessionView, error)
+	// StatusRead is everything GET /kyc/status needs in one read, the
+	// hot path's single round trip: TenantByKeyHash and
+	// FindEnrollmentLatest together. ErrNotFound is about the key; a good
+	// key with nobody registered under the email or wallet gives its
+	// tenant and a zero Enrollment.
+	StatusRead(ctx context.Context, keyHash, email, wallet string) (Tenant, Enrollment, *SessionView, error)
 	// PendingLinks lists up to limit of the tenant's enrollments on which
 	// email is pending.
 	PendingLinks(ctx context.Context, tenantID, email string, limit int) ([]Enrollment, error)

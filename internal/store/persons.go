@@ -196,12 +196,12 @@ var keyFindQueries = func() (q [2]string) {
 	return q
 }()
 
-// TenantFindLatest is TenantByKeyHash and FindEnrollmentLatest in one
+// StatusRead is TenantByKeyHash and FindEnrollmentLatest in one
 // query: status is the endpoint partners poll, and the key lookup was a
 // whole second round trip of it. kyc.ErrNotFound is about the key; a good
 // key with nobody registered under email or wallet returns its tenant and a
 // zero Enrollment.
-func (db *DB) TenantFindLatest(ctx context.Context, keyHash, email, wallet string) (kyc.Tenant, kyc.Enrollment, *kyc.SessionView, error) {
+func (db *DB) StatusRead(ctx context.Context, keyHash, email, wallet string) (kyc.Tenant, kyc.Enrollment, *kyc.SessionView, error) {
 	by, val := lookupBy(email, wallet)
 	var t kyc.Tenant
 	var created int64

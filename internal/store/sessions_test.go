@@ -688,7 +688,7 @@ func TestReserveQuotaConcurrent(t *testing.T) {
 
 // FindEnrollmentLatest must answer exactly what FindEnrollment and
 // LatestSession answer separately, by email and by wallet; and
-// TenantFindLatest what TenantByKeyHash and FindEnrollmentLatest answer. A
+// StatusRead what TenantByKeyHash and FindEnrollmentLatest answer. A
 // pending email is no way in.
 func TestFindEnrollmentLatest(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
@@ -705,15 +705,15 @@ func TestFindEnrollmentLatest(t *testing.T) {
 			if e != e0 || e.PersonID != owner {
 				t.Errorf("%s: enrollment %+v; FindEnrollment says %+v; want person %s", name, e, e0, owner)
 			}
-			tk, ek, sk, err := db.TenantFindLatest(ctx, "hash_ta", email, wallet)
+			tk, ek, sk, err := db.StatusRead(ctx, "hash_ta", email, wallet)
 			must(t, err)
 			tn, err := db.TenantByKeyHash(ctx, "hash_ta")
 			must(t, err)
 			if d := cmp.Diff(tn, tk); d != "" {
-				t.Errorf("%s: TenantFindLatest tenant (-TenantByKeyHash +got):\n%s", name, d)
+				t.Errorf("%s: StatusRead tenant (-TenantByKeyHash +got):\n%s", name, d)
 			}
 			if ek != e || !reflect.DeepEqual(sk, sess) {
-				t.Errorf("%s: TenantFindLatest %+v %v; FindEnrollmentLatest says %+v %v", name, ek, sk, e, sess)
+				t.Errorf("%s: StatusRead %+v %v; FindEnrollmentLatest says %+v %v", name, ek, sk, e, sess)
 			}
 			want, err := db.LatestSession(ctx, owner)
 			if isNotFound(err) {
@@ -768,16 +768,16 @@ func TestFindEnrollmentLatest(t *testing.T) {
 			{"hash_tb", "ann@example.com", ""}, {"hash_tb", "", evmW1}, {"hash_tb", "nobody@example.com", ""},
 			{"hash_ta", "pending@example.com", ""}, {"hash_ta", "", evmW2},
 		} {
-			tk, e, s, err := db.TenantFindLatest(ctx, c.key, c.email, c.wallet)
+			tk, e, s, err := db.StatusRead(ctx, c.key, c.email, c.wallet)
 			if err != nil || "hash_"+tk.ID != c.key || e != (kyc.Enrollment{}) || s != nil {
 				t.Errorf("key %s, %q %q: tenant %q enrollment %+v session %v err %v; want the tenant and nobody", c.key, c.email, c.wallet, tk.ID, e, s, err)
 			}
 		}
-		if _, _, _, err := db.TenantFindLatest(ctx, "no such hash", "ann@example.com", ""); !isNotFound(err) {
+		if _, _, _, err := db.StatusRead(ctx, "no such hash", "ann@example.com", ""); !isNotFound(err) {
 			t.Errorf("unknown key: err %v, want ErrNotFound", err)
 		}
 		must(t, db.RevokeAPIKey(ctx, "ta", "key_ta", at(time.Hour)))
-		if _, e, _, err := db.TenantFindLatest(ctx, "hash_ta", "ann@example.com", ""); !isNotFound(err) || e.ID != "" {
+		if _, e, _, err := db.StatusRead(ctx, "hash_ta", "ann@example.com", ""); !isNotFound(err) || e.ID != "" {
 			t.Errorf("revoked key: enrollment %q err %v, want ErrNotFound", e.ID, err)
 		}
 	})

@@ -103,7 +103,7 @@ func perfPeople(b *testing.B, db *store.DB, n int) []string {
 }
 
 // BenchmarkStatusReads is the read GET /kyc/status makes with the key
-// lookup (TenantFindLatest), next to the separate reads it replaced: the
+// lookup (StatusRead), next to the separate reads it replaced: the
 // key lookup, and FindEnrollmentLatest, itself replacing FindEnrollment
 // and LatestSession.
 func BenchmarkStatusReads(b *testing.B) {
@@ -111,12 +111,12 @@ func BenchmarkStatusReads(b *testing.B) {
 	defer cancel()
 	db := perfDB(b)
 	emails := perfPeople(b, db, 100)
-	b.Run("TenantFindLatest", func(b *testing.B) {
+	b.Run("StatusRead", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
 			i++
-			if t, _, s, err := db.TenantFindLatest(ctx, "h", emails[i%len(emails)], ""); err != nil || t.ID == "" || s == nil {
+			if t, _, s, err := db.StatusRead(ctx, "h", emails[i%len(emails)], ""); err != nil || t.ID == "" || s == nil {
 				b.Fatal(s, err)
 			}
 		}

@@ -1383,7 +1383,8 @@ func TestReplicaSIGKILL(t *testing.T) {
 	}
 	open := map[string]int{}
 	for rows.Next() {
-		var person, status string
+		var person string
+		var status kyc.DiditStatus
 		if err := rows.Scan(&person, &status); err != nil {
 			t.Fatal(err)
 		}

@@ -166,11 +166,11 @@ type createSessionBody struct {
 }
 
 type createSessionResponse struct {
-	SessionID       string `json:"session_id"`
-	URL             string `json:"url"`
-	VerificationURL string `json:"verification_url"`
-	SessionURL      string `json:"session_url"`
-	Status          string `json:"status"`
+	SessionID       string          `json:"session_id"`
+	URL             string          `json:"url"`
+	VerificationURL string          `json:"verification_url"`
+	SessionURL      string          `json:"session_url"`
+	Status          kyc.DiditStatus `json:"status"`
 }
 
 // ErrCreateUnconfirmed marks a create whose outcome is unknown: the request

@@ -42,7 +42,7 @@ func SummarizeDecision(raw json.RawMessage) (kyc.Decision, error) {
 		return kyc.Decision{}, fmt.Errorf("%w: %v", ErrMalformedDecision, err)
 	}
 	d := kyc.Decision{
-		Status: rawString(top["status"]),
+		Status: kyc.DiditStatus(rawString(top["status"])),
 		IPInfo: summarizeIPs(top),
 		Raw:    bytes.Clone(raw),
 	}

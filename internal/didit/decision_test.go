@@ -14,7 +14,7 @@ import (
 func TestSummarizeDecision(t *testing.T) {
 	cases := []struct {
 		file        string
-		status      string
+		status      kyc.DiditStatus
 		ips         []kyc.IPInfo
 		blocklisted bool
 	}{

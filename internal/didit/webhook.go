@@ -59,7 +59,7 @@ func ParseWebhook(body []byte) (kyc.SessionEvent, error) {
 	ev := kyc.SessionEvent{
 		EventID:   rawString(top["event_id"]),
 		SessionID: strings.TrimSpace(rawString(top["session_id"])),
-		Status:    rawString(top["status"]),
+		Status:    kyc.DiditStatus(rawString(top["status"])),
 	}
 	if ev.SessionID == "" {
 		return kyc.SessionEvent{}, fmt.Errorf("%w: missing session_id", ErrMalformedWebhook)

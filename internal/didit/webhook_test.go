@@ -33,7 +33,7 @@ func TestParseWebhook(t *testing.T) {
 		name     string
 		body     string
 		want     error
-		status   string
+		status   kyc.DiditStatus
 		at       int64
 		decision bool
 	}{
@@ -84,12 +84,12 @@ func TestParseWebhook(t *testing.T) {
 }
 
 func TestIsStatus(t *testing.T) {
-	for _, s := range []string{"Not Started", "In Progress", "Approved", "Declined", "In Review", "Awaiting User", "Resubmitted", "Expired", "Abandoned", "Kyc Expired"} {
+	for _, s := range []kyc.DiditStatus{"Not Started", "In Progress", "Approved", "Declined", "In Review", "Awaiting User", "Resubmitted", "Expired", "Abandoned", "Kyc Expired"} {
 		if !kyc.ValidStatus(s) {
 			t.Errorf("ValidStatus(%q) = false", s)
 		}
 	}
-	for _, s := range []string{"", "approved", "KYC Expired", "Not started", " Approved"} {
+	for _, s := range []kyc.DiditStatus{"", "approved", "KYC Expired", "Not started", " Approved"} {
 		if kyc.ValidStatus(s) {
 			t.Errorf("ValidStatus(%q) = true", s)
 		}

@@ -172,7 +172,7 @@ type statusData struct {
 	Status        string          `json:"status"`
 	Approved      bool            `json:"approved"`
 	SessionID     string          `json:"session_id"`
-	SessionStatus string          `json:"session_status"`
+	SessionStatus kyc.DiditStatus `json:"session_status"`
 	SessionURL    string          `json:"session_url"`
 	IPInfo        json.RawMessage `json:"ip_info"`
 	IsBlocklisted bool            `json:"is_blocklisted"`

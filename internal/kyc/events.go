@@ -8,7 +8,7 @@ import (
 )
 
 // needsDecision lists the statuses whose decision we keep (api.md §11).
-func needsDecision(status string) bool {
+func needsDecision(status DiditStatus) bool {
 	switch status {
 	case StatusApproved, StatusDeclined, StatusInReview, StatusAbandoned:
 		return true
@@ -53,7 +53,7 @@ func (s *Service) HandleEvent(ctx context.Context, ev SessionEvent) error {
 	}
 	key := ev.EventID
 	if key == "" {
-		key = ev.SessionID + "|" + ev.Status + "|" + strconv.FormatInt(ev.At.Unix(), 10)
+		key = ev.SessionID + "|" + string(ev.Status) + "|" + strconv.FormatInt(ev.At.Unix(), 10)
 	}
 	fetched := false
 	for attempt := 0; attempt < 10; attempt++ {

@@ -20,7 +20,7 @@ import (
 
 type poProvider struct {
 	mu     sync.Mutex
-	status string
+	status kyc.DiditStatus
 }
 
 func (p *poProvider) CreateSession(context.Context, kyc.CreateSessionRequest) (kyc.ProviderSession, error) {
@@ -30,7 +30,7 @@ func (p *poProvider) CreateSession(context.Context, kyc.CreateSessionRequest) (k
 func (p *poProvider) GetDecision(context.Context, string) (kyc.Decision, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return kyc.Decision{Status: p.status, Raw: []byte(`{"status":"` + p.status + `"}`)}, nil
+	return kyc.Decision{Status: p.status, Raw: []byte(`{"status":"` + string(p.status) + `"}`)}, nil
 }
 
 type poMail struct {

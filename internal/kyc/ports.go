@@ -49,13 +49,13 @@ type CreateSessionRequest struct {
 type ProviderSession struct {
 	ID     string
 	URL    string
-	Status string // provider's own status string, e.g. "Not Started"
+	Status DiditStatus // the provider's own status, e.g. "Not Started"
 }
 
 // Decision is what we keep of a provider decision: its status, the IP/device
 // facts partners see in GET /kyc/status, and whether any blocklist fired.
 type Decision struct {
-	Status      string
+	Status      DiditStatus
 	IPInfo      []IPInfo
 	Blocklisted bool
 	Raw         json.RawMessage // the provider's decision object, kept for audit
@@ -77,11 +77,11 @@ type IPInfo struct {
 // SessionEvent is one verified status change reported by the provider,
 // from a webhook or from polling.
 type SessionEvent struct {
-	EventID   string    // provider's event id; empty when the provider sent none
-	SessionID string    //
-	Status    string    // provider's status string
-	At        time.Time // when the provider says the event happened
-	Decision  *Decision // present for Approved, Declined, In Review, Abandoned
+	EventID   string      // provider's event id; empty when the provider sent none
+	SessionID string      //
+	Status    DiditStatus // the provider's status
+	At        time.Time   // when the provider says the event happened
+	Decision  *Decision   // present for Approved, Declined, In Review, Abandoned
 }
 
 // Clock lets tests move time.

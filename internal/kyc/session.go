@@ -335,7 +335,7 @@ func (s *Service) renewClaim(ctx context.Context, personID, token string) (conte
 // never replaced by a (possibly reordered) webhook's non-final one. The
 // provider's own answer is current, and the session is watched again so a
 // lost webhook cannot strand the person.
-func (s *Service) reopen(ctx context.Context, id, status string) (Session, error) {
+func (s *Service) reopen(ctx context.Context, id string, status DiditStatus) (Session, error) {
 	for attempt := 0; attempt < 10; attempt++ {
 		cur, err := s.store.SessionByID(ctx, id)
 		if err != nil {

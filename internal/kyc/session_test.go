@@ -158,9 +158,9 @@ func (r *sessRig) status(t *testing.T, email string) kyc.StatusResult {
 	return st
 }
 
-func ipDecision(status, ip string, blocklisted bool) *kyc.Decision {
+func ipDecision(status kyc.DiditStatus, ip string, blocklisted bool) *kyc.Decision {
 	return &kyc.Decision{Status: status, IPInfo: []kyc.IPInfo{{IPAddress: ip, IPCountry: "Spain"}},
-		Blocklisted: blocklisted, Raw: []byte(`{"status":"` + status + `","ip":"` + ip + `"}`)}
+		Blocklisted: blocklisted, Raw: []byte(`{"status":"` + string(status) + `","ip":"` + ip + `"}`)}
 }
 
 // TestSessionEventOrdering: api.md §11's rules, with explicit event
@@ -169,7 +169,7 @@ func ipDecision(status, ip string, blocklisted bool) *kyc.Decision {
 // the row.
 func TestSessionEventOrdering(t *testing.T) {
 	type step struct {
-		status string
+		status kyc.DiditStatus
 		at     int // seconds after the session's creation
 		id     string
 		dec    *kyc.Decision
@@ -177,7 +177,7 @@ func TestSessionEventOrdering(t *testing.T) {
 	cases := []struct {
 		name    string
 		steps   []step
-		want    string
+		want    kyc.DiditStatus
 		applied int
 		ip      string // ip of the kept decision, "" for none
 	}{

@@ -69,7 +69,7 @@ type Session struct {
 	PersonID    string
 	TenantID    string // the tenant whose create call opened it
 	URL         string
-	Status      string // Didit's status string, unchanged
+	Status      DiditStatus // unchanged from Didit
 	IPInfo      []IPInfo
 	Blocklisted bool
 	Decision    []byte // raw decision JSON, nil until one arrives
@@ -84,7 +84,7 @@ type Session struct {
 // SessionView is what status shows of a session (api.md §8).
 type SessionView struct {
 	ID     string
-	Status string
+	Status DiditStatus
 	URL    string
 	// IPInfo is the JSON array of IPInfo exactly as the store keeps it.
 	// Status is the hottest read, and decoding it only to encode it again
@@ -93,29 +93,34 @@ type SessionView struct {
 	Blocklisted bool
 }
 
+// DiditStatus is a session status as Didit spells it ("Approved"). The
+// partner sees another vocabulary ("approved", from KYCStatus): the type
+// keeps the two from being mixed up.
+type DiditStatus string
+
 // Didit's session statuses, exactly as Didit spells them.
 const (
-	StatusNotStarted   = "Not Started"
-	StatusInProgress   = "In Progress"
-	StatusApproved     = "Approved"
-	StatusDeclined     = "Declined"
-	StatusInReview     = "In Review"
-	StatusAwaitingUser = "Awaiting User"
-	StatusResubmitted  = "Resubmitted"
-	StatusExpired      = "Expired"
-	StatusAbandoned    = "Abandoned"
-	StatusKYCExpired   = "Kyc Expired"
+	StatusNotStarted   DiditStatus = "Not Started"
+	StatusInProgress   DiditStatus = "In Progress"
+	StatusApproved     DiditStatus = "Approved"
+	StatusDeclined     DiditStatus = "Declined"
+	StatusInReview     DiditStatus = "In Review"
+	StatusAwaitingUser DiditStatus = "Awaiting User"
+	StatusResubmitted  DiditStatus = "Resubmitted"
+	StatusExpired      DiditStatus = "Expired"
+	StatusAbandoned    DiditStatus = "Abandoned"
+	StatusKYCExpired   DiditStatus = "Kyc Expired"
 )
 
 // ValidStatus reports whether s is one of Didit's ten status strings.
-func ValidStatus(s string) bool {
+func ValidStatus(s DiditStatus) bool {
 	_, ok := statusRank[s]
 	return ok
 }
 
 // statusRank orders statuses along a session's life, so that of two events
 // carrying the same timestamp the later stage wins.
-var statusRank = map[string]int{
+var statusRank = map[DiditStatus]int{
 	StatusNotStarted:   0,
 	StatusInProgress:   1,
 	StatusAwaitingUser: 2,
@@ -130,7 +135,7 @@ var statusRank = map[string]int{
 
 // Open reports whether a session can still progress without a new session:
 // api.md §7 step 6.
-func Open(status string) bool {
+func Open(status DiditStatus) bool {
 	switch status {
 	case StatusNotStarted, StatusInProgress, StatusInReview, StatusResubmitted, StatusAwaitingUser:
 		return true
@@ -140,10 +145,10 @@ func Open(status string) bool {
 
 // Final reports whether a status is a decision that a non-final status must
 // never replace.
-func Final(status string) bool { return statusRank[status] >= 4 }
+func Final(status DiditStatus) bool { return statusRank[status] >= 4 }
 
 // KYCStatus maps Didit's status to the partner-facing `status`/`kyc_status`.
-func KYCStatus(diditStatus string) string {
+func KYCStatus(diditStatus DiditStatus) string {
 	switch diditStatus {
 	case StatusInReview:
 		return "in_review"

@@ -50,7 +50,7 @@ func (r *enrollmentRow) session() *kyc.SessionView {
 	if !r.sid.Valid {
 		return nil
 	}
-	return &kyc.SessionView{ID: r.sid.String, Status: r.sstatus.String, URL: r.surl.String,
+	return &kyc.SessionView{ID: r.sid.String, Status: kyc.DiditStatus(r.sstatus.String), URL: r.surl.String,
 		IPInfo: json.RawMessage(r.sip.String), Blocklisted: r.sblock.Bool}
 }
 

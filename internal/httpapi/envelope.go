@@ -132,6 +132,20 @@ func decodeBody(w http.ResponseWriter, r *http.Request) (body, *kyc.Error) {
 	return parseBody(raw)
 }
 
+// fields reads the request's JSON object and the named string fields of
+// it, in order (absent or null: ""). Its errors are the envelope's 400s.
+func fields(w http.ResponseWriter, r *http.Request, names ...string) ([]string, error) {
+	b, berr := decodeBody(w, r)
+	if berr != nil {
+		return nil, berr
+	}
+	f, berr := b.strs(names...)
+	if berr != nil {
+		return nil, berr
+	}
+	return f, nil
+}
+
 func parseBody(raw []byte) (body, *kyc.Error) {
 	var b body
 	raw = bytes.Trim(raw, " \t\r\n") // JSON whitespace only (RFC 8259 §2)

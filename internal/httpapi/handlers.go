@@ -19,112 +19,81 @@ type stateData struct {
 	EmailLink      string `json:"email_link,omitempty"`
 }
 
-func (s *Server) prepare(w http.ResponseWriter, r *http.Request) {
-	const failMsg = "Server failed on KYC prepare"
-	b, berr := decodeBody(w, r)
-	if berr != nil {
-		s.fail(w, r, berr, "", "")
-		return
-	}
-	email, berr := b.str("email")
-	if berr != nil {
-		s.fail(w, r, berr, "", "")
-		return
-	}
-	res, err := s.svc.Prepare(r.Context(), tenantOf(r.Context()), email)
+func (s *Server) prepare(w http.ResponseWriter, r *http.Request) error {
+	f, err := fields(w, r, "email")
 	if err != nil {
-		s.fail(w, r, err, kyc.CodeServerFailed, failMsg)
-		return
+		return err
+	}
+	res, err := s.svc.Prepare(r.Context(), tenantOf(r.Context()), f[0])
+	if err != nil {
+		return err
 	}
 	if res.Created {
 		respond(w, http.StatusCreated, "user_prepared", "User prepared for KYC, please verify your email", nil)
-		return
+		return nil
 	}
 	respond(w, http.StatusOK, "user_already_prepared", "User already prepared for KYC", stateData{
 		EmailVerified: res.State.EmailVerified, KYCApproved: res.State.KYCApproved, KYCStatus: res.State.KYCStatus})
+	return nil
 }
 
-func (s *Server) sendOTP(w http.ResponseWriter, r *http.Request) {
-	b, berr := decodeBody(w, r)
-	if berr != nil {
-		s.fail(w, r, berr, "", "")
-		return
-	}
-	f, berr := b.strs("email", "wallet")
-	if berr != nil {
-		s.fail(w, r, berr, "", "")
-		return
+func (s *Server) sendOTP(w http.ResponseWriter, r *http.Request) error {
+	f, err := fields(w, r, "email", "wallet")
+	if err != nil {
+		return err
 	}
 	if err := s.svc.SendOTP(r.Context(), tenantOf(r.Context()), kyc.OTPInput{Email: f[0], Wallet: f[1]}); err != nil {
-		s.fail(w, r, err, kyc.CodeServerError, "Server failed, try again later")
-		return
+		return err
 	}
 	respond(w, http.StatusCreated, "otp_sent", "Verification code sent to your email", nil)
+	return nil
 }
 
-func (s *Server) verifyOTP(w http.ResponseWriter, r *http.Request) {
-	b, berr := decodeBody(w, r)
-	if berr != nil {
-		s.fail(w, r, berr, "", "")
-		return
-	}
-	f, berr := b.strs("email", "code", "wallet")
-	if berr != nil {
-		s.fail(w, r, berr, "", "")
-		return
+func (s *Server) verifyOTP(w http.ResponseWriter, r *http.Request) error {
+	f, err := fields(w, r, "email", "code", "wallet")
+	if err != nil {
+		return err
 	}
 	if err := s.svc.VerifyOTP(r.Context(), tenantOf(r.Context()), kyc.OTPInput{Email: f[0], Code: f[1], Wallet: f[2]}); err != nil {
-		s.fail(w, r, err, kyc.CodeServerError, "Server failed, try again later")
-		return
+		return err
 	}
 	respond(w, http.StatusOK, "email_verified", "Email verified successfully", nil)
+	return nil
 }
 
-func (s *Server) challenge(w http.ResponseWriter, r *http.Request) {
-	b, berr := decodeBody(w, r)
-	if berr != nil {
-		s.fail(w, r, berr, "", "")
-		return
-	}
-	f, berr := b.strs("wallet", "purpose")
-	if berr != nil {
-		s.fail(w, r, berr, "", "")
-		return
+func (s *Server) challenge(w http.ResponseWriter, r *http.Request) error {
+	f, err := fields(w, r, "wallet", "purpose")
+	if err != nil {
+		return err
 	}
 	res, err := s.svc.Challenge(r.Context(), tenantOf(r.Context()), f[0], f[1])
 	if err != nil {
-		s.fail(w, r, err, kyc.CodeServerError, "Server failed, try again later")
-		return
+		return err
 	}
 	respond(w, http.StatusCreated, "challenge_created", "Sign this message with your wallet", map[string]string{
 		"message": res.Message, "wallet": res.Wallet, "wallet_chain": res.Chain})
+	return nil
 }
 
-func (s *Server) prepareWallet(w http.ResponseWriter, r *http.Request) {
-	b, berr := decodeBody(w, r)
-	if berr != nil {
-		s.fail(w, r, berr, "", "")
-		return
-	}
-	f, berr := b.strs("wallet", "message", "signed_bytes", "email")
-	if berr != nil {
-		s.fail(w, r, berr, "", "")
-		return
+func (s *Server) prepareWallet(w http.ResponseWriter, r *http.Request) error {
+	f, err := fields(w, r, "wallet", "message", "signed_bytes", "email")
+	if err != nil {
+		return err
 	}
 	res, err := s.svc.PrepareWallet(r.Context(), tenantOf(r.Context()),
 		kyc.PrepareWalletInput{Wallet: f[0], Message: f[1], SignedBytes: f[2], Email: f[3]})
 	if err != nil {
-		s.fail(w, r, err, kyc.CodeServerFailed, "Server failed on KYC prepare")
-		return
+		return err
 	}
 	wv := res.State.WalletVerified
 	data := stateData{EmailVerified: res.State.EmailVerified, WalletVerified: &wv,
 		KYCApproved: res.State.KYCApproved, KYCStatus: res.State.KYCStatus, EmailLink: res.State.EmailLink}
 	if res.Created {
 		respond(w, http.StatusCreated, "user_prepared", "User prepared for KYC via wallet", data)
-		return
+		return nil
 	}
 	respond(w, http.StatusOK, "user_already_prepared", "User already prepared for KYC", data)
+	return nil
 }
 
 type sessionRef struct {
@@ -139,20 +108,14 @@ type createData struct {
 	Session  sessionRef `json:"session"`
 }
 
-func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	kycType := r.PathValue("kyc_type")
 	var id kyc.Identity
 	// The kyc_type check comes first (api.md §7 step 1), even before the body.
 	if kycType == kyc.KYCTypePublic {
-		b, berr := decodeBody(w, r)
-		if berr != nil {
-			s.fail(w, r, berr, "", "")
-			return
-		}
-		f, berr := b.strs("email", "wallet")
-		if berr != nil {
-			s.fail(w, r, berr, "", "")
-			return
+		f, err := fields(w, r, "email", "wallet")
+		if err != nil {
+			return err
 		}
 		id = kyc.Identity{Email: f[0], Wallet: f[1]}
 	} else {
@@ -160,12 +123,12 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.svc.CreateSession(r.Context(), tenantOf(r.Context()), kycType, id)
 	if err != nil {
-		s.fail(w, r, err, kyc.CodeServerFailed, "Server failed on KYC")
-		return
+		return err
 	}
 	respond(w, http.StatusCreated, "kyc_session_created", "KYC session created", createData{
 		Success: true, Message: res.Kind, Approved: res.Approved,
 		Session: sessionRef{SessionID: res.Session.ID, SessionURL: res.Session.URL}})
+	return nil
 }
 
 type statusData struct {
@@ -201,9 +164,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		SessionURL: res.Session.URL, IPInfo: ip, IsBlocklisted: res.Session.Blocklisted})
 }
 
-func (s *Server) products(w http.ResponseWriter, r *http.Request) {
+func (s *Server) products(w http.ResponseWriter, r *http.Request) error {
 	respond(w, http.StatusOK, "products_retrieved", "Products retrieved",
 		map[string]bool{"kyc": tenantOf(r.Context()).KYCEnabled})
+	return nil
 }
 
 // maxWebhookBody bounds a Didit webhook's body. Didit's deliveries are a
@@ -322,7 +286,7 @@ func (s *Server) diditWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.svc.HandleEvent(r.Context(), ev); err != nil {
 		// A 5xx makes Didit retry, which is what we want for our own failures.
-		s.fail(w, r, err, kyc.CodeServerError, "Server failed, try again later")
+		s.fail(w, r, err, failSecurity.code, failSecurity.message)
 		return
 	}
 	respond(w, http.StatusOK, "webhook_received", "Webhook received", nil)

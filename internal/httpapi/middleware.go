@@ -175,20 +175,28 @@ func plainWord(s string) bool {
 }
 
 // authed resolves x-api-key to a tenant and applies its rate limit.
-func (s *Server) authed(next func(http.ResponseWriter, *http.Request), fail fail500) http.Handler {
+func (s *Server) authed(next handler, fail fail500) http.Handler {
 	return s.gated(next, fail, false)
 }
 
 // kyc is authed plus the product gate.
-func (s *Server) kyc(next func(http.ResponseWriter, *http.Request), fail fail500) http.Handler {
+func (s *Server) kyc(next handler, fail fail500) http.Handler {
 	return s.gated(next, fail, true)
 }
 
-func (s *Server) gated(next func(http.ResponseWriter, *http.Request), fail fail500, product bool) http.Handler {
+// handler is an endpoint that answers success itself and returns its
+// failure: a *kyc.Error is written as it is, anything else as the route's
+// documented 500 (fail), in one place.
+type handler func(http.ResponseWriter, *http.Request) error
+
+func (s *Server) gated(next handler, fail fail500, product bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t, keyHash, err := s.svc.Authenticate(r.Context(), r.Header.Get("x-api-key"))
-		if s.admit(w, r, t, keyHash, err, fail, product) {
-			next(w, r)
+		if !s.admit(w, r, t, keyHash, err, fail, product) {
+			return
+		}
+		if err := next(w, r); err != nil {
+			s.fail(w, r, err, fail.code, fail.message)
 		}
 	})
 }

@@ -72,9 +72,3 @@ var ErrExists = errors.New("already exists")
 // well-formed delivery of an event type kycgate does not act on: it is
 // acknowledged and dropped, so the provider does not retry it.
 var ErrIgnoredEvent = errors.New("webhook event type not handled")
-
-// internal wraps an unexpected failure (database, provider) as the
-// endpoint's documented 500.
-func internal(code, message string, err error) *Error {
-	return &Error{Code: code, Message: message, Err: err}
-}

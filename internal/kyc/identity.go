@@ -109,7 +109,7 @@ func (s *Service) proveLink(ctx context.Context, tenant Tenant, code CodeRef, co
 		return err
 	})
 	if err != nil {
-		return internal(CodeServerError, msgServerError, err)
+		return err
 	}
 	if refused != nil {
 		s.log.InfoContext(ctx, "email link refused", "tenant", tenant.ID, "reason", refused.Code)

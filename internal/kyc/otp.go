@@ -54,8 +54,6 @@ type PrepareResult struct {
 	State   State
 }
 
-const msgPrepareFailed = "Server failed on KYC prepare"
-
 // Prepare registers an email for the tenant (api.md §2). An address that is
 // only pending on a wallet here becomes a user of its own (§6.1): the
 // wallet's link can still be proven later, and then merges the two.
@@ -69,14 +67,14 @@ func (s *Service) Prepare(ctx context.Context, tenant Tenant, rawEmail string) (
 	}
 	e, created, err := s.store.PrepareEmail(ctx, tenant.ID, NewIDs{Person: newID("ps_"), Enrollment: newID("en_")}, email, s.now())
 	if err != nil {
-		return PrepareResult{}, internal(CodeServerFailed, msgPrepareFailed, err)
+		return PrepareResult{}, err
 	}
 	if created {
 		return PrepareResult{Created: true, State: State{KYCStatus: "pending"}}, nil
 	}
 	st, err := s.state(ctx, e)
 	if err != nil {
-		return PrepareResult{}, internal(CodeServerFailed, msgPrepareFailed, err)
+		return PrepareResult{}, err
 	}
 	return PrepareResult{State: st}, nil
 }
@@ -94,8 +92,6 @@ func normalizeWallet(raw string) (string, error) {
 	}
 	return a.String, nil
 }
-
-const msgServerError = "Server failed, try again later"
 
 // OTPInput is the body of send-otp (Code empty) and verify-otp. Wallet,
 // optional, names the wallet whose link to the email the code proves
@@ -139,7 +135,7 @@ func (s *Service) otpTarget(ctx context.Context, tenant Tenant, email, wal strin
 		case errors.Is(err, ErrNotFound):
 			return otpTarget{}, notFound
 		case err != nil:
-			return otpTarget{}, internal(CodeServerError, msgServerError, err)
+			return otpTarget{}, err
 		case e.Email == email:
 			// Linked here already: the wallet's enrollment is the address's
 			// own, and the request is about proving the address to it.
@@ -154,11 +150,11 @@ func (s *Service) otpTarget(ctx context.Context, tenant Tenant, email, wal strin
 		return own(e)
 	}
 	if !errors.Is(err, ErrNotFound) {
-		return otpTarget{}, internal(CodeServerError, msgServerError, err)
+		return otpTarget{}, err
 	}
 	pending, err := s.store.PendingLinks(ctx, tenant.ID, email, 2)
 	if err != nil {
-		return otpTarget{}, internal(CodeServerError, msgServerError, err)
+		return otpTarget{}, err
 	}
 	if len(pending) == 1 {
 		return link(pending[0])
@@ -208,7 +204,7 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, in OTPInput) error
 		Window: s.cfg.OTPWindow, MaxPerWindow: s.cfg.OTPMaxPerWindow,
 	})
 	if err != nil {
-		return internal(CodeServerError, msgServerError, err)
+		return err
 	}
 	if !sent {
 		wait := retryAt.Sub(now)
@@ -239,7 +235,7 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, in OTPInput) error
 			// The delivery lease still frees the address when it lapses.
 			s.log.ErrorContext(ctx, "drop undelivered otp", "tenant", tenant.ID, "enrollment", t.enr.ID, "err", derr)
 		}
-		return internal(CodeServerError, msgServerError, err)
+		return err
 	}
 	if cerr := s.store.ConfirmOTP(after, t.code, now); cerr != nil {
 		s.log.ErrorContext(ctx, "confirm otp send", "tenant", tenant.ID, "enrollment", t.enr.ID, "err", cerr)
@@ -279,7 +275,7 @@ func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, in OTPInput) err
 	}
 	stored, res, err := s.store.CountOTPAttempt(ctx, t.code, s.cfg.OTPMaxAttempts, s.now())
 	if err != nil {
-		return internal(CodeServerError, msgServerError, err)
+		return err
 	}
 	switch res {
 	case OTPNone:
@@ -298,7 +294,7 @@ func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, in OTPInput) err
 	}
 	used, err := s.store.ConsumeOTP(ctx, t.code, stored)
 	if err != nil {
-		return internal(CodeServerError, msgServerError, err)
+		return err
 	}
 	if !used { // a concurrent request with the same code won
 		return errOTPInvalid

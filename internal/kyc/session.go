@@ -26,14 +26,12 @@ const (
 	CreateApproved = "kyc_already_approved"
 )
 
-const msgKYCFailed = "Server failed on KYC"
-
 // resolve finds the tenant's user named by id, and the person's latest
 // session (nil when none) in the same query. With both fields, they must
 // name the same user here: one enrollment registered under both, which is
 // what a link proven at this tenant makes. notFound is the endpoint's own
 // error.
-func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFound *Error, failCode, failMsg string) (Enrollment, *SessionView, error) {
+func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFound *Error) (Enrollment, *SessionView, error) {
 	email, wal, err := normalizeIdentity(id)
 	if err != nil {
 		return Enrollment{}, nil, err
@@ -45,7 +43,7 @@ func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFo
 			e, err = s.store.FindEnrollment(ctx, tenant.ID, email, wal)
 		}
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			return e, nil, internal(failCode, failMsg, err)
+			return e, nil, err
 		}
 		return e, sess, err
 	}
@@ -108,7 +106,7 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 	for range 3 {
 		// The person's latest session comes with the enrollment, for the
 		// first "is there one already" check.
-		e, latest, err := s.resolve(ctx, tenant, id, notPrepared, CodeServerFailed, msgKYCFailed)
+		e, latest, err := s.resolve(ctx, tenant, id, notPrepared)
 		if err != nil {
 			return CreateResult{}, err
 		}
@@ -123,7 +121,7 @@ func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType stri
 			return r, err
 		}
 	}
-	return CreateResult{}, internal(CodeServerFailed, msgKYCFailed, errors.New("kyc: the person kept being merged away"))
+	return CreateResult{}, errors.New("kyc: the person kept being merged away")
 }
 
 // errPersonMerged: the person a create resolved no longer exists.
@@ -133,9 +131,6 @@ var errPersonMerged = errors.New("kyc: person merged into another")
 // creation claim (one caller at a time, across replicas), re-checks under
 // it, reserves the quota and asks the provider.
 func (s *Service) openSession(ctx context.Context, tenant Tenant, personID string) (CreateResult, error) {
-	fail := func(err error) (CreateResult, error) {
-		return CreateResult{}, internal(CodeServerFailed, msgKYCFailed, err)
-	}
 	token := newID("cl_")
 	for {
 		now := s.now()
@@ -144,7 +139,7 @@ func (s *Service) openSession(ctx context.Context, tenant Tenant, personID strin
 			return CreateResult{}, errPersonMerged
 		}
 		if err != nil {
-			return fail(err)
+			return CreateResult{}, err
 		}
 		if won {
 			break
@@ -152,11 +147,11 @@ func (s *Service) openSession(ctx context.Context, tenant Tenant, personID strin
 		// Another request (maybe on another replica) is creating this
 		// person's session right now; wait for it and resume that one.
 		if err := Sleep(ctx, 20*time.Millisecond); err != nil {
-			return fail(err)
+			return CreateResult{}, err
 		}
 		if r, done, err := s.existing(ctx, personID); err != nil || done {
 			if err != nil {
-				return fail(err)
+				return CreateResult{}, err
 			}
 			return r, nil
 		}
@@ -172,7 +167,7 @@ func (s *Service) openSession(ctx context.Context, tenant Tenant, personID strin
 	if r, done, err := s.existing(ctx, personID); err != nil || done {
 		release()
 		if err != nil {
-			return fail(err)
+			return CreateResult{}, err
 		}
 		return r, nil
 	}
@@ -188,14 +183,11 @@ func (s *Service) openSession(ctx context.Context, tenant Tenant, personID strin
 // claim). Every failure before the provider created a session gives the
 // quota unit back; the caller releases the claim.
 func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID, token string) (CreateResult, error) {
-	fail := func(err error) (CreateResult, error) {
-		return CreateResult{}, internal(CodeServerFailed, msgKYCFailed, err)
-	}
 	hold := QuotaHold{PersonID: personID, Token: token, TenantID: tenant.ID, Month: s.now().Format("2006-01")}
 	if tenant.MonthlyQuota > 0 {
 		ok, err := s.store.ReserveQuota(ctx, hold, tenant.MonthlyQuota)
 		if err != nil {
-			return fail(err)
+			return CreateResult{}, err
 		}
 		if !ok {
 			return CreateResult{}, NewError(CodeQuotaExceeded, "Monthly KYC session quota exceeded")
@@ -216,7 +208,7 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 	}
 	if s.provider == nil {
 		giveBack()
-		return fail(errors.New("no identity provider configured"))
+		return CreateResult{}, errors.New("no identity provider configured")
 	}
 	// From here on a partner that hangs up does not stop the work: Didit
 	// may create (and bill) the session whatever we do, and storing it
@@ -232,7 +224,7 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 	stopRenew()
 	if err != nil {
 		giveBack()
-		return fail(err)
+		return CreateResult{}, err
 	}
 	now := s.now()
 	status := ps.Status
@@ -264,7 +256,7 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 				return r, nil
 			}
 		}
-		return fail(err)
+		return CreateResult{}, err
 	}
 	s.log.InfoContext(ctx, "kyc session created", "tenant", tenant.ID, "person", personID, "session", ps.ID)
 	return CreateResult{Kind: CreateNew, Session: viewOf(sess)}, nil
@@ -272,20 +264,17 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 
 // resume continues a session Didit handed back that we already store.
 func (s *Service) resume(ctx context.Context, tenant Tenant, personID string, ps ProviderSession) (CreateResult, error) {
-	fail := func(err error) (CreateResult, error) {
-		return CreateResult{}, internal(CodeServerFailed, msgKYCFailed, err)
-	}
 	known, err := s.store.SessionByID(ctx, ps.ID)
 	if err != nil {
-		return fail(err)
+		return CreateResult{}, err
 	}
 	if known.PersonID != personID || !Open(ps.Status) {
-		return fail(fmt.Errorf("provider returned known session %s (person %s, status %q) for person %s",
-			ps.ID, known.PersonID, ps.Status, personID))
+		return CreateResult{}, fmt.Errorf("provider returned known session %s (person %s, status %q) for person %s",
+			ps.ID, known.PersonID, ps.Status, personID)
 	}
 	sess, err := s.reopen(ctx, ps.ID, ps.Status)
 	if err != nil {
-		return fail(err)
+		return CreateResult{}, err
 	}
 	s.log.InfoContext(ctx, "kyc session resumed at provider", "tenant", tenant.ID, "person", personID, "session", ps.ID)
 	return CreateResult{Kind: CreateExisting, Session: viewOf(sess)}, nil
@@ -397,11 +386,10 @@ type StatusResult struct {
 // Status reports the person's latest session to a tenant whose enrollment is
 // verified (api.md §8, §10).
 func (s *Service) Status(ctx context.Context, tenant Tenant, id Identity) (StatusResult, error) {
-	const failMsg = "Server failed on KYC status"
 	if id.Email == "" && id.Wallet == "" {
 		return StatusResult{}, NewError(CodeMissingParams, "email or wallet is required")
 	}
-	e, sess, err := s.resolve(ctx, tenant, id, errUserNotFound(), CodeServerFailed, failMsg)
+	e, sess, err := s.resolve(ctx, tenant, id, errUserNotFound())
 	if err != nil {
 		return StatusResult{}, err
 	}

@@ -306,8 +306,7 @@ func TestSessionStaleClaim(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	_, err = r.svc.CreateSession(wctx, r.tenant, kyc.KYCTypePublic, kyc.Identity{Email: email})
-	var kerr *kyc.Error
-	if !errors.As(err, &kerr) || kerr.Code != kyc.CodeServerFailed || p.creates != 0 {
+	if !isFailure(err) || p.creates != 0 {
 		t.Fatalf("create during a live claim: %v (provider creates %d)", err, p.creates)
 	}
 	// Once it expires, the next call takes over.
@@ -389,8 +388,7 @@ func TestSessionProviderReturnsKnownSession(t *testing.T) {
 	used, _ = r.db.QuotaUsed(ctx, tenant.ID, month)
 	p.reuse = &kyc.ProviderSession{ID: s.ID, URL: s.URL, Status: kyc.StatusNotStarted}
 	_, err = r.svc.CreateSession(ctx, tenant, kyc.KYCTypePublic, kyc.Identity{Email: "other@example.com"})
-	var kerr *kyc.Error
-	if !errors.As(err, &kerr) || kerr.Code != kyc.CodeServerFailed {
+	if !isFailure(err) {
 		t.Fatalf("create with another person's session: %v", err)
 	}
 	if now, _ := r.db.QuotaUsed(ctx, tenant.ID, month); now != used {
@@ -399,4 +397,11 @@ func TestSessionProviderReturnsKnownSession(t *testing.T) {
 	if st := r.status(t, "again@example.com"); !st.Approved || st.Session.ID != s.ID {
 		t.Fatalf("the first person's session changed: %+v", st)
 	}
+}
+
+// isFailure reports an error that is no answer of the contract's (not a
+// *kyc.Error): the HTTP layer writes it as the endpoint's documented 500.
+func isFailure(err error) bool {
+	var kerr *kyc.Error
+	return err != nil && !errors.As(err, &kerr)
 }

@@ -39,7 +39,7 @@ func (s *Service) Challenge(ctx context.Context, tenant Tenant, rawWallet, purpo
 	c := Challenge{Nonce: nonce, TenantID: tenant.ID, Wallet: addr.String, Chain: string(addr.Chain),
 		Message: msg, ExpiresAt: exp}
 	if err := s.store.SaveChallenge(ctx, c); err != nil {
-		return ChallengeResult{}, internal(CodeServerError, msgServerError, err)
+		return ChallengeResult{}, err
 	}
 	return ChallengeResult{Message: msg, Wallet: addr.String, Chain: string(addr.Chain)}, nil
 }
@@ -104,7 +104,7 @@ func (s *Service) PrepareWallet(ctx context.Context, tenant Tenant, in PrepareWa
 		return PrepareResult{}, errChallengeGone
 	}
 	if err != nil {
-		return PrepareResult{}, internal(CodeServerFailed, msgPrepareFailed, err)
+		return PrepareResult{}, err
 	}
 	if ch.TenantID != tenant.ID || ch.Wallet != addr.String || ch.Message != in.Message || ch.UsedAt != nil {
 		return PrepareResult{}, errChallengeGone
@@ -125,14 +125,14 @@ func (s *Service) PrepareWallet(ctx context.Context, tenant Tenant, in PrepareWa
 		return err
 	})
 	if err != nil {
-		return PrepareResult{}, internal(CodeServerFailed, msgPrepareFailed, err)
+		return PrepareResult{}, err
 	}
 	if r.refused != nil {
 		return PrepareResult{}, r.refused
 	}
 	st, err := s.state(ctx, r.enr)
 	if err != nil {
-		return PrepareResult{}, internal(CodeServerFailed, msgPrepareFailed, err)
+		return PrepareResult{}, err
 	}
 	st.EmailLink = r.link
 	s.log.InfoContext(ctx, "wallet prepared", "tenant", tenant.ID, "enrollment", r.enr.ID, "chain", addr.Chain, "email_link", r.link)

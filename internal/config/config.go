@@ -78,67 +78,20 @@ func Load(getenv func(string) string) (Config, error) {
 		DiditWebhookSecret: getenv("KYCGATE_DIDIT_WEBHOOK_SECRET"),
 		ChallengeTitle:     get("KYCGATE_CHALLENGE_TITLE", "StarkFi KYC verification"),
 		LogLevel:           strings.ToLower(get("KYCGATE_LOG_LEVEL", "info")),
+		PprofAddr:          get("KYCGATE_PPROF_ADDR", ""),
 	}
-	host, port, err := net.SplitHostPort(c.Addr)
-	listenHost := host
+	listenHost, err := c.listen(get("KYCGATE_PUBLIC_URL", ""))
 	if err != nil {
-		return c, &Error{"KYCGATE_ADDR", fmt.Sprintf("must be host:port, got %q", c.Addr)}
+		return c, err
 	}
-	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return c, &Error{"KYCGATE_ADDR", fmt.Sprintf("bad port %q", port)}
+	if err := c.checkStores(getenv("KYCGATE_DB_MAX_CONNS")); err != nil {
+		return c, err
 	}
-	c.PublicURL = strings.TrimRight(get("KYCGATE_PUBLIC_URL", ""), "/")
-	if c.PublicURL == "" {
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "localhost"
-		}
-		c.PublicURL = "http://" + net.JoinHostPort(host, port)
-	} else if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return c, &Error{"KYCGATE_PUBLIC_URL", "must be an absolute http(s) URL"}
+	if err := c.checkDidit(); err != nil {
+		return c, err
 	}
-	switch {
-	case strings.HasPrefix(c.DatabaseURL, "sqlite:"):
-		if strings.TrimPrefix(strings.TrimPrefix(c.DatabaseURL, "sqlite:"), "//") == "" {
-			return c, &Error{"KYCGATE_DATABASE_URL", "sqlite: needs a file path, e.g. sqlite:data/kycgate.db"}
-		}
-	case strings.HasPrefix(c.DatabaseURL, "postgres://"), strings.HasPrefix(c.DatabaseURL, "postgresql://"):
-		if c.Secret == "" {
-			return c, &Error{"KYCGATE_SECRET", "is required with PostgreSQL (every replica must share it)"}
-		}
-	default:
-		return c, &Error{"KYCGATE_DATABASE_URL", "must start with sqlite: or postgres://"}
-	}
-	if v := getenv("KYCGATE_DB_MAX_CONNS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return c, &Error{"KYCGATE_DB_MAX_CONNS", "must be a whole number from 1 to 1000"}
-		}
-		c.DBMaxConns = n
-	}
-	if c.Secret != "" && len(c.Secret) < 32 {
-		return c, &Error{"KYCGATE_SECRET", "must be at least 32 characters"}
-	}
-	if c.SMTPURL != "" && !strings.HasPrefix(c.SMTPURL, "smtp://") && !strings.HasPrefix(c.SMTPURL, "smtps://") {
-		return c, &Error{"KYCGATE_SMTP_URL", "must start with smtp:// or smtps://"}
-	}
-	if u, err := url.Parse(c.DiditURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return c, &Error{"KYCGATE_DIDIT_URL", "must be an absolute http(s) URL"}
-	}
-	if c.DiditAPIKey != "" {
-		if c.DiditWorkflowID == "" {
-			return c, &Error{"KYCGATE_DIDIT_WORKFLOW_ID", "is required when KYCGATE_DIDIT_API_KEY is set"}
-		}
-		if c.DiditWebhookSecret == "" {
-			return c, &Error{"KYCGATE_DIDIT_WEBHOOK_SECRET", "is required when KYCGATE_DIDIT_API_KEY is set"}
-		}
-	}
-	c.ReconcileInterval = 2 * time.Minute
-	if v := getenv("KYCGATE_RECONCILE_INTERVAL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Second {
-			return c, &Error{"KYCGATE_RECONCILE_INTERVAL", "must be a duration of at least 1s, e.g. 2m"}
-		}
-		c.ReconcileInterval = d
+	if err := c.durations(get); err != nil {
+		return c, err
 	}
 	if err := c.decideDev(getenv("KYCGATE_DEV"), listenHost, getenv("KYCGATE_PUBLIC_URL") != ""); err != nil {
 		return c, err
@@ -158,33 +111,8 @@ func Load(getenv func(string) string) (Config, error) {
 	if strings.ContainsAny(c.ChallengeTitle, "\r\n") {
 		return c, &Error{"KYCGATE_CHALLENGE_TITLE", "must be one line"}
 	}
-	// At most a minute, so a revoked key stops working soon on every replica.
-	if v := get("KYCGATE_AUTH_CACHE_TTL", ""); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 || d > time.Minute {
-			return c, &Error{"KYCGATE_AUTH_CACHE_TTL", "must be a duration from 0 to 1m, e.g. 1s"}
-		}
-		c.AuthCacheTTL = d
-	}
-	c.RequestTimeout = 30 * time.Second
-	if v := get("KYCGATE_REQUEST_TIMEOUT", ""); v != "" {
-		d, err := time.ParseDuration(v)
-		// At least 5 s: a Didit create is only sent with more than 3 s left.
-		if err != nil || d < 5*time.Second || d > 5*time.Minute {
-			return c, &Error{"KYCGATE_REQUEST_TIMEOUT", "must be a duration from 5s to 5m, e.g. 30s"}
-		}
-		c.RequestTimeout = d
-	}
-	c.ShutdownDelay = 5 * time.Second
-	if v := get("KYCGATE_SHUTDOWN_DELAY", ""); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 || d > 10*time.Minute {
-			return c, &Error{"KYCGATE_SHUTDOWN_DELAY", "must be a duration from 0 to 10m, e.g. 5s"}
-		}
-		c.ShutdownDelay = d
-	}
 	// Profiles show the program's internals: never on the network.
-	if c.PprofAddr = get("KYCGATE_PPROF_ADDR", ""); c.PprofAddr != "" {
+	if c.PprofAddr != "" {
 		h, _, err := net.SplitHostPort(c.PprofAddr)
 		if err != nil {
 			return c, &Error{"KYCGATE_PPROF_ADDR", fmt.Sprintf("must be host:port, got %q", c.PprofAddr)}
@@ -194,6 +122,108 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// listen checks the listen address and sets the public URL (public, or
+// one made from the address); it returns the host kycgate listens on.
+func (c *Config) listen(public string) (string, error) {
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return "", &Error{"KYCGATE_ADDR", fmt.Sprintf("must be host:port, got %q", c.Addr)}
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return "", &Error{"KYCGATE_ADDR", fmt.Sprintf("bad port %q", port)}
+	}
+	listenHost := host
+	c.PublicURL = strings.TrimRight(public, "/")
+	if c.PublicURL == "" {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		c.PublicURL = "http://" + net.JoinHostPort(host, port)
+	} else if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", &Error{"KYCGATE_PUBLIC_URL", "must be an absolute http(s) URL"}
+	}
+	return listenHost, nil
+}
+
+// checkStores checks the database URL and pool size, the secret and the
+// SMTP URL.
+func (c *Config) checkStores(maxConns string) error {
+	switch {
+	case strings.HasPrefix(c.DatabaseURL, "sqlite:"):
+		if strings.TrimPrefix(strings.TrimPrefix(c.DatabaseURL, "sqlite:"), "//") == "" {
+			return &Error{"KYCGATE_DATABASE_URL", "sqlite: needs a file path, e.g. sqlite:data/kycgate.db"}
+		}
+	case strings.HasPrefix(c.DatabaseURL, "postgres://"), strings.HasPrefix(c.DatabaseURL, "postgresql://"):
+		if c.Secret == "" {
+			return &Error{"KYCGATE_SECRET", "is required with PostgreSQL (every replica must share it)"}
+		}
+	default:
+		return &Error{"KYCGATE_DATABASE_URL", "must start with sqlite: or postgres://"}
+	}
+	if maxConns != "" {
+		n, err := strconv.Atoi(maxConns)
+		if err != nil || n < 1 || n > 1000 {
+			return &Error{"KYCGATE_DB_MAX_CONNS", "must be a whole number from 1 to 1000"}
+		}
+		c.DBMaxConns = n
+	}
+	if c.Secret != "" && len(c.Secret) < 32 {
+		return &Error{"KYCGATE_SECRET", "must be at least 32 characters"}
+	}
+	if c.SMTPURL != "" && !strings.HasPrefix(c.SMTPURL, "smtp://") && !strings.HasPrefix(c.SMTPURL, "smtps://") {
+		return &Error{"KYCGATE_SMTP_URL", "must start with smtp:// or smtps://"}
+	}
+	return nil
+}
+
+func (c *Config) checkDidit() error {
+	if u, err := url.Parse(c.DiditURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &Error{"KYCGATE_DIDIT_URL", "must be an absolute http(s) URL"}
+	}
+	if c.DiditAPIKey != "" {
+		if c.DiditWorkflowID == "" {
+			return &Error{"KYCGATE_DIDIT_WORKFLOW_ID", "is required when KYCGATE_DIDIT_API_KEY is set"}
+		}
+		if c.DiditWebhookSecret == "" {
+			return &Error{"KYCGATE_DIDIT_WEBHOOK_SECRET", "is required when KYCGATE_DIDIT_API_KEY is set"}
+		}
+	}
+	return nil
+}
+
+// durations reads the duration settings, each with its default and range.
+func (c *Config) durations(get func(k, def string) string) error {
+	for _, d := range []struct {
+		name          string
+		dst           *time.Duration
+		def, min, max time.Duration // max 0: none
+		problem       string
+	}{
+		{"KYCGATE_RECONCILE_INTERVAL", &c.ReconcileInterval, 2 * time.Minute, time.Second, 0,
+			"must be a duration of at least 1s, e.g. 2m"},
+		// At most a minute, so a revoked key stops working soon on every replica.
+		{"KYCGATE_AUTH_CACHE_TTL", &c.AuthCacheTTL, 0, 0, time.Minute,
+			"must be a duration from 0 to 1m, e.g. 1s"},
+		// At least 5 s: a Didit create is only sent with more than 3 s left.
+		{"KYCGATE_REQUEST_TIMEOUT", &c.RequestTimeout, 30 * time.Second, 5 * time.Second, 5 * time.Minute,
+			"must be a duration from 5s to 5m, e.g. 30s"},
+		{"KYCGATE_SHUTDOWN_DELAY", &c.ShutdownDelay, 5 * time.Second, 0, 10 * time.Minute,
+			"must be a duration from 0 to 10m, e.g. 5s"},
+	} {
+		*d.dst = d.def
+		v := get(d.name, "")
+		if v == "" {
+			continue
+		}
+		n, err := time.ParseDuration(v)
+		if err != nil || n < d.min || (d.max > 0 && n > d.max) {
+			return &Error{d.name, d.problem}
+		}
+		*d.dst = n
+	}
+	return nil
 }
 
 // decideDev sets Dev and DevReason. The simulator approves anyone and the

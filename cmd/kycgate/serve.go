@@ -61,55 +61,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	defer ln.Close()
-	local := "http://" + ln.Addr().String()
-	public := cfg.PublicURL
+	at := where{local: "http://" + ln.Addr().String(), public: cfg.PublicURL}
 	if strings.HasSuffix(cfg.Addr, ":0") && getenv("KYCGATE_PUBLIC_URL") == "" {
-		public = local
+		at.public = at.local
 	}
-
 	mounts := map[string]http.Handler{}
-	var mailer kyc.Mailer
-	if cfg.SMTPURL == "" {
-		box := mail.NewMailbox()
-		mailer = box
-		mounts["/_dev/mail/"] = http.StripPrefix("/_dev/mail", box.Handler())
-		mounts["/_dev/mail"] = http.RedirectHandler("/_dev/mail/", http.StatusFound)
-		log.Warn("development mailbox: codes are NOT emailed; read them at "+public+"/_dev/mail/ (set KYCGATE_SMTP_URL for real delivery)",
-			"mailbox", public+"/_dev/mail/")
-	} else {
-		smtp, err := mail.NewSMTP(mail.Config{URL: cfg.SMTPURL, From: cfg.MailFrom, Subject: cfg.MailSubject, Logger: log})
-		if err != nil {
-			return &config.Error{Var: "KYCGATE_SMTP_URL", Problem: err.Error()}
-		}
-		defer smtp.Close()
-		mailer = smtp
-		log.Info("mail via SMTP", "smtp", smtp.Endpoint().String())
-	}
-
-	diditURL, diditKey, workflow, hookSecret := cfg.DiditURL, cfg.DiditAPIKey, cfg.DiditWorkflowID, cfg.DiditWebhookSecret
-	if cfg.Embedded() {
-		diditKey, workflow, hookSecret = randomHex(16), uuid.NewString(), randomHex(24)
-		simCfg := diditsim.DefaultConfig()
-		simCfg.APIKey = diditKey
-		simCfg.WorkflowIDs = []string{workflow}
-		simCfg.BaseURL = public + "/_didit"
-		simCfg.Webhooks = []diditsim.Destination{{URL: local + "/webhooks/didit", Secret: hookSecret}}
-		simCfg.Logger = log.With("component", "didit-sim")
-		sim, err := diditsim.New(simCfg)
-		if err != nil {
-			return fmt.Errorf("didit simulator: %w", err)
-		}
-		defer sim.Close()
-		mounts["/_didit/"] = http.StripPrefix("/_didit", sim.Handler())
-		diditURL = local + "/_didit"
-		log.Warn("built-in Didit simulator: verifications are SIMULATED; open a session_url to pick an outcome (set KYCGATE_DIDIT_API_KEY for real Didit)",
-			"simulator", public+"/_didit/")
-	}
-	client, err := didit.NewClient(didit.ClientConfig{BaseURL: diditURL, APIKey: diditKey, WorkflowID: workflow,
-		Logger: log.With("component", "didit")})
+	mailer, closeMail, err := newMailer(cfg, log, at, mounts)
 	if err != nil {
-		return fmt.Errorf("didit client: %w", err)
+		return err
 	}
+	defer closeMail()
+	client, hookSecret, closeSim, err := newProvider(cfg, log, at, mounts)
+	if err != nil {
+		return err
+	}
+	defer closeSim()
 
 	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mailer, Provider: client, Logger: log},
 		kyc.Config{Secret: sec, ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: cfg.AuthCacheTTL})
@@ -123,16 +89,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	api := httpapi.New(httpapi.Config{Service: svc, Logger: log, Counter: counter,
 		Webhooks: didit.Webhooks{Secret: hookSecret}, Ready: db.Ready, Fault: db.NoteFault, Mounts: mounts,
 		RequestTimeout: cfg.RequestTimeout})
-	srv := &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      cfg.RequestTimeout + 15*time.Second, // the answer to a request that used all its time
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-
 	if cfg.PprofAddr != "" {
 		pln, err := net.Listen("tcp", cfg.PprofAddr)
 		if err != nil {
@@ -142,30 +98,92 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		go (&http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 5 * time.Second}).Serve(pln)
 		log.Warn("profiling endpoints on "+pln.Addr().String()+"/debug/pprof/ (KYCGATE_PPROF_ADDR)", "pprof", pln.Addr().String())
 	}
+	return serveUntilDone(ctx, cfg, log, ln, at, api, svc)
+}
 
+// where is this server's address as it reaches itself (local) and as
+// users and Didit reach it (public).
+type where struct{ local, public string }
+
+// newMailer is SMTP when configured, else the development mailbox mounted
+// at /_dev/mail/.
+func newMailer(cfg config.Config, log *slog.Logger, at where, mounts map[string]http.Handler) (kyc.Mailer, func(), error) {
+	if cfg.SMTPURL == "" {
+		box := mail.NewMailbox()
+		mounts["/_dev/mail/"] = http.StripPrefix("/_dev/mail", box.Handler())
+		mounts["/_dev/mail"] = http.RedirectHandler("/_dev/mail/", http.StatusFound)
+		log.Warn("development mailbox: codes are NOT emailed; read them at "+at.public+"/_dev/mail/ (set KYCGATE_SMTP_URL for real delivery)",
+			"mailbox", at.public+"/_dev/mail/")
+		return box, func() {}, nil
+	}
+	smtp, err := mail.NewSMTP(mail.Config{URL: cfg.SMTPURL, From: cfg.MailFrom, Subject: cfg.MailSubject, Logger: log})
+	if err != nil {
+		return nil, nil, &config.Error{Var: "KYCGATE_SMTP_URL", Problem: err.Error()}
+	}
+	log.Info("mail via SMTP", "smtp", smtp.Endpoint().String())
+	return smtp, func() { smtp.Close() }, nil
+}
+
+// newProvider is the Didit client, for real Didit when configured, else for
+// the built-in simulator mounted at /_didit/; it returns the webhook secret.
+func newProvider(cfg config.Config, log *slog.Logger, at where, mounts map[string]http.Handler) (*didit.Client, string, func(), error) {
+	diditURL, diditKey, workflow, hookSecret := cfg.DiditURL, cfg.DiditAPIKey, cfg.DiditWorkflowID, cfg.DiditWebhookSecret
+	closeSim := func() {}
+	if cfg.Embedded() {
+		diditKey, workflow, hookSecret = randomHex(16), uuid.NewString(), randomHex(24)
+		simCfg := diditsim.DefaultConfig()
+		simCfg.APIKey = diditKey
+		simCfg.WorkflowIDs = []string{workflow}
+		simCfg.BaseURL = at.public + "/_didit"
+		simCfg.Webhooks = []diditsim.Destination{{URL: at.local + "/webhooks/didit", Secret: hookSecret}}
+		simCfg.Logger = log.With("component", "didit-sim")
+		sim, err := diditsim.New(simCfg)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("didit simulator: %w", err)
+		}
+		closeSim = func() { sim.Close() }
+		mounts["/_didit/"] = http.StripPrefix("/_didit", sim.Handler())
+		diditURL = at.local + "/_didit"
+		log.Warn("built-in Didit simulator: verifications are SIMULATED; open a session_url to pick an outcome (set KYCGATE_DIDIT_API_KEY for real Didit)",
+			"simulator", at.public+"/_didit/")
+	}
+	client, err := didit.NewClient(didit.ClientConfig{BaseURL: diditURL, APIKey: diditKey, WorkflowID: workflow,
+		Logger: log.With("component", "didit")})
+	if err != nil {
+		closeSim()
+		return nil, "", nil, fmt.Errorf("didit client: %w", err)
+	}
+	return client, hookSecret, closeSim, nil
+}
+
+// serveUntilDone serves api on ln with the reconciler beside it until ctx ends, then
+// shuts down: /readyz turns 503 first and the server keeps serving for the
+// delay, so load balancers take the replica out before connections are
+// refused (a second signal cuts the delay short); then in-flight requests
+// finish.
+func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, at where, api *httpapi.Server, svc *kyc.Service) error {
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 15*time.Second, // the answer to a request that used all its time
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
 	var wg sync.WaitGroup
 	recCtx, stopRec := context.WithCancel(ctx)
-	defer stopRec()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		reconcile(recCtx, svc, cfg.ReconcileInterval, log)
-	}()
+	defer func() { stopRec(); wg.Wait() }()
+	wg.Go(func() { reconcile(recCtx, svc, cfg.ReconcileInterval, log) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("kycgate listening", "addr", ln.Addr().String(), "public_url", public, "database", dbKind(cfg.DatabaseURL))
-
+	log.Info("kycgate listening", "addr", ln.Addr().String(), "public_url", at.public, "database", dbKind(cfg.DatabaseURL))
 	select {
 	case err := <-errc:
-		stopRec()
-		wg.Wait()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	// /readyz turns 503 first and the server keeps serving for the delay,
-	// so load balancers take the replica out before connections are
-	// refused; a second signal cuts the delay short.
 	api.Drain()
 	if cfg.ShutdownDelay > 0 {
 		log.Info("shutting down: /readyz answers 503; still serving until the delay ends (a second signal skips it)",
@@ -181,10 +199,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// In-flight requests may run for their whole budget.
 	shutCtx, cancel := context.WithTimeout(context.Background(), max(30*time.Second, cfg.RequestTimeout+5*time.Second))
 	defer cancel()
-	err = srv.Shutdown(shutCtx)
-	stopRec()
-	wg.Wait()
-	if err != nil {
+	if err := srv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")

@@ -77,9 +77,31 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, env string) {
 	if !ok {
 		return
 	}
-	fe := fieldErrors{}
+	req, fe := s.parseCreate(fields)
+	if len(fe) > 0 {
+		writeJSON(w, http.StatusBadRequest, fe)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s.createSession(env, req))
+}
 
-	var workflowID string
+// createRequest is a valid POST /v3/session/ body.
+type createRequest struct {
+	workflowID        string
+	vendorData        *string // nil: none given (or empty)
+	callback          *string
+	callbackMethod    string
+	metadata          json.RawMessage
+	language          string
+	contact, expected json.RawMessage
+	scenario          string
+}
+
+// parseCreate checks a create body field by field, as Didit's serializer
+// does, and collects every field's error.
+func (s *Sim) parseCreate(fields map[string]json.RawMessage) (createRequest, fieldErrors) {
+	fe := fieldErrors{}
+	var req createRequest
 	switch raw := fields["workflow_id"]; {
 	case len(raw) == 0:
 		fe.add("workflow_id", "This field is required.")
@@ -94,22 +116,19 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, env string) {
 			case !s.knownWorkflow(id):
 				fe.add("workflow_id", fmt.Sprintf("Workflow %s not found.", id))
 			default:
-				workflowID = id
+				req.workflowID = id
 			}
 		}
 	}
-
-	vendorData, hasVendor := stringField(fe, fields, "vendor_data")
-	hasVendor = hasVendor && vendorData != ""
-
-	callback, hasCallback := stringField(fe, fields, "callback")
-	hasCallback = hasCallback && callback != ""
-	if hasCallback {
+	if vendorData, ok := stringField(fe, fields, "vendor_data"); ok && vendorData != "" {
+		req.vendorData = &vendorData
+	}
+	if callback, ok := stringField(fe, fields, "callback"); ok && callback != "" {
 		if u, err := url.Parse(callback); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			fe.add("callback", "Enter a valid URL.")
 		}
+		req.callback = &callback
 	}
-
 	callbackMethod, hasMethod := stringField(fe, fields, "callback_method")
 	if hasMethod && !slices.Contains(callbackMethods, callbackMethod) {
 		fe.add("callback_method", fmt.Sprintf("%q is not a valid choice.", callbackMethod))
@@ -117,21 +136,20 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, env string) {
 	if !hasMethod {
 		callbackMethod = "initiator"
 	}
-
+	req.callbackMethod = callbackMethod
 	// metadata: the docs send an object, one skill a JSON string; both are
 	// stored and echoed verbatim.
-	var metadata json.RawMessage
 	if raw := fields["metadata"]; !isNull(raw) {
 		switch raw[0] {
 		case '{', '"':
-			metadata = clientJSON(raw)
+			req.metadata = clientJSON(raw)
 		default:
 			fe.add("metadata", "Value must be valid JSON object.")
 		}
 	}
-	language, _ := stringField(fe, fields, "language")
-	contact := objectField(fe, fields, "contact_details")
-	expected := objectField(fe, fields, "expected_details")
+	req.language, _ = stringField(fe, fields, "language")
+	req.contact = objectField(fe, fields, "contact_details")
+	req.expected = objectField(fe, fields, "expected_details")
 	_, _ = stringField(fe, fields, "portrait_image")
 	scenario, hasScenario := stringField(fe, fields, "sandbox_scenario")
 	if hasScenario && scenario != "" {
@@ -139,28 +157,21 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, env string) {
 			fe.add("sandbox_scenario", fmt.Sprintf("%q is not a valid choice.", scenario))
 		}
 	}
-	if len(fe) > 0 {
-		writeJSON(w, http.StatusBadRequest, fe)
-		return
-	}
+	req.scenario = scenario
+	return req, fe
+}
 
-	var vendorPtr, callbackPtr *string
-	if hasVendor {
-		vendorPtr = &vendorData
-	}
-	if hasCallback {
-		callbackPtr = &callback
-	}
-
+// createSession makes the session, or hands back the vendor's unfinished
+// one (didit.md §2.2: still 201, with callback and metadata refreshed).
+func (s *Sim) createSession(env string, req createRequest) createResponse {
 	s.mu.Lock()
-	sess := s.reusableLocked(env, workflowID, vendorPtr)
+	defer s.mu.Unlock()
+	sess := s.reusableLocked(env, req.workflowID, req.vendorData)
 	if sess != nil {
-		// didit.md §2.2: the unfinished session is returned (still 201)
-		// with callback and metadata refreshed.
-		sess.callback = callbackPtr
-		sess.metadata = metadata
-		if scenario != "" {
-			sess.armed = scenario
+		sess.callback = req.callback
+		sess.metadata = req.metadata
+		if req.scenario != "" {
+			sess.armed = req.scenario
 		}
 	} else {
 		now := s.nowLocked()
@@ -170,21 +181,21 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, env string) {
 			number:          s.nextNumber,
 			env:             env,
 			internalID:      newUUID(),
-			workflowID:      workflowID,
-			vendorData:      vendorPtr,
-			callback:        callbackPtr,
-			callbackMethod:  callbackMethod,
-			language:        language,
-			metadata:        metadata,
-			contactDetails:  contact,
-			expectedDetails: expected,
+			workflowID:      req.workflowID,
+			vendorData:      req.vendorData,
+			callback:        req.callback,
+			callbackMethod:  req.callbackMethod,
+			language:        req.language,
+			metadata:        req.metadata,
+			contactDetails:  req.contact,
+			expectedDetails: req.expected,
 			status:          StatusNotStarted,
 			createdAt:       now,
 			updatedAt:       now,
-			armed:           scenario,
+			armed:           req.scenario,
 		}
-		if sess.armed == "" && hasVendor {
-			sess.armed = armedPreset(vendorData)
+		if sess.armed == "" && req.vendorData != nil {
+			sess.armed = armedPreset(*req.vendorData)
 		}
 		sess.url = s.baseURL + "/session/" + sess.token
 		s.nextNumber++
@@ -196,7 +207,7 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, env string) {
 			s.emitLocked(sess, EventStatusUpdated, nil)
 		}
 	}
-	resp := createResponse{
+	return createResponse{
 		SessionID:       sess.id,
 		SessionNumber:   sess.number,
 		SessionToken:    sess.token,
@@ -208,8 +219,6 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, env string) {
 		WorkflowID:      sess.workflowID,
 		WorkflowVersion: workflowVersion,
 	}
-	s.mu.Unlock()
-	writeJSON(w, http.StatusCreated, resp)
 }
 
 func (s *Sim) knownWorkflow(id string) bool {

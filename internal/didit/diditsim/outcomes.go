@@ -357,8 +357,30 @@ func buildResult(sess *session, o Outcome, p PresetInfo, base string, now time.T
 		aml:         []*amlScreening{defaultAML()},
 		ips:         []*ipAnalysis{defaultIP(sess, 0)},
 	}
-	id, live, face, aml, ip := r.ids[0], r.liveness[0], r.faceMatches[0], r.aml[0], r.ips[0]
-	switch p.Name {
+	ip := r.ips[0]
+	applyCheckPreset(r, sess, p.Name, now)
+	applyNetworkPreset(r, sess, p.Name, now)
+	o.IP.apply(ip)
+	for i, f := range o.ExtraIPs {
+		extra := *ip
+		extra.DeviceFingerprint = fingerprint(sess.id, 10+i)
+		extra.Warnings = []warning{}
+		extra.Matches = []match{}
+		if ip.IP != nil {
+			d := *ip.IP
+			extra.IP = &d
+		}
+		f.apply(&extra)
+		r.ips = append(r.ips, &extra)
+	}
+	return r
+}
+
+// applyCheckPreset turns the document, face, AML and blocklist presets'
+// checks from the default pass into what the preset shows.
+func applyCheckPreset(r *result, sess *session, preset string, now time.Time) {
+	id, live, face, aml := r.ids[0], r.liveness[0], r.faceMatches[0], r.aml[0]
+	switch preset {
 	case PresetDeclinedID:
 		id.Status = featDeclined
 		id.ExpirationDate = "2023-01-31"
@@ -410,6 +432,13 @@ func buildResult(sess *session, o Outcome, p PresetInfo, base string, now time.T
 			Warnings: []warning{newWarning("EMAIL", "EMAIL_IN_BLOCKLIST", "error", nodeEmail, nil)},
 			Matches:  []match{otherSessionMatch(sess.number-9, "blocked-user", StatusDeclined, true, "list_entry", nil, now)},
 		}}
+	}
+}
+
+// applyNetworkPreset does the same for the IP and device presets.
+func applyNetworkPreset(r *result, sess *session, preset string, now time.Time) {
+	ip := r.ips[0]
+	switch preset {
 	case PresetVPN:
 		ip.Status = featDeclined
 		ip.IPAddress, ip.IPCountry, ip.IPCountryCode, ip.IPState, ip.IPCity = "198.51.100.23", "Germany", "DE", "Berlin", "Berlin"
@@ -453,20 +482,6 @@ func buildResult(sess *session, o Outcome, p PresetInfo, base string, now time.T
 		third.Platform, third.DeviceBrand, third.DeviceModel, third.BrowserFamily, third.OSFamily = "tablet", "Apple", "iPad", "Mobile Safari", "iOS"
 		r.ips = append(r.ips, second, third)
 	}
-	o.IP.apply(ip)
-	for i, f := range o.ExtraIPs {
-		extra := *ip
-		extra.DeviceFingerprint = fingerprint(sess.id, 10+i)
-		extra.Warnings = []warning{}
-		extra.Matches = []match{}
-		if ip.IP != nil {
-			d := *ip.IP
-			extra.IP = &d
-		}
-		f.apply(&extra)
-		r.ips = append(r.ips, &extra)
-	}
-	return r
 }
 
 // abandonedResult is what an abandoned flow leaves: the device and IP

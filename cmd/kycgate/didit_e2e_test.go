@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -31,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/kycgate/kycgate/internal/didit"
 	"github.com/kycgate/kycgate/internal/didit/diditsim"
 	"github.com/kycgate/kycgate/internal/kyc"
@@ -72,22 +72,11 @@ func (r *diditStatusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets the simulator's drop fault reach the connection.
 func (r *diditStatusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-func diditRandHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func diditUUID() string {
-	h := diditRandHex(16)
-	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-8" + h[17:20] + "-" + h[20:32]
-}
-
 // startDiditSim runs the simulator with a tiny webhook retry schedule and no
 // webhook destination yet.
 func startDiditSim(t *testing.T) *diditSimServer {
 	t.Helper()
-	ss := &diditSimServer{apiKey: "sim_" + diditRandHex(16), workflow: diditUUID(), secret: "whsec_" + diditRandHex(20)}
+	ss := &diditSimServer{apiKey: "sim_" + randomHex(16), workflow: uuid.NewString(), secret: "whsec_" + randomHex(20)}
 	srv := httptest.NewUnstartedServer(nil)
 	cfg := diditsim.DefaultConfig()
 	cfg.APIKey = ss.apiKey
@@ -447,7 +436,7 @@ type diditHook struct {
 
 func diditHookBody(t *testing.T, sessionID, status, webhookType string, ts int64, decision json.RawMessage) []byte {
 	t.Helper()
-	b, err := json.Marshal(diditHook{EventID: diditUUID(), WebhookType: webhookType, SessionID: sessionID, Status: status,
+	b, err := json.Marshal(diditHook{EventID: uuid.NewString(), WebhookType: webhookType, SessionID: sessionID, Status: status,
 		Timestamp: ts, CreatedAt: ts, Decision: decision})
 	if err != nil {
 		t.Fatal(err)
@@ -1168,7 +1157,7 @@ func TestDiditWebhooks(t *testing.T) {
 			`"aml_screenings": [{"node_id": "feature_aml", "status": "Approved", "score": 0.00005, "total_hits": 0}], `+
 			`"ip_analyses": [{"node_id": "feature_ip_analysis", "status": "Approved", "ip_address": "203.0.113.9", "ip_country": "Espa\u00f1a", "ip_state": "Andaluc\u00eda", "ip_city": "M\u00e1laga", "platform": "mobile", "device_brand": "Apple", "device_model": "iPhone", "is_vpn_or_tor": false, "is_data_center": false, "latitude": 36.72, "longitude": -4.42}, `+
 			`{"node_id": "feature_ip_analysis", "status": "Approved", "ip_address": "203.0.113.9", "ip_country": "Espa\u00f1a", "ip_state": "Andaluc\u00eda", "ip_city": "M\u00e1laga", "platform": "desktop", "device_brand": "Apple", "device_model": "Mac", "is_vpn_or_tor": false, "is_data_center": false, "latitude": 36.72, "longitude": -4.42}]}}`,
-			sid, ts, diditUUID())
+			sid, ts, uuid.NewString())
 		// Its canonical form, by hand (didit.md §6.4): keys sorted at every
 		// level, compact, raw UTF-8, integer-valued floats shortened,
 		// Python's float repr.
@@ -1258,7 +1247,7 @@ func TestDiditWebhooks(t *testing.T) {
 	})
 
 	t.Run("unknown session", func(t *testing.T) {
-		sid := diditUUID()
+		sid := uuid.NewString()
 		ts := now()
 		dec := json.RawMessage(`{"status":"Approved","ip_analyses":[{"ip_address":"203.0.113.1"}]}`)
 		b := diditHookBody(t, sid, "Approved", "status.updated", ts, dec)

@@ -136,27 +136,6 @@ type rpSim struct {
 	creates map[string]int // tenant id → create calls answered 201
 }
 
-type rpStatusRec struct {
-	http.ResponseWriter
-	code int
-}
-
-func (r *rpStatusRec) WriteHeader(code int) {
-	if r.code == 0 {
-		r.code = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *rpStatusRec) Write(b []byte) (int, error) {
-	if r.code == 0 {
-		r.code = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-func (r *rpStatusRec) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
 func rpStartSim(t *testing.T) *rpSim {
 	t.Helper()
 	s := &rpSim{apiKey: "sim_" + randomHex(16), workflow: uuid.NewString(), secret: "whsec_" + randomHex(20), creates: map[string]int{}}
@@ -180,7 +159,7 @@ func rpStartSim(t *testing.T) *rpSim {
 			body, _ = io.ReadAll(r.Body)
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
-		rec := &rpStatusRec{ResponseWriter: w}
+		rec := &diditStatusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
 		if isCreate && rec.code == http.StatusCreated {
 			var req struct {

@@ -77,7 +77,11 @@ func TestCanonicalizeAllocationBound(t *testing.T) {
 	h := http.Header{}
 	h.Set("X-Timestamp", strconv.FormatInt(time.Now().Unix(), 10))
 	h.Set("X-Signature-V2", strings.Repeat("0", 64))
-	for _, size := range []int{256 << 10, 1 << 20} {
+	sizes := []int{256 << 10, 1 << 20}
+	if raceEnabled {
+		sizes = sizes[:1] // the ratio does not depend on the size
+	}
+	for _, size := range sizes {
 		for name, body := range hostileBodies(size) {
 			t.Run(strconv.Itoa(size>>10)+"KiB/"+name, func(t *testing.T) {
 				if len(body) > size || len(body) < size*9/10 {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package didit_test
+
+const raceEnabled = false

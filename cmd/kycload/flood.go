@@ -108,17 +108,11 @@ func (h *harness) runWebhookFlood(ctx context.Context) error {
 		return err
 	}
 	fmt.Printf("\n== %s (sqlite): setting up\n", floodScenario)
-	e, err := h.newEngine(ctx, "sqlite", "flood")
+	e, err := h.statusEngine(ctx, "sqlite", "flood")
 	if err != nil {
 		return err
 	}
 	defer e.db.Close()
-	if err := e.persons(ctx, "st", statusUsers, true); err != nil {
-		return err
-	}
-	if err := e.sessions(ctx, "st", statusUsers, "Approved"); err != nil {
-		return err
-	}
 	e.settle(ctx)
 	kg, _, err := h.startKycgate(ctx, e, "flood")
 	if err != nil {

@@ -368,6 +368,24 @@ func (h *harness) kycgateEnv(dbURL string, port int) []string {
 
 // newEngine creates a database, migrates it with `kycgate migrate`, and
 // creates a tenant with no rate limit and no quota.
+// statusEngine is a fresh engine holding the status phase's users, each
+// with an approved session.
+func (h *harness) statusEngine(ctx context.Context, engineName, label string) (*engine, error) {
+	e, err := h.newEngine(ctx, engineName, label)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.persons(ctx, "st", statusUsers, true); err != nil {
+		e.db.Close()
+		return nil, err
+	}
+	if err := e.sessions(ctx, "st", statusUsers, "Approved"); err != nil {
+		e.db.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
 func (h *harness) newEngine(ctx context.Context, engineName, label string) (*engine, error) {
 	dbURL, err := h.newDatabase(ctx, engineName, label)
 	if err != nil {
@@ -495,17 +513,11 @@ func (h *harness) selected(name string) bool {
 // baseline closed loop, then kycgate at half its peak, open loop.
 func (h *harness) runEngine(ctx context.Context, engineName string) error {
 	fmt.Printf("\n== %s: setting up\n", engineName)
-	e, err := h.newEngine(ctx, engineName, "endpoints")
+	e, err := h.statusEngine(ctx, engineName, "endpoints")
 	if err != nil {
 		return err
 	}
 	defer e.db.Close()
-	if err := e.persons(ctx, "st", statusUsers, true); err != nil {
-		return err
-	}
-	if err := e.sessions(ctx, "st", statusUsers, "Approved"); err != nil {
-		return err
-	}
 	kg, pprofAddr, err := h.startKycgate(ctx, e, engineName)
 	if err != nil {
 		return err

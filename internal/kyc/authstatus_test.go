@@ -15,6 +15,7 @@ import (
 // answer exactly what Authenticate followed by Status answers, for every
 // kind of key and identity, with the auth cache off, cold and warm.
 func TestAuthenticatedStatusIsAuthenticateThenStatus(t *testing.T) {
+	t.Parallel()
 	r := newSessRig(t, &sessProvider{})
 	ctx := context.Background()
 	r.verified(t, "done@example.com")
@@ -145,6 +146,7 @@ func (joinFails) StatusRead(context.Context, string, string, string) (kyc.Tenant
 // gates answer in their documented order (key, limit, product) before the
 // request meets the failure.
 func TestAuthenticatedStatusFallsBackToTheKey(t *testing.T) {
+	t.Parallel()
 	r := newSessRig(t, &sessProvider{})
 	ctx := context.Background()
 	r.verified(t, "done@example.com")

@@ -95,6 +95,7 @@ func newClaimEnv(t *testing.T, cfg kyc.Config) *claimEnv {
 // mid-call (a stalled replica) must not store a second open session after
 // another creator took over; it answers with the session that stands.
 func TestLapsedLeaseNeverMakesASecondOpenSession(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	// A lease far longer than the test, so no renewal tick runs: the lapse
 	// comes from the clock alone.
@@ -130,6 +131,7 @@ func TestLapsedLeaseNeverMakesASecondOpenSession(t *testing.T) {
 // whatever we do, so it is stored with its quota unit, and the partner's
 // next create finds it instead of a second one.
 func TestHangUpMidCreate(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	e := newClaimEnv(t, kyc.Config{})
 	svc, db, tn, prov, clock, email := e.svc, e.db, e.tn, e.prov, e.clock, e.email

@@ -13,6 +13,7 @@ import (
 )
 
 func TestNormalizeEmailRejectsNonASCIIInput(t *testing.T) {
+	t.Parallel()
 	for _, in := range []string{
 		"\u212Aevin@example.com", "\u00a0kevin@example.com", "kevin@example.com\u3000",
 		"kevin@example.com\u0085", "\u2028kevin@example.com", "kevin@\u212Aelvin.com", "kevin@example.co\u017F",

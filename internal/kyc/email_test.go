@@ -6,6 +6,7 @@ import (
 )
 
 func TestNormalizeEmail(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"User@Example.COM", "user@example.com"},
 		{"  a.b+tag@sub.example.org \n", "a.b+tag@sub.example.org"},
@@ -33,6 +34,7 @@ func TestNormalizeEmail(t *testing.T) {
 }
 
 func TestMaskEmail(t *testing.T) {
+	t.Parallel()
 	if got := maskEmail("alice@example.com"); got != "a***@example.com" {
 		t.Fatalf("maskEmail = %q", got)
 	}
@@ -42,6 +44,7 @@ func TestMaskEmail(t *testing.T) {
 }
 
 func TestRandomCode(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	var digits [10]int
 	for range 5000 {

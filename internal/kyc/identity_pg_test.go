@@ -95,6 +95,7 @@ func guard() (context.Context, context.CancelFunc) {
 // person (registered at another tenant), completes; the link then merges
 // the new registration into the wallet's: one user.
 func TestPrepareDuringALink(t *testing.T) {
+	t.Parallel()
 	r, ps := newPausingRig(t)
 	a, tn := r.tenant(t, "A"), r.tenant(t, "T")
 	const email = "during@example.com"
@@ -130,6 +131,7 @@ func TestPrepareDuringALink(t *testing.T) {
 // create completes; the link sees the history, keeps the person with the
 // session, and the two identifiers give that one session.
 func TestCreateDuringALinkMerge(t *testing.T) {
+	t.Parallel()
 	r, ps := newPausingRig(t)
 	tn := r.tenant(t, "T", 10)
 	const email = "lapsed@example.com"

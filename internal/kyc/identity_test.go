@@ -228,6 +228,7 @@ func byW(wallet string) kyc.Identity         { return kyc.Identity{Wallet: walle
 func byEW(email, wallet string) kyc.Identity { return kyc.Identity{Email: email, Wallet: wallet} }
 
 func TestLinkMakesOneUser(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		tn := r.tenant(t, "T", 10)
 		const email = "ann@example.com"
@@ -265,6 +266,7 @@ func TestLinkMakesOneUser(t *testing.T) {
 // A user who signed up by email and was approved links a wallet: the
 // wallet shares the approval, without a session or a quota unit.
 func TestLinkSharesTheApproval(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		tn := r.tenant(t, "T", 10)
 		const email = "ann@example.com"
@@ -293,6 +295,7 @@ func TestLinkSharesTheApproval(t *testing.T) {
 
 // The refusals, each leaving everything but the spent code as it was.
 func TestLinkConflicts(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		tn := r.tenant(t, "T")
 		t.Run("a second wallet proving a linked address", func(t *testing.T) {
@@ -353,6 +356,7 @@ func statusErr(r *idRig, t testing.TB, tn kyc.Tenant, id kyc.Identity) error {
 // Codes prove only what they were sent for: the owner's own flow never
 // completes a wallet's link, and a link's code proves nothing else.
 func TestLinkCodesAreBound(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		tn := r.tenant(t, "T")
 		const email = "victim@example.com"
@@ -391,6 +395,7 @@ func TestLinkCodesAreBound(t *testing.T) {
 // registration, or on the one wallet it is pending on; on several they
 // find nobody.
 func TestLinkFallback(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		tn := r.tenant(t, "T")
 		w1, w2 := newIDWallet(t), newIDWallet(t)
@@ -418,6 +423,7 @@ func TestLinkFallback(t *testing.T) {
 // and the proof refuses; without, they merge, and B and C still find only
 // what they registered.
 func TestLinkChangesNoOtherTenant(t *testing.T) {
+	t.Parallel()
 	for _, histories := range []bool{true, false} {
 		t.Run(fmt.Sprintf("histories=%v", histories), func(t *testing.T) {
 			forEachEngineRig(t, func(t *testing.T, r *idRig) {
@@ -480,6 +486,7 @@ func TestLinkChangesNoOtherTenant(t *testing.T) {
 // Several wallets prove one address at one tenant at the same moment, each
 // with its own live code: exactly one links, every other gets 409.
 func TestLinkRaceOneAddress(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		tn := r.tenant(t, "T")
 		const email = "race@example.com"
@@ -520,6 +527,7 @@ func TestLinkRaceOneAddress(t *testing.T) {
 // tenant), so the proof merges while prepare registers the address on that
 // person: on PostgreSQL that once deadlocked (see TestPrepareDuringALink).
 func TestLinkRaceWithPrepare(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		tn, other := r.tenant(t, "T"), r.tenant(t, "Other")
 		for round := range 10 {
@@ -557,6 +565,7 @@ func TestLinkRaceWithPrepare(t *testing.T) {
 // identifiers then give that one session. While creates are under way for
 // both, the proof refuses: they will be two KYC histories.
 func TestLinkDuringCreate(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		tn := r.tenant(t, "T")
 		for _, creating := range []string{"email", "wallet", "both"} {
@@ -610,6 +619,7 @@ func TestLinkDuringCreate(t *testing.T) {
 // A create that resolved a person a link then merged away claims a person
 // that is gone: it resolves the user again and creates the one session.
 func TestCreateAfterMerge(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		tn := r.tenant(t, "T")
 		const email = "late@example.com"
@@ -641,6 +651,7 @@ func TestCreateAfterMerge(t *testing.T) {
 // nothing of theirs; one that named an address before its owner came
 // neither gets the owner's later approval nor locks the owner out.
 func TestNamingAnAddressTakesNothing(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		a, b := r.tenant(t, "A"), r.tenant(t, "B")
 		const victim, later = "victim@example.com", "later@example.com"
@@ -681,6 +692,7 @@ func TestNamingAnAddressTakesNothing(t *testing.T) {
 // prepare-wallet answers a tenant the same for an address another
 // tenant's user proved as for one nobody has: no oracle across tenants.
 func TestNamingAnAddressRevealsNothing(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		a, b := r.tenant(t, "A"), r.tenant(t, "B")
 		wa := newIDWallet(t)
@@ -698,6 +710,7 @@ func TestNamingAnAddressRevealsNothing(t *testing.T) {
 // another, or mailing its own code and link codes, never mails it more
 // than once a minute and five times an hour.
 func TestSendLimitsFollowTheAddress(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		tn := r.tenant(t, "T")
 		const target = "target@example.com"
@@ -732,6 +745,7 @@ func TestSendLimitsFollowTheAddress(t *testing.T) {
 // is pending too (no 409), and its code (the address's own: it is
 // registered on this enrollment) proves it.
 func TestLegacyUnprovenEmailOnAWallet(t *testing.T) {
+	t.Parallel()
 	forEachEngineRig(t, func(t *testing.T, r *idRig) {
 		tn := r.tenant(t, "T")
 		const email = "legacy@example.com"

@@ -22,6 +22,7 @@ import (
 //
 // It takes about 6 s of real time: the server really is slow.
 func TestOTPSlowAcceptStillCounts(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("6 s of real time")
 	}

@@ -82,6 +82,7 @@ func code(err error) string {
 }
 
 func TestOTPExpiry(t *testing.T) {
+	t.Parallel()
 	e := newOTPEnv(t)
 	ctx := context.Background()
 	const email = "exp@example.com"
@@ -116,6 +117,7 @@ func TestOTPExpiry(t *testing.T) {
 }
 
 func TestOTPSendWindow(t *testing.T) {
+	t.Parallel()
 	e := newOTPEnv(t)
 	ctx := context.Background()
 	const email = "win@example.com"
@@ -158,6 +160,7 @@ func TestOTPSendWindow(t *testing.T) {
 }
 
 func TestOTPStoredOnlyAsHMAC(t *testing.T) {
+	t.Parallel()
 	e := newOTPEnv(t)
 	ctx := context.Background()
 	const email = "hash@example.com"
@@ -199,6 +202,7 @@ func TestOTPStoredOnlyAsHMAC(t *testing.T) {
 }
 
 func TestOTPCodeIsBoundToTenantAndPerson(t *testing.T) {
+	t.Parallel()
 	e := newOTPEnv(t)
 	ctx := context.Background()
 	other, _, err := e.svc.CreateTenant(ctx, kyc.NewTenant{Name: "Other"})
@@ -229,6 +233,7 @@ func TestOTPCodeIsBoundToTenantAndPerson(t *testing.T) {
 // mail server works again goes out at once, and the full hourly budget is
 // still there.
 func TestOTPMailOutage(t *testing.T) {
+	t.Parallel()
 	e := newOTPEnv(t)
 	ctx := context.Background()
 	const email = "outage@example.com"
@@ -261,6 +266,7 @@ func TestOTPMailOutage(t *testing.T) {
 // but its verdict never came, the code stays valid (the mail may arrive),
 // the send counts, and the partner hears it was sent.
 func TestOTPUnconfirmedDelivery(t *testing.T) {
+	t.Parallel()
 	e := newOTPEnv(t)
 	ctx := context.Background()
 	const email = "unsure@example.com"

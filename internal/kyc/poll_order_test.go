@@ -47,6 +47,7 @@ func (m *poMail) SendCode(_ context.Context, cm kyc.CodeMail) error {
 }
 
 func TestStaleWebhookCannotUndoPolledOutcome(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	db, err := store.Open(ctx, storetest.SQLiteURL(t), store.Options{})
 	if err != nil {

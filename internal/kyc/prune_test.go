@@ -9,6 +9,7 @@ import (
 )
 
 func TestPruneKeepsWhatRulesNeed(t *testing.T) {
+	t.Parallel()
 	e := newOTPEnv(t)
 	ctx := context.Background()
 	const wallet = "0x8ba1f109551bD432803012645Ac136ddd64DBA72"

@@ -95,6 +95,7 @@ var simIP = kyc.IPInfo{IPAddress: "203.0.113.7", IPCountry: "Spain", IPState: "M
 // TestReconcileFindsLostOutcome: the person finishes at Didit, every
 // webhook is lost, and the next due poll brings the outcome in.
 func TestReconcileFindsLostOutcome(t *testing.T) {
+	t.Parallel()
 	const every = 2 * time.Minute
 	r, rs := newReconcileRig(t)
 	ctx := context.Background()
@@ -142,6 +143,7 @@ func TestReconcileFindsLostOutcome(t *testing.T) {
 // interval, not on every pass; a late outcome (blocklisted) is picked up
 // at the next due poll.
 func TestReconcilePollsOnlyWhenDue(t *testing.T) {
+	t.Parallel()
 	const every = time.Minute
 	r, rs := newReconcileRig(t)
 	ctx := context.Background()
@@ -184,6 +186,7 @@ func TestReconcilePollsOnlyWhenDue(t *testing.T) {
 // its decision could not be read (Didit failing); the session stays watched
 // and the reconciler fills the decision in.
 func TestReconcileFetchesMissingDecision(t *testing.T) {
+	t.Parallel()
 	const every = time.Minute
 	r, rs := newReconcileRig(t)
 	ctx := context.Background()
@@ -222,6 +225,7 @@ func TestReconcileFetchesMissingDecision(t *testing.T) {
 // TestReconcileStopsOnDeletedSession: a session deleted at Didit (decision
 // 404) is polled once more, then never again, and keeps its last status.
 func TestReconcileStopsOnDeletedSession(t *testing.T) {
+	t.Parallel()
 	const every = time.Minute
 	r, rs := newReconcileRig(t)
 	r.verified(t, "gone@example.com")

@@ -168,6 +168,7 @@ func ipDecision(status kyc.DiditStatus, ip string, blocklisted bool) *kyc.Decisi
 // order; want is the stored status afterwards and how many events changed
 // the row.
 func TestSessionEventOrdering(t *testing.T) {
+	t.Parallel()
 	type step struct {
 		status kyc.DiditStatus
 		at     int // seconds after the session's creation
@@ -249,6 +250,7 @@ func TestSessionEventOrdering(t *testing.T) {
 // makes the service fetch it; only a decision of the same status is kept,
 // and until one is kept the session stays watched.
 func TestSessionEventFetchesDecision(t *testing.T) {
+	t.Parallel()
 	p := &sessProvider{}
 	r := newSessRig(t, p)
 	r.verified(t, "fetch@example.com")
@@ -288,6 +290,7 @@ func TestSessionEventFetchesDecision(t *testing.T) {
 // creation claim (a crashed replica) delays others only until the claim
 // expires; then one of them creates the session.
 func TestSessionStaleClaim(t *testing.T) {
+	t.Parallel()
 	p := &sessProvider{}
 	r := newSessRig(t, p)
 	const email = "claim@example.com"
@@ -326,6 +329,7 @@ func TestSessionStaleClaim(t *testing.T) {
 // Resubmitted, a webhook the event rules ignore), create resumes it: no new
 // session row, no quota, and the session is watched again.
 func TestSessionProviderReturnsKnownSession(t *testing.T) {
+	t.Parallel()
 	p := &sessProvider{}
 	r := newSessRig(t, p)
 	ctx := context.Background()

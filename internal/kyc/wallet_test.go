@@ -145,6 +145,7 @@ const (
 // expiry and refused from that instant on; an expired attempt does not use
 // it, and a used one is not found even once expired.
 func TestWalletChallengeExpiry(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"evm/key0/challenge", "solana/key0/challenge"} {
 		t.Run(name, func(t *testing.T) {
 			v := loadWalletVector(t, name)
@@ -181,6 +182,7 @@ func TestWalletChallengeExpiry(t *testing.T) {
 // minutes after its (whole-second) issue time, both in the message and in
 // what PrepareWallet enforces.
 func TestWalletChallengeIssued(t *testing.T) {
+	t.Parallel()
 	t0 := time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.FixedZone("X", 3600))
 	r := newWalletRig(t, t0)
 	v := loadWalletVector(t, "evm/key0/challenge")
@@ -221,6 +223,7 @@ func TestWalletChallengeIssued(t *testing.T) {
 // signature leaves the challenge usable. key2's ethers signature has v = 27
 // and key0's v = 28, so both recovery ids are covered.
 func TestWalletVForms(t *testing.T) {
+	t.Parallel()
 	type tc struct {
 		name, vector string
 		sig          func(string) string
@@ -280,6 +283,7 @@ func TestWalletVForms(t *testing.T) {
 // TestWalletSolanaVector: a stored Solana challenge takes the library's
 // signature after refusing malformed and mismatched ones.
 func TestWalletSolanaVector(t *testing.T) {
+	t.Parallel()
 	v := loadWalletVector(t, "solana/key1/challenge")
 	_, issued, _ := vectorTimes(t, v.Message)
 	r := newWalletRig(t, issued)

@@ -10,6 +10,7 @@ import (
 // The write connection never checkpoints; the checkpointer's connection
 // copies the whole log, and the next write starts the log over.
 func TestSQLiteCheckpointsOffTheWritePath(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	// The loop stays idle; the test runs the checkpoints itself.
 	db, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "k.db"), Options{checkpointEvery: time.Hour})

@@ -21,6 +21,7 @@ import (
 // never made the address the person's goes back to pending, and nothing
 // else is lost.
 func TestMigrationCarriesLinksOver(t *testing.T) {
+	t.Parallel()
 	for _, e := range storetest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
@@ -146,6 +147,7 @@ func (noMail) SendCode(context.Context, kyc.CodeMail) error { return nil }
 // not complete the link either (which would merge the two and hand the
 // wallet the person's approval on a mail that never named it): it is gone.
 func TestMigrationDropsCodesThatWouldLinkAnOwnedAddress(t *testing.T) {
+	t.Parallel()
 	for _, e := range storetest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
@@ -209,6 +211,7 @@ func kycHash(t *testing.T, secret []byte, tenantID, email, code string) string {
 // migration file edited after it ran stops start-up with a message naming
 // it, instead of leaving databases silently different.
 func TestMigrationChecksums(t *testing.T) {
+	t.Parallel()
 	for _, e := range storetest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
 			ctx := t.Context()

@@ -120,6 +120,7 @@ func attemptName(a kyc.OTPAttempt) string {
 }
 
 func TestSaveOTPGap(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		f.mustSend(at(0), "h1")
@@ -132,6 +133,7 @@ func TestSaveOTPGap(t *testing.T) {
 }
 
 func TestSaveOTPWindow(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		for i := range 5 {
@@ -153,6 +155,7 @@ func TestSaveOTPWindow(t *testing.T) {
 // When both the gap and the window refuse a send, retryAt is the later of
 // their two bounds.
 func TestSaveOTPRetryAtIsTheLaterBound(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		withPerson := func(email string) otpFixture {
@@ -184,6 +187,7 @@ func TestSaveOTPRetryAtIsTheLaterBound(t *testing.T) {
 }
 
 func TestSaveOTPNeedsFiveSlots(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		req := f.sendReq(t0, "h")
@@ -196,6 +200,7 @@ func TestSaveOTPNeedsFiveSlots(t *testing.T) {
 }
 
 func TestSaveOTPIsPerTenantAndAddress(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		f.mustSend(t0, "a")
@@ -212,6 +217,7 @@ func TestSaveOTPIsPerTenantAndAddress(t *testing.T) {
 }
 
 func TestSaveOTPReplacesCodeAndResetsAttempts(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		f.mustSend(t0, "old")
@@ -236,6 +242,7 @@ func TestSaveOTPReplacesCodeAndResetsAttempts(t *testing.T) {
 }
 
 func TestSaveOTPConcurrent(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		const n = 20
@@ -269,6 +276,7 @@ func TestSaveOTPConcurrent(t *testing.T) {
 }
 
 func TestDropOTP(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		ctx := t.Context()
@@ -302,6 +310,7 @@ func TestDropOTP(t *testing.T) {
 // A mail outage costs the address nothing: five failed deliveries in a
 // row leave all five places in the window free.
 func TestDropOTPGivesBackTheWindow(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		ctx := t.Context()
@@ -320,6 +329,7 @@ func TestDropOTPGivesBackTheWindow(t *testing.T) {
 // Dropping a send takes out that send, not whichever is newest: a send
 // that a later one already replaced changes nothing.
 func TestDropOTPOnlyItsOwnSend(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		f.mustSend(at(0), "a")
@@ -339,6 +349,7 @@ func TestDropOTPOnlyItsOwnSend(t *testing.T) {
 // blocks the address only until its lease lapses; the next send then takes
 // its place instead of pushing it into the window.
 func TestSaveOTPReplacesALapsedDelivery(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		for i := range 4 {
@@ -358,6 +369,7 @@ func TestSaveOTPReplacesALapsedDelivery(t *testing.T) {
 }
 
 func TestCountOTPAttempt(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		t.Run("never sent", func(t *testing.T) {
@@ -440,6 +452,7 @@ func TestCountOTPAttempt(t *testing.T) {
 }
 
 func TestCountOTPAttemptConcurrent(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		f.mustSend(t0, "h")
@@ -465,6 +478,7 @@ func TestCountOTPAttemptConcurrent(t *testing.T) {
 }
 
 func TestConsumeOTP(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		f := newOTPFixture(t, db)
@@ -497,6 +511,7 @@ func TestConsumeOTP(t *testing.T) {
 }
 
 func TestConsumeOTPConcurrent(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		f := newOTPFixture(t, db)
 		f.mustSend(t0, "h")
@@ -528,6 +543,7 @@ func TestConsumeOTPConcurrent(t *testing.T) {
 }
 
 func TestChallenges(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		c := kyc.Challenge{Nonce: "n1", TenantID: "ta", Wallet: "0xAbC", Chain: "evm",
@@ -562,6 +578,7 @@ func TestChallenges(t *testing.T) {
 }
 
 func TestConsumeChallengeConcurrent(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		must(t, db.SaveChallenge(t.Context(), kyc.Challenge{Nonce: "n", TenantID: "ta", Wallet: "w",
 			Chain: "solana", Message: "m", ExpiresAt: at(otpTTL)}))
@@ -604,6 +621,7 @@ func consumeChallenge(t *testing.T, db *store.DB, nonce string, at time.Time) (u
 // attempts are its own, and it proves only its link. The send limits count
 // every code mailed to the address at the tenant, whatever it is for.
 func TestLinkCodes(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		own := newOTPFixture(t, db)

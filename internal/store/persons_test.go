@@ -34,6 +34,7 @@ func setEmail(t *testing.T, db *store.DB, personID, email string) {
 }
 
 func TestPrepareEmail(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		mkTenant(t, db, "ta")
@@ -103,6 +104,7 @@ func TestPrepareEmail(t *testing.T) {
 }
 
 func TestPrepareEmailConcurrent(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		mkTenant(t, db, "ta")
 		const n = 20
@@ -134,6 +136,7 @@ func TestPrepareEmailConcurrent(t *testing.T) {
 // A tenant finds a user only by an identifier it registered itself: what
 // another tenant linked to the person is not a way in.
 func TestFindEnrollment(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		mkTenant(t, db, "ta")
@@ -172,6 +175,7 @@ func TestFindEnrollment(t *testing.T) {
 }
 
 func TestPendingLinks(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		mkTenant(t, db, "ta")
@@ -205,6 +209,7 @@ func TestPendingLinks(t *testing.T) {
 }
 
 func TestInTx(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		insert := func(id string) func(kyc.Tx) error {
@@ -258,6 +263,7 @@ func TestInTx(t *testing.T) {
 // A write that collides with an identifier someone else holds is a race,
 // which InTx answers by running the transaction again.
 func TestTxTakenIdentifiersAreRaces(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		mkTenant(t, db, "ta")
@@ -291,6 +297,7 @@ func TestTxTakenIdentifiersAreRaces(t *testing.T) {
 // every other one, run again, sees it taken. On PostgreSQL this is the
 // unique index's work, found out as ErrRace; on SQLite, one writer's.
 func TestTxConcurrentClaimsOfOneAddress(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		mkTenant(t, db, "ta")
 		const n = 10
@@ -333,6 +340,7 @@ func TestTxConcurrentClaimsOfOneAddress(t *testing.T) {
 }
 
 func TestMergePerson(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		mkTenant(t, db, "ta")
@@ -393,6 +401,7 @@ func TestMergePerson(t *testing.T) {
 }
 
 func TestKYCHistory(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		mkTenant(t, db, "ta")
@@ -427,6 +436,7 @@ func TestKYCHistory(t *testing.T) {
 // merges that person away, the claim goes and so must its unit — nothing
 // else (sweep, take-over, release) can find it afterwards.
 func TestMergePersonGivesBackALapsedClaimsUnit(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		mkTenant(t, db, "ta")

@@ -15,6 +15,7 @@ import (
 // commits while the statement waits on it is then neither inserted nor
 // seen; the statement must look again and answer with it.
 func TestPrepareEmailWaitsOutAnotherCommit(t *testing.T) {
+	t.Parallel()
 	db, raw := pgRaceRig(t)
 	ctx := t.Context()
 
@@ -50,6 +51,7 @@ func TestPrepareEmailWaitsOutAnotherCommit(t *testing.T) {
 // for the merge, then finds that person gone. It must look again and
 // register the address on the person it was merged into.
 func TestPrepareEmailWaitsOutAMerge(t *testing.T) {
+	t.Parallel()
 	db, raw := pgRaceRig(t)
 	ctx := t.Context()
 	mkTenant(t, db, "tb")
@@ -84,6 +86,7 @@ func TestPrepareEmailWaitsOutAMerge(t *testing.T) {
 // create resolves the user again) instead of creating a session for a
 // person that no longer exists.
 func TestClaimWaitsOutAMerge(t *testing.T) {
+	t.Parallel()
 	db, raw := pgRaceRig(t)
 	ctx := t.Context()
 	ann := mkPerson(t, db, "ta", "ann@example.com")

@@ -40,6 +40,7 @@ func insert(t *testing.T, db *store.DB, s kyc.Session) {
 var sessionCmp = cmpopts.EquateEmpty()
 
 func TestInsertSessionAndSessionByID(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		ann, _ := sessionFixture(t, db)
@@ -81,6 +82,7 @@ func TestInsertSessionAndSessionByID(t *testing.T) {
 }
 
 func TestLatestSession(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		ann, bob := sessionFixture(t, db)
@@ -123,6 +125,7 @@ func TestLatestSession(t *testing.T) {
 }
 
 func TestClaimSessionCreation(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		ann, bob := sessionFixture(t, db)
@@ -203,6 +206,7 @@ func TestClaimSessionCreation(t *testing.T) {
 }
 
 func TestClaimSessionCreationConcurrent(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ann, _ := sessionFixture(t, db)
 		const n = 20
@@ -231,6 +235,7 @@ func TestClaimSessionCreationConcurrent(t *testing.T) {
 }
 
 func TestApplyEvent(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		ann, _ := sessionFixture(t, db)
@@ -312,6 +317,7 @@ func TestApplyEvent(t *testing.T) {
 }
 
 func TestApplyEventConcurrent(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		ann, _ := sessionFixture(t, db)
@@ -394,6 +400,7 @@ func TestApplyEventConcurrent(t *testing.T) {
 }
 
 func TestWatchedSessions(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		ann, bob := sessionFixture(t, db)
@@ -489,6 +496,7 @@ func (f *quotaFixture) used(tenant, month string) int {
 }
 
 func TestQuota(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		f := newQuotaFixture(t, db)
@@ -565,6 +573,7 @@ func TestQuota(t *testing.T) {
 // TestQuotaOfADeadHolder: a unit reserved by a process that died with its
 // claim is never lost and never counted twice, however the claim ends.
 func TestQuotaOfADeadHolder(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		f := newQuotaFixture(t, db)
@@ -660,6 +669,7 @@ func TestQuotaOfADeadHolder(t *testing.T) {
 }
 
 func TestReserveQuotaConcurrent(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		const n, limit = 100, 10
 		f := newQuotaFixture(t, db)
@@ -691,6 +701,7 @@ func TestReserveQuotaConcurrent(t *testing.T) {
 // StatusRead what TenantByKeyHash and FindEnrollmentLatest answer. A
 // pending email is no way in.
 func TestFindEnrollmentLatest(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		ann, _ := sessionFixture(t, db)
@@ -787,6 +798,7 @@ func TestFindEnrollmentLatest(t *testing.T) {
 // swept, taken over and released at the same time, on one process or many;
 // afterwards every unit still counted belongs to a stored session.
 func TestDeadHoldersUnitsUnderConcurrency(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		const n = 40
 		f := newQuotaFixture(t, db)

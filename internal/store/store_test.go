@@ -12,6 +12,7 @@ import (
 )
 
 func TestOpenRejectsBadURLs(t *testing.T) {
+	t.Parallel()
 	for _, url := range []string{"", "mysql://x", "sqlite:", "sqlite://", "file:x.db"} {
 		if db, err := store.Open(t.Context(), url, store.Options{}); err == nil {
 			db.Close()
@@ -21,6 +22,7 @@ func TestOpenRejectsBadURLs(t *testing.T) {
 }
 
 func TestSQLitePath(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"sqlite:data/kycgate.db": "data/kycgate.db",
 		"sqlite:///abs/k.db":     "/abs/k.db",
@@ -35,6 +37,7 @@ func TestSQLitePath(t *testing.T) {
 }
 
 func TestDialectAndPing(t *testing.T) {
+	t.Parallel()
 	forEachEngineURL(t, func(t *testing.T, url string) {
 		db, err := store.Open(t.Context(), url, store.Options{})
 		must(t, err)
@@ -54,6 +57,7 @@ func TestDialectAndPing(t *testing.T) {
 }
 
 func TestMigrateTwiceIsNoOp(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		mkTenant(t, db, "ta")
@@ -69,6 +73,7 @@ func TestMigrateTwiceIsNoOp(t *testing.T) {
 
 // Replicas that start together migrate one at a time; all succeed.
 func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
 	forEachEngineURL(t, func(t *testing.T, url string) {
 		ctx := t.Context()
 		const n = 3
@@ -92,6 +97,7 @@ func TestMigrateConcurrently(t *testing.T) {
 }
 
 func TestDataSurvivesReopen(t *testing.T) {
+	t.Parallel()
 	forEachEngineURL(t, func(t *testing.T, url string) {
 		ctx := t.Context()
 		db, err := store.Open(ctx, url, store.Options{})
@@ -123,6 +129,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 }
 
 func TestHitRate(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		type counts struct{ min, sec int }
@@ -181,6 +188,7 @@ func TestHitRate(t *testing.T) {
 }
 
 func TestPersonsAreShared(t *testing.T) {
+	t.Parallel()
 	// A person is found by email from any tenant that enrolled them, and
 	// FindEnrollment answers only for tenants that did.
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
@@ -200,6 +208,7 @@ func TestPersonsAreShared(t *testing.T) {
 }
 
 func TestContextCancelled(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()

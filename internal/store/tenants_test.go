@@ -13,6 +13,7 @@ import (
 func intp(v int) *int { return &v }
 
 func TestCreateTenant(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		a := kyc.Tenant{ID: "ten_a", Name: "Alpha", KYCEnabled: true, MonthlyQuota: 250, RateLimitPerMinute: 90, CreatedAt: at(1234 * time.Millisecond)}
@@ -62,6 +63,7 @@ func TestCreateTenant(t *testing.T) {
 }
 
 func TestListTenantsEmptyAndOrdered(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		ts, err := db.ListTenants(ctx)
@@ -91,6 +93,7 @@ func TestListTenantsEmptyAndOrdered(t *testing.T) {
 }
 
 func TestTenantByKeyHash(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		mkTenant(t, db, "ta")
@@ -115,6 +118,7 @@ func TestTenantByKeyHash(t *testing.T) {
 }
 
 func TestAPIKeys(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		mkTenant(t, db, "ta")
@@ -168,6 +172,7 @@ func TestAPIKeys(t *testing.T) {
 }
 
 func TestUpdateTenantLimits(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		mkTenant(t, db, "ta") // quota 100, rate 600

@@ -960,327 +960,348 @@ func TestDiditWebhooks(t *testing.T) {
 		r.in.verifyEmail(r.mb, key, email)
 		return email, r.newSession(t, diditCreatePath, key, email)
 	}
-	now := func() int64 { return time.Now().Unix() }
 
-	t.Run("signatures and timestamps", func(t *testing.T) {
-		email, c := session(t)
-		sid := c.Session.SessionID
-		v0 := r.stored(t, sid).Version
-		body := func(ts int64) []byte { return diditHookBody(t, sid, "In Progress", "status.updated", ts, nil) }
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, r *diditRig, key string, session func(*testing.T) (string, diditCreateOut))
+	}{
+		{"signatures and timestamps", hookSignaturesAndTimestamps},
+		{"duplicates change nothing", hookDuplicatesChangeNothing},
+		{"out of order", hookOutOfOrder},
+		{"canonical V2 signature", hookCanonicalV2Signature},
+		{"simulator decisions verify", hookSimulatorDecisionsVerify},
+		{"unknown session", hookUnknownSession},
+		{"data.updated", hookDataUpdated},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, r, key, session) })
+	}
+}
 
-		ts := now()
-		b := body(ts)
-		expectHookRejected(t, r.postHook(t, b, diditSigned(t, "whsec_not_the_secret", b, ts)))
-		// Stale, either way. The exact 300/301 s boundary is pinned with a
-		// fixed clock in internal/didit; here the server reads the wall
-		// clock after ours, so a boundary offset would race the second
-		// ticking over. A minute's margin cannot.
-		for _, off := range []int64{-360, -900, 360, 86400} {
-			b := body(ts + off)
-			expectHookRejected(t, r.postHook(t, b, diditSigned(t, r.secret, b, ts+off)))
-		}
-		// X-Signature-Simple alone does not cover the decision.
-		h := diditSigned(t, r.secret, b, ts)
-		h.Del(didit.HeaderSignature)
-		h.Del(didit.HeaderSignatureV2)
-		expectHookRejected(t, r.postHook(t, b, h))
-		// No signature at all; no timestamp.
-		h = diditSigned(t, r.secret, b, ts)
-		for _, k := range []string{didit.HeaderSignature, didit.HeaderSignatureV2, didit.HeaderSignatureSimple} {
-			h.Del(k)
-		}
-		expectHookRejected(t, r.postHook(t, b, h))
-		// A correctly signed body replayed under a fresh X-Timestamp.
-		old := body(ts - 400)
-		h = diditSigned(t, r.secret, old, ts)
-		expectHookRejected(t, r.postHook(t, old, h))
-		// A well-signed body with no time of its own, under a fresh
-		// X-Timestamp: replayable at will, so refused.
-		untimed := []byte(fmt.Sprintf(`{"session_id":%q,"status":"Approved","webhook_type":"status.updated"}`, sid))
-		expectHookRejected(t, r.postHook(t, untimed, diditSigned(t, r.secret, untimed, ts)))
-		// Tampered body under a good signature.
-		h = diditSigned(t, r.secret, b, ts)
-		expectHookRejected(t, r.postHook(t, bytes.Replace(b, []byte("In Progress"), []byte("Approved"), 1), h))
-		if v := r.stored(t, sid).Version; v != v0 {
-			t.Fatalf("a refused webhook changed the session (version %d → %d)", v0, v)
-		}
-		r.checkStatus(t, "/kyc/status", key, email, diditPending(c, "Not Started"))
+// hookSignaturesAndTimestamps is TestDiditWebhooks/signatures and timestamps.
+func hookSignaturesAndTimestamps(t *testing.T, r *diditRig, key string, session func(*testing.T) (string, diditCreateOut)) {
+	email, c := session(t)
+	sid := c.Session.SessionID
+	v0 := r.stored(t, sid).Version
+	body := func(ts int64) []byte { return diditHookBody(t, sid, "In Progress", "status.updated", ts, nil) }
 
-		// The same from the simulator's own sender.
-		for _, tamper := range []string{diditsim.TamperBadSignature, diditsim.TamperStaleTimestamp} {
-			if err := r.sim.TamperNext(tamper, 1, sid); err != nil {
-				t.Fatal(err)
-			}
-			if err := r.sim.SetStatus(context.Background(), sid, "In Progress"); err != nil {
-				t.Fatal(err)
-			}
-			evs := r.sim.Events(sid)
-			d := r.delivered(t, evs[len(evs)-1].ID)
-			if d.ResponseStatus != 401 || d.Tamper != tamper || d.Attempt != 1 {
-				t.Fatalf("tampered (%s) delivery: %+v", tamper, d)
-			}
-		}
-		r.checkStatus(t, "/kyc/status", key, email, diditPending(c, "Not Started"))
+	ts := time.Now().Unix()
+	b := body(ts)
+	expectHookRejected(t, r.postHook(t, b, diditSigned(t, "whsec_not_the_secret", b, ts)))
+	// Stale, either way. The exact 300/301 s boundary is pinned with a
+	// fixed clock in internal/didit; here the server reads the wall
+	// clock after ours, so a boundary offset would race the second
+	// ticking over. A minute's margin cannot.
+	for _, off := range []int64{-360, -900, 360, 86400} {
+		b := body(ts + off)
+		expectHookRejected(t, r.postHook(t, b, diditSigned(t, r.secret, b, ts+off)))
+	}
+	// X-Signature-Simple alone does not cover the decision.
+	h := diditSigned(t, r.secret, b, ts)
+	h.Del(didit.HeaderSignature)
+	h.Del(didit.HeaderSignatureV2)
+	expectHookRejected(t, r.postHook(t, b, h))
+	// No signature at all; no timestamp.
+	h = diditSigned(t, r.secret, b, ts)
+	for _, k := range []string{didit.HeaderSignature, didit.HeaderSignatureV2, didit.HeaderSignatureSimple} {
+		h.Del(k)
+	}
+	expectHookRejected(t, r.postHook(t, b, h))
+	// A correctly signed body replayed under a fresh X-Timestamp.
+	old := body(ts - 400)
+	h = diditSigned(t, r.secret, old, ts)
+	expectHookRejected(t, r.postHook(t, old, h))
+	// A well-signed body with no time of its own, under a fresh
+	// X-Timestamp: replayable at will, so refused.
+	untimed := []byte(fmt.Sprintf(`{"session_id":%q,"status":"Approved","webhook_type":"status.updated"}`, sid))
+	expectHookRejected(t, r.postHook(t, untimed, diditSigned(t, r.secret, untimed, ts)))
+	// Tampered body under a good signature.
+	h = diditSigned(t, r.secret, b, ts)
+	expectHookRejected(t, r.postHook(t, bytes.Replace(b, []byte("In Progress"), []byte("Approved"), 1), h))
+	if v := r.stored(t, sid).Version; v != v0 {
+		t.Fatalf("a refused webhook changed the session (version %d → %d)", v0, v)
+	}
+	r.checkStatus(t, "/kyc/status", key, email, diditPending(c, "Not Started"))
 
-		// Either signature alone is enough, anywhere within the window.
-		only := func(b []byte, ts int64, keep string) http.Header {
-			h := diditSigned(t, r.secret, b, ts)
-			for _, k := range []string{didit.HeaderSignature, didit.HeaderSignatureV2, didit.HeaderSignatureSimple} {
-				if k != keep {
-					h.Del(k)
-				}
-			}
-			return h
-		}
-		ts = now() + 100
-		b = body(ts)
-		expectHookAccepted(t, r.postHook(t, b, only(b, ts, didit.HeaderSignature)))
-		if got := r.stored(t, sid); got.Status != "In Progress" || got.Version != v0+1 {
-			t.Fatalf("X-Signature alone: stored %s v%d, want In Progress v%d", got.Status, got.Version, v0+1)
-		}
-		r.checkStatus(t, "/kyc/status", key, email, diditPending(c, "In Progress"))
-		ts = now() + 200
-		b = diditHookBody(t, sid, "Resubmitted", "status.updated", ts, nil)
-		expectHookAccepted(t, r.postHook(t, b, only(b, ts, didit.HeaderSignatureV2)))
-		if got := r.stored(t, sid); got.Status != "Resubmitted" || got.Version != v0+2 {
-			t.Fatalf("X-Signature-V2 alone: stored %s v%d, want Resubmitted v%d", got.Status, got.Version, v0+2)
-		}
-		// Fresh but older than what was applied: acknowledged, not applied.
-		// Far from the window's edge, like every accepted offset here: the
-		// server reads its clock after ours.
-		ts = now() - 100
-		b = diditHookBody(t, sid, "Not Started", "status.updated", ts, nil)
-		expectHookAccepted(t, r.postHook(t, b, only(b, ts, didit.HeaderSignatureV2)))
-		r.checkStatus(t, "/kyc/status", key, email, diditPending(c, "Resubmitted"))
-	})
-
-	t.Run("duplicates change nothing", func(t *testing.T) {
-		email, c := session(t)
-		sid := c.Session.SessionID
-		if err := r.sim.TamperNext(diditsim.TamperDuplicate, 1, sid); err != nil {
+	// The same from the simulator's own sender.
+	for _, tamper := range []string{diditsim.TamperBadSignature, diditsim.TamperStaleTimestamp} {
+		if err := r.sim.TamperNext(tamper, 1, sid); err != nil {
 			t.Fatal(err)
 		}
-		r.complete(t, sid, diditsim.Outcome{})
-		ds := r.sim.Deliveries()
-		dups := 0
-		for _, d := range ds {
-			if d.SessionID == sid && d.Tamper == diditsim.TamperDuplicate {
-				dups++
-				if d.ResponseStatus != 200 {
-					t.Fatalf("duplicate answered %d", d.ResponseStatus)
-				}
-			}
-		}
-		if dups != 2 {
-			t.Fatalf("%d duplicate deliveries, want 2", dups)
-		}
-		want := diditDecided(c, "Approved", "approved", false, simDefaultIP)
-		r.checkStatus(t, "/kyc/status", key, email, want)
-		v := r.stored(t, sid).Version
-
-		// Replay every delivery of the session byte for byte, and
-		// re-deliver each event freshly signed: all 200, nothing changes.
-		for _, d := range ds {
-			if d.SessionID != sid || d.ResponseStatus != 200 {
-				continue
-			}
-			out, err := r.sim.Resend(context.Background(), d.ID, diditsim.TamperReplay)
-			if err != nil || len(out) != 1 || out[0].ResponseStatus != 200 {
-				t.Fatalf("replay of %s %q: %+v %v", d.WebhookType, d.Status, out, err)
-			}
-		}
-		for _, ev := range r.sim.Events(sid) {
-			out, err := r.sim.Redeliver(context.Background(), ev.ID, "")
-			if err != nil || len(out) != 1 || out[0].ResponseStatus != 200 {
-				t.Fatalf("redelivery of %q: %+v %v", ev.Status, out, err)
-			}
-		}
-		if got := r.stored(t, sid).Version; got != v {
-			t.Fatalf("duplicates changed the session (version %d → %d)", v, got)
-		}
-		r.checkStatus(t, "/kyc/status", key, email, want)
-	})
-
-	t.Run("out of order", func(t *testing.T) {
-		email, c := session(t)
-		sid := c.Session.SessionID
-		ts := now()
-		// In Review now, then an In Progress stamped 10 s earlier.
-		b := diditHookBody(t, sid, "In Review", "status.updated", ts, nil)
-		expectHookAccepted(t, r.postHook(t, b, diditSigned(t, r.secret, b, ts)))
-		v := r.stored(t, sid).Version
-		b = diditHookBody(t, sid, "In Progress", "status.updated", ts-10, nil)
-		expectHookAccepted(t, r.postHook(t, b, diditSigned(t, r.secret, b, ts-10)))
-		if got := r.stored(t, sid); got.Version != v || got.Status != "In Review" {
-			t.Fatalf("an older event was applied: %s v%d (was v%d)", got.Status, got.Version, v)
-		}
-
-		// Then the reviewer approves it; Didit's older In Progress
-		// arrives late (held and released newest first).
-		r.sim.HoldWebhooks(sid)
 		if err := r.sim.SetStatus(context.Background(), sid, "In Progress"); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.sim.Complete(context.Background(), sid, diditsim.Outcome{}); err != nil {
-			t.Fatal(err)
-		}
-		if got := r.sim.ReleaseWebhooks(sid, true); got != 2 {
-			t.Fatalf("released %d webhooks, want 2 (In Progress, Approved)", got)
-		}
-		r.settle(t, sid)
-		want := diditDecided(c, "Approved", "approved", false, simDefaultIP)
-		r.checkStatus(t, "/kyc/status", key, email, want)
-
-		// A final status is never replaced by a newer non-final one.
-		v = r.stored(t, sid).Version
-		for i, st := range []string{"In Progress", "Not Started", "Resubmitted", "In Review"} {
-			ts := now() + int64(i) + 1
-			b := diditHookBody(t, sid, st, "status.updated", ts, nil)
-			expectHookAccepted(t, r.postHook(t, b, diditSigned(t, r.secret, b, ts)))
-		}
-		if got := r.stored(t, sid).Version; got != v {
-			t.Fatalf("a non-final event replaced Approved (version %d → %d)", v, got)
-		}
-		r.checkStatus(t, "/kyc/status", key, email, want)
-	})
-
-	t.Run("canonical V2 signature", func(t *testing.T) {
-		email, c := session(t)
-		sid := c.Session.SessionID
-		ts := now()
-		// Written as Python's json.dumps writes it by default: ASCII
-		// escapes, spaced separators, 1.0 and 0.00005 as floats.
-		raw := fmt.Sprintf(`{"event_id": "%[3]s", "webhook_type": "status.updated", "session_id": "%[1]s", "status": "Approved", "timestamp": %[2]d, "created_at": %[2]d, `+
-			`"decision": {"session_id": "%[1]s", "status": "Approved", `+
-			`"id_verifications": [{"node_id": "feature_ocr", "status": "Approved", "first_name": "Jos\u00e9", "last_name": "M\u00fcller", "full_name": "Jos\u00e9 M\u00fcller", "age": 34.0}], `+
-			`"liveness_checks": [{"node_id": "feature_liveness", "status": "Approved", "score": 1.0, "face_quality": 89.0}], `+
-			`"aml_screenings": [{"node_id": "feature_aml", "status": "Approved", "score": 0.00005, "total_hits": 0}], `+
-			`"ip_analyses": [{"node_id": "feature_ip_analysis", "status": "Approved", "ip_address": "203.0.113.9", "ip_country": "Espa\u00f1a", "ip_state": "Andaluc\u00eda", "ip_city": "M\u00e1laga", "platform": "mobile", "device_brand": "Apple", "device_model": "iPhone", "is_vpn_or_tor": false, "is_data_center": false, "latitude": 36.72, "longitude": -4.42}, `+
-			`{"node_id": "feature_ip_analysis", "status": "Approved", "ip_address": "203.0.113.9", "ip_country": "Espa\u00f1a", "ip_state": "Andaluc\u00eda", "ip_city": "M\u00e1laga", "platform": "desktop", "device_brand": "Apple", "device_model": "Mac", "is_vpn_or_tor": false, "is_data_center": false, "latitude": 36.72, "longitude": -4.42}]}}`,
-			sid, ts, uuid.NewString())
-		// Its canonical form, by hand (didit.md §6.4): keys sorted at every
-		// level, compact, raw UTF-8, integer-valued floats shortened,
-		// Python's float repr.
-		ipItem := func(platform, model string) string {
-			return `{"device_brand":"Apple","device_model":"` + model + `","ip_address":"203.0.113.9","ip_city":"Málaga","ip_country":"España","ip_state":"Andalucía",` +
-				`"is_data_center":false,"is_vpn_or_tor":false,"latitude":36.72,"longitude":-4.42,"node_id":"feature_ip_analysis","platform":"` + platform + `","status":"Approved"}`
-		}
-		var ev struct {
-			EventID string `json:"event_id"`
-		}
-		if err := json.Unmarshal([]byte(raw), &ev); err != nil {
-			t.Fatalf("test body is not JSON: %v", err)
-		}
-		canonical := fmt.Sprintf(`{"created_at":%[2]d,"decision":{`+
-			`"aml_screenings":[{"node_id":"feature_aml","score":5e-05,"status":"Approved","total_hits":0}],`+
-			`"id_verifications":[{"age":34,"first_name":"José","full_name":"José Müller","last_name":"Müller","node_id":"feature_ocr","status":"Approved"}],`+
-			`"ip_analyses":[%[4]s,%[5]s],`+
-			`"liveness_checks":[{"face_quality":89,"node_id":"feature_liveness","score":1,"status":"Approved"}],`+
-			`"session_id":"%[1]s","status":"Approved"},`+
-			`"event_id":"%[3]s","session_id":"%[1]s","status":"Approved","timestamp":%[2]d,"webhook_type":"status.updated"}`,
-			sid, ts, ev.EventID, ipItem("mobile", "iPhone"), ipItem("desktop", "Mac"))
-		mac := func(msg string) string {
-			m := hmac.New(sha256.New, []byte(r.secret))
-			m.Write([]byte(msg))
-			return hex.EncodeToString(m.Sum(nil))
-		}
-		// The library agrees with the hand-written form.
-		if sigs, err := didit.Sign(r.secret, []byte(raw), ts); err != nil || sigs.V2 != mac(canonical) {
-			t.Fatalf("didit.Sign V2 does not match the hand-made canonical form (err %v)", err)
-		}
-		hdr := func(v2 string) http.Header {
-			return http.Header{didit.HeaderSignatureV2: {v2}, didit.HeaderTimestamp: {strconv.FormatInt(ts, 10)}}
-		}
-		v := r.stored(t, sid).Version
-		// V2 over anything but the canonical form is refused: the raw
-		// body, or the canonical form with ASCII escapes kept.
-		expectHookRejected(t, r.postHook(t, []byte(raw), hdr(mac(raw))))
-		escaped := strings.NewReplacer("é", `\u00e9`, "ü", `\u00fc`, "á", `\u00e1`, "ñ", `\u00f1`, "í", `\u00ed`).Replace(canonical)
-		expectHookRejected(t, r.postHook(t, []byte(raw), hdr(mac(escaped))))
-		if got := r.stored(t, sid).Version; got != v {
-			t.Fatal("a refused webhook changed the session")
-		}
-		// V2 alone, over the canonical form: accepted and applied.
-		expectHookAccepted(t, r.postHook(t, []byte(raw), hdr(mac(canonical))))
-		r.checkStatus(t, "/kyc/status", key, email, diditDecided(c, "Approved", "approved", false, diditIP{
-			IPAddress: "203.0.113.9", IPCountry: "España", IPState: "Andalucía", IPCity: "Málaga",
-			Platform: "mobile", DeviceBrand: "Apple", DeviceModel: "iPhone"}))
-		if dec := r.stored(t, sid).Decision; !bytes.Contains(dec, []byte("0.00005")) && !bytes.Contains(dec, []byte("5e-05")) {
-			t.Fatalf("stored decision lost the AML score: %s", dec)
-		}
-	})
-
-	t.Run("simulator decisions verify", func(t *testing.T) {
-		// The simulator's own decisions carry José Müller, 89.0, 40.0 and
-		// 5e-05; with only X-Signature-V2 kept they must still verify.
-		email, c := session(t)
-		sid := c.Session.SessionID
-		if err := r.sim.TamperNext(diditsim.TamperDrop, 2, sid); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.sim.Complete(context.Background(), sid, diditsim.Outcome{}); err != nil {
-			t.Fatal(err)
-		}
-		// Dropped, so kycgate never saw them; take their signed bytes and
-		// send them with X-Signature-V2 only.
-		var approved diditsim.Delivery
-		for _, ev := range r.sim.Events(sid) {
-			if ev.Status == "Approved" {
-				approved = r.delivered(t, ev.ID)
-			}
-		}
-		if !bytes.Contains(approved.Body, []byte("Jos\\u00e9 M\\u00fcller")) && !bytes.Contains(approved.Body, []byte("José Müller")) {
-			t.Fatalf("simulator body lacks the non-ASCII name: %.300s", approved.Body)
-		}
-		for _, lit := range []string{"89.0", "40.0", "5e-05"} {
-			if !bytes.Contains(approved.Body, []byte(lit)) {
-				t.Fatalf("simulator body lacks the float %s: %.300s", lit, approved.Body)
-			}
-		}
-		if approved.Error == "" || approved.ResponseStatus != 0 {
-			t.Fatalf("the dropped delivery reached kycgate: %+v", approved)
-		}
-		r.checkStatus(t, "/kyc/status", key, email, diditPending(c, "Not Started"))
-		h := http.Header{didit.HeaderSignatureV2: {approved.Header.Get(didit.HeaderSignatureV2)}, didit.HeaderTimestamp: {approved.Header.Get(didit.HeaderTimestamp)}}
-		expectHookAccepted(t, r.postHook(t, approved.Body, h))
-		r.checkStatus(t, "/kyc/status", key, email, diditDecided(c, "Approved", "approved", false, simDefaultIP))
-	})
-
-	t.Run("unknown session", func(t *testing.T) {
-		sid := uuid.NewString()
-		ts := now()
-		dec := json.RawMessage(`{"status":"Approved","ip_analyses":[{"ip_address":"203.0.113.1"}]}`)
-		b := diditHookBody(t, sid, "Approved", "status.updated", ts, dec)
-		expectHookAccepted(t, r.postHook(t, b, diditSigned(t, r.secret, b, ts)))
-		if _, err := r.store().SessionByID(context.Background(), sid); !errors.Is(err, kyc.ErrNotFound) {
-			t.Fatalf("unknown session stored: %v", err)
-		}
-		// Event types kycgate does not handle are acknowledged too.
-		b = diditHookBody(t, sid, "Approved", "user.status.updated", ts, nil)
-		expectHookAccepted(t, r.postHook(t, b, diditSigned(t, r.secret, b, ts)))
-	})
-
-	t.Run("data.updated", func(t *testing.T) {
-		email, c := session(t)
-		sid := c.Session.SessionID
-		r.complete(t, sid, diditsim.Outcome{})
-		r.checkStatus(t, "/kyc/status", key, email, diditDecided(c, "Approved", "approved", false, simDefaultIP))
-		// A reviewer corrects the IP data a little later.
-		r.sim.AdvanceClock(2 * time.Second)
-		r.step(t, sid, func(ctx context.Context) error {
-			return r.sim.UpdateData(ctx, sid, diditsim.DataEdit{
-				ID: map[string]string{"first_name": "Josefina"},
-				IP: &diditsim.IPFields{IPCity: "Alcalá de Henares", IPAddress: "203.0.113.8"}})
-		})
 		evs := r.sim.Events(sid)
-		if last := evs[len(evs)-1]; last.WebhookType != diditsim.EventDataUpdated {
-			t.Fatalf("last event %+v, want data.updated", last)
+		d := r.delivered(t, evs[len(evs)-1].ID)
+		if d.ResponseStatus != 401 || d.Tamper != tamper || d.Attempt != 1 {
+			t.Fatalf("tampered (%s) delivery: %+v", tamper, d)
 		}
-		edited := simDefaultIP
-		edited.IPCity, edited.IPAddress = "Alcalá de Henares", "203.0.113.8"
-		r.checkStatus(t, "/kyc/status", key, email, diditDecided(c, "Approved", "approved", false, edited))
-		if dec := r.stored(t, sid).Decision; !bytes.Contains(dec, []byte("Josefina")) {
-			t.Fatalf("stored decision not updated: %.200s", dec)
+	}
+	r.checkStatus(t, "/kyc/status", key, email, diditPending(c, "Not Started"))
+
+	// Either signature alone is enough, anywhere within the window.
+	only := func(b []byte, ts int64, keep string) http.Header {
+		h := diditSigned(t, r.secret, b, ts)
+		for _, k := range []string{didit.HeaderSignature, didit.HeaderSignatureV2, didit.HeaderSignatureSimple} {
+			if k != keep {
+				h.Del(k)
+			}
 		}
+		return h
+	}
+	ts = time.Now().Unix() + 100
+	b = body(ts)
+	expectHookAccepted(t, r.postHook(t, b, only(b, ts, didit.HeaderSignature)))
+	if got := r.stored(t, sid); got.Status != "In Progress" || got.Version != v0+1 {
+		t.Fatalf("X-Signature alone: stored %s v%d, want In Progress v%d", got.Status, got.Version, v0+1)
+	}
+	r.checkStatus(t, "/kyc/status", key, email, diditPending(c, "In Progress"))
+	ts = time.Now().Unix() + 200
+	b = diditHookBody(t, sid, "Resubmitted", "status.updated", ts, nil)
+	expectHookAccepted(t, r.postHook(t, b, only(b, ts, didit.HeaderSignatureV2)))
+	if got := r.stored(t, sid); got.Status != "Resubmitted" || got.Version != v0+2 {
+		t.Fatalf("X-Signature-V2 alone: stored %s v%d, want Resubmitted v%d", got.Status, got.Version, v0+2)
+	}
+	// Fresh but older than what was applied: acknowledged, not applied.
+	// Far from the window's edge, like every accepted offset here: the
+	// server reads its clock after ours.
+	ts = time.Now().Unix() - 100
+	b = diditHookBody(t, sid, "Not Started", "status.updated", ts, nil)
+	expectHookAccepted(t, r.postHook(t, b, only(b, ts, didit.HeaderSignatureV2)))
+	r.checkStatus(t, "/kyc/status", key, email, diditPending(c, "Resubmitted"))
+}
+
+// hookDuplicatesChangeNothing is TestDiditWebhooks/duplicates change nothing.
+func hookDuplicatesChangeNothing(t *testing.T, r *diditRig, key string, session func(*testing.T) (string, diditCreateOut)) {
+	email, c := session(t)
+	sid := c.Session.SessionID
+	if err := r.sim.TamperNext(diditsim.TamperDuplicate, 1, sid); err != nil {
+		t.Fatal(err)
+	}
+	r.complete(t, sid, diditsim.Outcome{})
+	ds := r.sim.Deliveries()
+	dups := 0
+	for _, d := range ds {
+		if d.SessionID == sid && d.Tamper == diditsim.TamperDuplicate {
+			dups++
+			if d.ResponseStatus != 200 {
+				t.Fatalf("duplicate answered %d", d.ResponseStatus)
+			}
+		}
+	}
+	if dups != 2 {
+		t.Fatalf("%d duplicate deliveries, want 2", dups)
+	}
+	want := diditDecided(c, "Approved", "approved", false, simDefaultIP)
+	r.checkStatus(t, "/kyc/status", key, email, want)
+	v := r.stored(t, sid).Version
+
+	// Replay every delivery of the session byte for byte, and
+	// re-deliver each event freshly signed: all 200, nothing changes.
+	for _, d := range ds {
+		if d.SessionID != sid || d.ResponseStatus != 200 {
+			continue
+		}
+		out, err := r.sim.Resend(context.Background(), d.ID, diditsim.TamperReplay)
+		if err != nil || len(out) != 1 || out[0].ResponseStatus != 200 {
+			t.Fatalf("replay of %s %q: %+v %v", d.WebhookType, d.Status, out, err)
+		}
+	}
+	for _, ev := range r.sim.Events(sid) {
+		out, err := r.sim.Redeliver(context.Background(), ev.ID, "")
+		if err != nil || len(out) != 1 || out[0].ResponseStatus != 200 {
+			t.Fatalf("redelivery of %q: %+v %v", ev.Status, out, err)
+		}
+	}
+	if got := r.stored(t, sid).Version; got != v {
+		t.Fatalf("duplicates changed the session (version %d → %d)", v, got)
+	}
+	r.checkStatus(t, "/kyc/status", key, email, want)
+}
+
+// hookOutOfOrder is TestDiditWebhooks/out of order.
+func hookOutOfOrder(t *testing.T, r *diditRig, key string, session func(*testing.T) (string, diditCreateOut)) {
+	email, c := session(t)
+	sid := c.Session.SessionID
+	ts := time.Now().Unix()
+	// In Review now, then an In Progress stamped 10 s earlier.
+	b := diditHookBody(t, sid, "In Review", "status.updated", ts, nil)
+	expectHookAccepted(t, r.postHook(t, b, diditSigned(t, r.secret, b, ts)))
+	v := r.stored(t, sid).Version
+	b = diditHookBody(t, sid, "In Progress", "status.updated", ts-10, nil)
+	expectHookAccepted(t, r.postHook(t, b, diditSigned(t, r.secret, b, ts-10)))
+	if got := r.stored(t, sid); got.Version != v || got.Status != "In Review" {
+		t.Fatalf("an older event was applied: %s v%d (was v%d)", got.Status, got.Version, v)
+	}
+
+	// Then the reviewer approves it; Didit's older In Progress
+	// arrives late (held and released newest first).
+	r.sim.HoldWebhooks(sid)
+	if err := r.sim.SetStatus(context.Background(), sid, "In Progress"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sim.Complete(context.Background(), sid, diditsim.Outcome{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.sim.ReleaseWebhooks(sid, true); got != 2 {
+		t.Fatalf("released %d webhooks, want 2 (In Progress, Approved)", got)
+	}
+	r.settle(t, sid)
+	want := diditDecided(c, "Approved", "approved", false, simDefaultIP)
+	r.checkStatus(t, "/kyc/status", key, email, want)
+
+	// A final status is never replaced by a newer non-final one.
+	v = r.stored(t, sid).Version
+	for i, st := range []string{"In Progress", "Not Started", "Resubmitted", "In Review"} {
+		ts := time.Now().Unix() + int64(i) + 1
+		b := diditHookBody(t, sid, st, "status.updated", ts, nil)
+		expectHookAccepted(t, r.postHook(t, b, diditSigned(t, r.secret, b, ts)))
+	}
+	if got := r.stored(t, sid).Version; got != v {
+		t.Fatalf("a non-final event replaced Approved (version %d → %d)", v, got)
+	}
+	r.checkStatus(t, "/kyc/status", key, email, want)
+}
+
+// hookCanonicalV2Signature is TestDiditWebhooks/canonical V2 signature.
+func hookCanonicalV2Signature(t *testing.T, r *diditRig, key string, session func(*testing.T) (string, diditCreateOut)) {
+	email, c := session(t)
+	sid := c.Session.SessionID
+	ts := time.Now().Unix()
+	// Written as Python's json.dumps writes it by default: ASCII
+	// escapes, spaced separators, 1.0 and 0.00005 as floats.
+	raw := fmt.Sprintf(`{"event_id": "%[3]s", "webhook_type": "status.updated", "session_id": "%[1]s", "status": "Approved", "timestamp": %[2]d, "created_at": %[2]d, `+
+		`"decision": {"session_id": "%[1]s", "status": "Approved", `+
+		`"id_verifications": [{"node_id": "feature_ocr", "status": "Approved", "first_name": "Jos\u00e9", "last_name": "M\u00fcller", "full_name": "Jos\u00e9 M\u00fcller", "age": 34.0}], `+
+		`"liveness_checks": [{"node_id": "feature_liveness", "status": "Approved", "score": 1.0, "face_quality": 89.0}], `+
+		`"aml_screenings": [{"node_id": "feature_aml", "status": "Approved", "score": 0.00005, "total_hits": 0}], `+
+		`"ip_analyses": [{"node_id": "feature_ip_analysis", "status": "Approved", "ip_address": "203.0.113.9", "ip_country": "Espa\u00f1a", "ip_state": "Andaluc\u00eda", "ip_city": "M\u00e1laga", "platform": "mobile", "device_brand": "Apple", "device_model": "iPhone", "is_vpn_or_tor": false, "is_data_center": false, "latitude": 36.72, "longitude": -4.42}, `+
+		`{"node_id": "feature_ip_analysis", "status": "Approved", "ip_address": "203.0.113.9", "ip_country": "Espa\u00f1a", "ip_state": "Andaluc\u00eda", "ip_city": "M\u00e1laga", "platform": "desktop", "device_brand": "Apple", "device_model": "Mac", "is_vpn_or_tor": false, "is_data_center": false, "latitude": 36.72, "longitude": -4.42}]}}`,
+		sid, ts, uuid.NewString())
+	// Its canonical form, by hand (didit.md §6.4): keys sorted at every
+	// level, compact, raw UTF-8, integer-valued floats shortened,
+	// Python's float repr.
+	ipItem := func(platform, model string) string {
+		return `{"device_brand":"Apple","device_model":"` + model + `","ip_address":"203.0.113.9","ip_city":"Málaga","ip_country":"España","ip_state":"Andalucía",` +
+			`"is_data_center":false,"is_vpn_or_tor":false,"latitude":36.72,"longitude":-4.42,"node_id":"feature_ip_analysis","platform":"` + platform + `","status":"Approved"}`
+	}
+	var ev struct {
+		EventID string `json:"event_id"`
+	}
+	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+		t.Fatalf("test body is not JSON: %v", err)
+	}
+	canonical := fmt.Sprintf(`{"created_at":%[2]d,"decision":{`+
+		`"aml_screenings":[{"node_id":"feature_aml","score":5e-05,"status":"Approved","total_hits":0}],`+
+		`"id_verifications":[{"age":34,"first_name":"José","full_name":"José Müller","last_name":"Müller","node_id":"feature_ocr","status":"Approved"}],`+
+		`"ip_analyses":[%[4]s,%[5]s],`+
+		`"liveness_checks":[{"face_quality":89,"node_id":"feature_liveness","score":1,"status":"Approved"}],`+
+		`"session_id":"%[1]s","status":"Approved"},`+
+		`"event_id":"%[3]s","session_id":"%[1]s","status":"Approved","timestamp":%[2]d,"webhook_type":"status.updated"}`,
+		sid, ts, ev.EventID, ipItem("mobile", "iPhone"), ipItem("desktop", "Mac"))
+	mac := func(msg string) string {
+		m := hmac.New(sha256.New, []byte(r.secret))
+		m.Write([]byte(msg))
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	// The library agrees with the hand-written form.
+	if sigs, err := didit.Sign(r.secret, []byte(raw), ts); err != nil || sigs.V2 != mac(canonical) {
+		t.Fatalf("didit.Sign V2 does not match the hand-made canonical form (err %v)", err)
+	}
+	hdr := func(v2 string) http.Header {
+		return http.Header{didit.HeaderSignatureV2: {v2}, didit.HeaderTimestamp: {strconv.FormatInt(ts, 10)}}
+	}
+	v := r.stored(t, sid).Version
+	// V2 over anything but the canonical form is refused: the raw
+	// body, or the canonical form with ASCII escapes kept.
+	expectHookRejected(t, r.postHook(t, []byte(raw), hdr(mac(raw))))
+	escaped := strings.NewReplacer("é", `\u00e9`, "ü", `\u00fc`, "á", `\u00e1`, "ñ", `\u00f1`, "í", `\u00ed`).Replace(canonical)
+	expectHookRejected(t, r.postHook(t, []byte(raw), hdr(mac(escaped))))
+	if got := r.stored(t, sid).Version; got != v {
+		t.Fatal("a refused webhook changed the session")
+	}
+	// V2 alone, over the canonical form: accepted and applied.
+	expectHookAccepted(t, r.postHook(t, []byte(raw), hdr(mac(canonical))))
+	r.checkStatus(t, "/kyc/status", key, email, diditDecided(c, "Approved", "approved", false, diditIP{
+		IPAddress: "203.0.113.9", IPCountry: "España", IPState: "Andalucía", IPCity: "Málaga",
+		Platform: "mobile", DeviceBrand: "Apple", DeviceModel: "iPhone"}))
+	if dec := r.stored(t, sid).Decision; !bytes.Contains(dec, []byte("0.00005")) && !bytes.Contains(dec, []byte("5e-05")) {
+		t.Fatalf("stored decision lost the AML score: %s", dec)
+	}
+}
+
+// hookSimulatorDecisionsVerify is TestDiditWebhooks/simulator decisions verify.
+func hookSimulatorDecisionsVerify(t *testing.T, r *diditRig, key string, session func(*testing.T) (string, diditCreateOut)) {
+	// The simulator's own decisions carry José Müller, 89.0, 40.0 and
+	// 5e-05; with only X-Signature-V2 kept they must still verify.
+	email, c := session(t)
+	sid := c.Session.SessionID
+	if err := r.sim.TamperNext(diditsim.TamperDrop, 2, sid); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sim.Complete(context.Background(), sid, diditsim.Outcome{}); err != nil {
+		t.Fatal(err)
+	}
+	// Dropped, so kycgate never saw them; take their signed bytes and
+	// send them with X-Signature-V2 only.
+	var approved diditsim.Delivery
+	for _, ev := range r.sim.Events(sid) {
+		if ev.Status == "Approved" {
+			approved = r.delivered(t, ev.ID)
+		}
+	}
+	if !bytes.Contains(approved.Body, []byte("Jos\\u00e9 M\\u00fcller")) && !bytes.Contains(approved.Body, []byte("José Müller")) {
+		t.Fatalf("simulator body lacks the non-ASCII name: %.300s", approved.Body)
+	}
+	for _, lit := range []string{"89.0", "40.0", "5e-05"} {
+		if !bytes.Contains(approved.Body, []byte(lit)) {
+			t.Fatalf("simulator body lacks the float %s: %.300s", lit, approved.Body)
+		}
+	}
+	if approved.Error == "" || approved.ResponseStatus != 0 {
+		t.Fatalf("the dropped delivery reached kycgate: %+v", approved)
+	}
+	r.checkStatus(t, "/kyc/status", key, email, diditPending(c, "Not Started"))
+	h := http.Header{didit.HeaderSignatureV2: {approved.Header.Get(didit.HeaderSignatureV2)}, didit.HeaderTimestamp: {approved.Header.Get(didit.HeaderTimestamp)}}
+	expectHookAccepted(t, r.postHook(t, approved.Body, h))
+	r.checkStatus(t, "/kyc/status", key, email, diditDecided(c, "Approved", "approved", false, simDefaultIP))
+}
+
+// hookUnknownSession is TestDiditWebhooks/unknown session.
+func hookUnknownSession(t *testing.T, r *diditRig, key string, session func(*testing.T) (string, diditCreateOut)) {
+	sid := uuid.NewString()
+	ts := time.Now().Unix()
+	dec := json.RawMessage(`{"status":"Approved","ip_analyses":[{"ip_address":"203.0.113.1"}]}`)
+	b := diditHookBody(t, sid, "Approved", "status.updated", ts, dec)
+	expectHookAccepted(t, r.postHook(t, b, diditSigned(t, r.secret, b, ts)))
+	if _, err := r.store().SessionByID(context.Background(), sid); !errors.Is(err, kyc.ErrNotFound) {
+		t.Fatalf("unknown session stored: %v", err)
+	}
+	// Event types kycgate does not handle are acknowledged too.
+	b = diditHookBody(t, sid, "Approved", "user.status.updated", ts, nil)
+	expectHookAccepted(t, r.postHook(t, b, diditSigned(t, r.secret, b, ts)))
+}
+
+// hookDataUpdated is TestDiditWebhooks/data.updated.
+func hookDataUpdated(t *testing.T, r *diditRig, key string, session func(*testing.T) (string, diditCreateOut)) {
+	email, c := session(t)
+	sid := c.Session.SessionID
+	r.complete(t, sid, diditsim.Outcome{})
+	r.checkStatus(t, "/kyc/status", key, email, diditDecided(c, "Approved", "approved", false, simDefaultIP))
+	// A reviewer corrects the IP data a little later.
+	r.sim.AdvanceClock(2 * time.Second)
+	r.step(t, sid, func(ctx context.Context) error {
+		return r.sim.UpdateData(ctx, sid, diditsim.DataEdit{
+			ID: map[string]string{"first_name": "Josefina"},
+			IP: &diditsim.IPFields{IPCity: "Alcalá de Henares", IPAddress: "203.0.113.8"}})
 	})
+	evs := r.sim.Events(sid)
+	if last := evs[len(evs)-1]; last.WebhookType != diditsim.EventDataUpdated {
+		t.Fatalf("last event %+v, want data.updated", last)
+	}
+	edited := simDefaultIP
+	edited.IPCity, edited.IPAddress = "Alcalá de Henares", "203.0.113.8"
+	r.checkStatus(t, "/kyc/status", key, email, diditDecided(c, "Approved", "approved", false, edited))
+	if dec := r.stored(t, sid).Decision; !bytes.Contains(dec, []byte("Josefina")) {
+		t.Fatalf("stored decision not updated: %.200s", dec)
+	}
 }

@@ -788,304 +788,325 @@ func TestReplicaInvariants(t *testing.T) {
 			t.Fatalf("%s /readyz: %d %s", p.name, r.Code, r.Raw)
 		}
 	}
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, c *rpCluster)
+	}{
+		{"OTPGuesses", rpInvariantOTPGuesses},
+		{"SendOTP", rpInvariantSendOTP},
+		{"ChallengeUse", rpInvariantChallengeUse},
+		{"CreateOneUser", rpInvariantCreateOneUser},
+		{"Quota", rpInvariantQuota},
+		{"Webhooks", rpInvariantWebhooks},
+		{"RateLimit", rpInvariantRateLimit},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, c) })
+	}
+}
 
-	t.Run("OTPGuesses", func(t *testing.T) {
-		_, key := c.tenant(t, "Guesses", "--rate-limit-per-minute", "0")
-		email := "guess-" + randomHex(4) + "@example.com"
-		code := c.sendCode(t, key, email)
-		right, _ := strconv.Atoi(code)
-		var reqs []rpReq
-		for i := range 50 {
-			wrong := fmt.Sprintf("%06d", (right+1+i)%1000000)
-			reqs = append(reqs, rpReq{"POST", "/security/email/verify-otp", key, map[string]string{"email": email, "code": wrong}})
-		}
-		rs := c.concurrent(t, reqs)
-		rpWantTally(t, "50 concurrent wrong guesses", rs, map[string]int{
-			"400 otp_invalid": 5, "400 otp_max_attempts": 45})
-		// The code is dead now, whichever replica is asked.
-		for i := range c.procs {
-			expect(t, c.call(t, i, "POST", "/security/email/verify-otp", key, map[string]string{"email": email, "code": code}),
-				400, "otp_max_attempts", "Max attempts reached, please request a new code")
-		}
-	})
+// rpInvariantOTPGuesses is TestReplicaInvariants/OTPGuesses.
+func rpInvariantOTPGuesses(t *testing.T, c *rpCluster) {
+	_, key := c.tenant(t, "Guesses", "--rate-limit-per-minute", "0")
+	email := "guess-" + randomHex(4) + "@example.com"
+	code := c.sendCode(t, key, email)
+	right, _ := strconv.Atoi(code)
+	var reqs []rpReq
+	for i := range 50 {
+		wrong := fmt.Sprintf("%06d", (right+1+i)%1000000)
+		reqs = append(reqs, rpReq{"POST", "/security/email/verify-otp", key, map[string]string{"email": email, "code": wrong}})
+	}
+	rs := c.concurrent(t, reqs)
+	rpWantTally(t, "50 concurrent wrong guesses", rs, map[string]int{
+		"400 otp_invalid": 5, "400 otp_max_attempts": 45})
+	// The code is dead now, whichever replica is asked.
+	for i := range c.procs {
+		expect(t, c.call(t, i, "POST", "/security/email/verify-otp", key, map[string]string{"email": email, "code": code}),
+			400, "otp_max_attempts", "Max attempts reached, please request a new code")
+	}
+}
 
-	t.Run("SendOTP", func(t *testing.T) {
-		_, key := c.tenant(t, "Sends", "--rate-limit-per-minute", "0")
-		email := "send-" + randomHex(4) + "@example.com"
-		expect(t, c.call(t, 2, "POST", "/kyc/prepare", key, map[string]string{"email": email}), 201, "user_prepared")
-		var reqs []rpReq
-		for range 12 {
-			reqs = append(reqs, rpReq{"POST", "/security/email/send-otp", key, map[string]string{"email": email}})
+// rpInvariantSendOTP is TestReplicaInvariants/SendOTP.
+func rpInvariantSendOTP(t *testing.T, c *rpCluster) {
+	_, key := c.tenant(t, "Sends", "--rate-limit-per-minute", "0")
+	email := "send-" + randomHex(4) + "@example.com"
+	expect(t, c.call(t, 2, "POST", "/kyc/prepare", key, map[string]string{"email": email}), 201, "user_prepared")
+	var reqs []rpReq
+	for range 12 {
+		reqs = append(reqs, rpReq{"POST", "/security/email/send-otp", key, map[string]string{"email": email}})
+	}
+	rs := c.concurrent(t, reqs)
+	rpWantTally(t, "12 concurrent send-otp", rs, map[string]int{
+		"201 otp_sent": 1, "429 otp_send_rate_limited": 11})
+	for _, r := range rs {
+		if r.Code == 429 && r.Header.Get("Retry-After") == "" {
+			t.Fatalf("otp_send_rate_limited without Retry-After: %v", r.Header)
 		}
-		rs := c.concurrent(t, reqs)
-		rpWantTally(t, "12 concurrent send-otp", rs, map[string]int{
-			"201 otp_sent": 1, "429 otp_send_rate_limited": 11})
-		for _, r := range rs {
-			if r.Code == 429 && r.Header.Get("Retry-After") == "" {
-				t.Fatalf("otp_send_rate_limited without Retry-After: %v", r.Header)
-			}
+	}
+	// send-otp answers 201 only once the SMTP server accepted the mail,
+	// so with every answer in, the count is final.
+	n := 0
+	for _, m := range c.mail.srv.Messages() {
+		if slices.ContainsFunc(m.To, func(to string) bool { return strings.EqualFold(to, email) }) {
+			n++
 		}
-		// send-otp answers 201 only once the SMTP server accepted the mail,
-		// so with every answer in, the count is final.
-		n := 0
-		for _, m := range c.mail.srv.Messages() {
-			if slices.ContainsFunc(m.To, func(to string) bool { return strings.EqualFold(to, email) }) {
-				n++
-			}
-		}
-		if n != 1 {
-			t.Fatalf("%d mails to %s, want exactly 1", n, email)
-		}
-		code := c.code(t, email)
-		expect(t, c.call(t, 0, "POST", "/security/email/verify-otp", key, map[string]string{"email": email, "code": code}),
-			200, "email_verified")
-	})
+	}
+	if n != 1 {
+		t.Fatalf("%d mails to %s, want exactly 1", n, email)
+	}
+	code := c.code(t, email)
+	expect(t, c.call(t, 0, "POST", "/security/email/verify-otp", key, map[string]string{"email": email, "code": code}),
+		200, "email_verified")
+}
 
-	t.Run("ChallengeUse", func(t *testing.T) {
-		tenantID, key := c.tenant(t, "Challenges", "--rate-limit-per-minute", "0")
-		w := rpEVMWallet(t)
-		msg, addr, err := c.challenge(0, key, w.Address)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := map[string]string{"wallet": addr, "message": msg, "signed_bytes": w.sign(msg)}
-		var reqs []rpReq
-		for range 20 {
-			reqs = append(reqs, rpReq{"POST", "/kyc/prepare-wallet", key, body})
-		}
-		rs := c.concurrent(t, reqs)
-		rpWantTally(t, "20 concurrent prepare-wallet on one challenge", rs, map[string]int{
-			"201 user_prepared": 1, "400 challenge_not_found": 19})
-		if n := c.count(t, `SELECT count(*) FROM persons p JOIN enrollments e ON e.person_id = p.id
-			WHERE p.wallet = $1 AND e.tenant_id = $2 AND e.wallet = p.wallet`, addr, tenantID); n != 1 {
-			t.Fatalf("%d verified enrollments for %s, want 1", n, addr)
-		}
-		if n := c.count(t, `SELECT count(*) FROM challenges WHERE tenant_id = $1 AND used_at IS NOT NULL`, tenantID); n != 1 {
-			t.Fatalf("%d used challenges, want 1", n)
-		}
-	})
+// rpInvariantChallengeUse is TestReplicaInvariants/ChallengeUse.
+func rpInvariantChallengeUse(t *testing.T, c *rpCluster) {
+	tenantID, key := c.tenant(t, "Challenges", "--rate-limit-per-minute", "0")
+	w := rpEVMWallet(t)
+	msg, addr, err := c.challenge(0, key, w.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]string{"wallet": addr, "message": msg, "signed_bytes": w.sign(msg)}
+	var reqs []rpReq
+	for range 20 {
+		reqs = append(reqs, rpReq{"POST", "/kyc/prepare-wallet", key, body})
+	}
+	rs := c.concurrent(t, reqs)
+	rpWantTally(t, "20 concurrent prepare-wallet on one challenge", rs, map[string]int{
+		"201 user_prepared": 1, "400 challenge_not_found": 19})
+	if n := c.count(t, `SELECT count(*) FROM persons p JOIN enrollments e ON e.person_id = p.id
+		WHERE p.wallet = $1 AND e.tenant_id = $2 AND e.wallet = p.wallet`, addr, tenantID); n != 1 {
+		t.Fatalf("%d verified enrollments for %s, want 1", n, addr)
+	}
+	if n := c.count(t, `SELECT count(*) FROM challenges WHERE tenant_id = $1 AND used_at IS NOT NULL`, tenantID); n != 1 {
+		t.Fatalf("%d used challenges, want 1", n)
+	}
+}
 
-	t.Run("CreateOneUser", func(t *testing.T) {
-		tenantID, key := c.tenant(t, "One user", "--rate-limit-per-minute", "0")
-		addr := c.verifiedWallets(t, key, 1)[0]
-		var reqs []rpReq
-		for range 20 {
-			reqs = append(reqs, rpReq{"POST", rpCreatePath, key, map[string]string{"wallet": addr}})
+// rpInvariantCreateOneUser is TestReplicaInvariants/CreateOneUser.
+func rpInvariantCreateOneUser(t *testing.T, c *rpCluster) {
+	tenantID, key := c.tenant(t, "One user", "--rate-limit-per-minute", "0")
+	addr := c.verifiedWallets(t, key, 1)[0]
+	var reqs []rpReq
+	for range 20 {
+		reqs = append(reqs, rpReq{"POST", rpCreatePath, key, map[string]string{"wallet": addr}})
+	}
+	rs := c.concurrent(t, reqs)
+	rpWantTally(t, "20 concurrent creates for one user", rs, map[string]int{"201 kyc_session_created": 20})
+	kinds := map[string]int{}
+	ids := map[string]bool{}
+	for _, r := range rs {
+		var d rpCreateData
+		r.data(t, &d)
+		kinds[d.Message]++
+		ids[d.Session.SessionID] = true
+	}
+	if kinds[kyc.CreateNew] != 1 || kinds[kyc.CreateExisting] != 19 || len(ids) != 1 {
+		t.Fatalf("creates: kinds %v, session ids %v; want one new and 19 resumed, one id", kinds, ids)
+	}
+	if n := c.sim.createsFor(tenantID); n != 1 {
+		t.Fatalf("kycgate created %d sessions at Didit, want 1", n)
+	}
+	if n := c.count(t, `SELECT count(*) FROM kyc_sessions WHERE tenant_id = $1`, tenantID); n != 1 {
+		t.Fatalf("%d kyc_sessions rows, want 1", n)
+	}
+	for id := range ids {
+		if _, err := c.sim.sim.Session(id); err != nil {
+			t.Fatalf("session %s unknown to the simulator: %v", id, err)
 		}
-		rs := c.concurrent(t, reqs)
-		rpWantTally(t, "20 concurrent creates for one user", rs, map[string]int{"201 kyc_session_created": 20})
-		kinds := map[string]int{}
-		ids := map[string]bool{}
-		for _, r := range rs {
+	}
+}
+
+// rpInvariantQuota is TestReplicaInvariants/Quota.
+func rpInvariantQuota(t *testing.T, c *rpCluster) {
+	tenantID, key := c.tenant(t, "Small quota", "--quota", "5", "--rate-limit-per-minute", "0")
+	addrs := c.verifiedWallets(t, key, 20)
+	var reqs []rpReq
+	for _, a := range addrs {
+		reqs = append(reqs, rpReq{"POST", rpCreatePath, key, map[string]string{"wallet": a}})
+	}
+	rs := c.concurrent(t, reqs)
+	rpWantTally(t, "20 users creating against a quota of 5", rs, map[string]int{
+		"201 kyc_session_created": 5, "429 verify_quota_exceeded": 15})
+	for _, r := range rs {
+		if r.Code == 201 {
 			var d rpCreateData
 			r.data(t, &d)
-			kinds[d.Message]++
-			ids[d.Session.SessionID] = true
-		}
-		if kinds[kyc.CreateNew] != 1 || kinds[kyc.CreateExisting] != 19 || len(ids) != 1 {
-			t.Fatalf("creates: kinds %v, session ids %v; want one new and 19 resumed, one id", kinds, ids)
-		}
-		if n := c.sim.createsFor(tenantID); n != 1 {
-			t.Fatalf("kycgate created %d sessions at Didit, want 1", n)
-		}
-		if n := c.count(t, `SELECT count(*) FROM kyc_sessions WHERE tenant_id = $1`, tenantID); n != 1 {
-			t.Fatalf("%d kyc_sessions rows, want 1", n)
-		}
-		for id := range ids {
-			if _, err := c.sim.sim.Session(id); err != nil {
-				t.Fatalf("session %s unknown to the simulator: %v", id, err)
+			if d.Message != kyc.CreateNew {
+				t.Fatalf("create: %s, want a new session", r.Env.Data)
 			}
 		}
-	})
+	}
+	if n := c.sim.createsFor(tenantID); n != 5 {
+		t.Fatalf("kycgate created %d sessions at Didit, want 5", n)
+	}
+	if n := c.count(t, `SELECT count(*) FROM kyc_sessions WHERE tenant_id = $1`, tenantID); n != 5 {
+		t.Fatalf("%d kyc_sessions rows, want 5", n)
+	}
+	if n := c.count(t, `SELECT COALESCE(SUM(used), 0) FROM quota_usage WHERE tenant_id = $1`, tenantID); n != 5 {
+		t.Fatalf("quota_usage says %d used, want 5", n)
+	}
+}
 
-	t.Run("Quota", func(t *testing.T) {
-		tenantID, key := c.tenant(t, "Small quota", "--quota", "5", "--rate-limit-per-minute", "0")
-		addrs := c.verifiedWallets(t, key, 20)
-		var reqs []rpReq
-		for _, a := range addrs {
-			reqs = append(reqs, rpReq{"POST", rpCreatePath, key, map[string]string{"wallet": a}})
-		}
-		rs := c.concurrent(t, reqs)
-		rpWantTally(t, "20 users creating against a quota of 5", rs, map[string]int{
-			"201 kyc_session_created": 5, "429 verify_quota_exceeded": 15})
-		for _, r := range rs {
-			if r.Code == 201 {
-				var d rpCreateData
-				r.data(t, &d)
-				if d.Message != kyc.CreateNew {
-					t.Fatalf("create: %s, want a new session", r.Env.Data)
-				}
-			}
-		}
-		if n := c.sim.createsFor(tenantID); n != 5 {
-			t.Fatalf("kycgate created %d sessions at Didit, want 5", n)
-		}
-		if n := c.count(t, `SELECT count(*) FROM kyc_sessions WHERE tenant_id = $1`, tenantID); n != 5 {
-			t.Fatalf("%d kyc_sessions rows, want 5", n)
-		}
-		if n := c.count(t, `SELECT COALESCE(SUM(used), 0) FROM quota_usage WHERE tenant_id = $1`, tenantID); n != 5 {
-			t.Fatalf("quota_usage says %d used, want 5", n)
-		}
-	})
+// rpInvariantWebhooks is TestReplicaInvariants/Webhooks.
+func rpInvariantWebhooks(t *testing.T, c *rpCluster) {
+	_, key := c.tenant(t, "Webhooks", "--rate-limit-per-minute", "0")
+	addr := c.verifiedWallets(t, key, 1)[0]
+	r := c.call(t, 1, "POST", rpCreatePath, key, map[string]string{"wallet": addr})
+	expect(t, r, 201, "kyc_session_created")
+	var cd rpCreateData
+	r.data(t, &cd)
+	id := cd.Session.SessionID
 
-	t.Run("Webhooks", func(t *testing.T) {
-		_, key := c.tenant(t, "Webhooks", "--rate-limit-per-minute", "0")
-		addr := c.verifiedWallets(t, key, 1)[0]
-		r := c.call(t, 1, "POST", rpCreatePath, key, map[string]string{"wallet": addr})
-		expect(t, r, 201, "kyc_session_created")
-		var cd rpCreateData
-		r.data(t, &cd)
-		id := cd.Session.SessionID
+	// Let the simulator's own Not Started delivery (to replica 0) land,
+	// then keep its later ones to itself: the test delivers the
+	// decision.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.sim.sim.WaitFor(ctx, func(ds []diditsim.Delivery) bool {
+		return slices.ContainsFunc(ds, func(d diditsim.Delivery) bool { return d.SessionID == id && d.ResponseStatus == 200 })
+	}); err != nil {
+		t.Fatalf("Not Started webhook: %v", err)
+	}
+	c.sim.sim.HoldWebhooks(id)
+	if err := c.sim.sim.Complete(ctx, id, diditsim.Outcome{Preset: diditsim.PresetApproved}); err != nil {
+		t.Fatal(err)
+	}
+	decision, err := c.sim.sim.Decision(id)
+	if err != nil {
+		t.Fatal(err)
+	}
 
-		// Let the simulator's own Not Started delivery (to replica 0) land,
-		// then keep its later ones to itself: the test delivers the
-		// decision.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := c.sim.sim.WaitFor(ctx, func(ds []diditsim.Delivery) bool {
-			return slices.ContainsFunc(ds, func(d diditsim.Delivery) bool { return d.SessionID == id && d.ResponseStatus == 200 })
-		}); err != nil {
-			t.Fatalf("Not Started webhook: %v", err)
-		}
-		c.sim.sim.HoldWebhooks(id)
-		if err := c.sim.sim.Complete(ctx, id, diditsim.Outcome{Preset: diditsim.PresetApproved}); err != nil {
-			t.Fatal(err)
-		}
-		decision, err := c.sim.sim.Decision(id)
+	var version0 int
+	if err := c.openDB(t).QueryRow(`SELECT version FROM kyc_sessions WHERE id = $1`, id).Scan(&version0); err != nil {
+		t.Fatal(err)
+	}
+
+	now := time.Now().Unix()
+	eventID, body, h := rpHook(t, c.sim.secret, id, "Approved", now, decision)
+	// The same signed body, twice to every replica, all at once.
+	const copies = 6
+	rs := make([]reply, copies)
+	errs := make([]error, copies)
+	gate := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range copies {
+		wg.Go(func() {
+			<-gate
+			rs[i], errs[i] = c.pick(i).postHook(body, h)
+		})
+	}
+	close(gate)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	rpWantTally(t, "duplicate webhooks on every replica", rs, map[string]int{"200 webhook_received": copies})
+
+	var status string
+	var version int
+	var hasDecision bool
+	row := c.openDB(t).QueryRow(`SELECT status, version, decision IS NOT NULL FROM kyc_sessions WHERE id = $1`, id)
+	if err := row.Scan(&status, &version, &hasDecision); err != nil {
+		t.Fatal(err)
+	}
+	if status != "Approved" || version != version0+1 || !hasDecision {
+		t.Fatalf("after %d copies: status %q, version %d (was %d), decision stored %v; want Approved applied exactly once",
+			copies, status, version, version0, hasDecision)
+	}
+	if n := c.count(t, `SELECT count(*) FROM webhook_events WHERE event_key = $1`, eventID); n != 1 {
+		t.Fatalf("%d webhook_events rows for the event, want 1", n)
+	}
+	events := c.count(t, `SELECT count(*) FROM webhook_events WHERE session_id = $1`, id)
+
+	// Older events, each to another replica: neither a final nor an open
+	// status from the past changes anything.
+	for i, st := range []string{"Declined", "In Progress"} {
+		_, old, oh := rpHook(t, c.sim.secret, id, st, now-60, nil)
+		rep, err := c.pick(i+1).postHook(old, oh)
 		if err != nil {
 			t.Fatal(err)
 		}
+		expect(t, rep, 200, "webhook_received")
+	}
+	row = c.openDB(t).QueryRow(`SELECT status, version FROM kyc_sessions WHERE id = $1`, id)
+	if err := row.Scan(&status, &version); err != nil {
+		t.Fatal(err)
+	}
+	if status != "Approved" || version != version0+1 {
+		t.Fatalf("after older events: status %q, version %d; want Approved, version %d", status, version, version0+1)
+	}
+	if n := c.count(t, `SELECT count(*) FROM webhook_events WHERE session_id = $1`, id); n != events {
+		t.Fatalf("older events recorded: %d webhook_events rows, was %d", n, events)
+	}
+	// Every replica reports the approval.
+	for i := range c.procs {
+		rep := c.call(t, i, "GET", "/kyc/status?wallet="+addr, key, nil)
+		expect(t, rep, 200, "kyc_status_retrieved")
+		var st struct {
+			Status   string `json:"status"`
+			Approved bool   `json:"approved"`
+		}
+		rep.data(t, &st)
+		if st.Status != "approved" || !st.Approved {
+			t.Fatalf("replica %d status: %s", i, rep.Env.Data)
+		}
+	}
+}
 
-		var version0 int
-		if err := c.openDB(t).QueryRow(`SELECT version FROM kyc_sessions WHERE id = $1`, id).Scan(&version0); err != nil {
-			t.Fatal(err)
-		}
-
-		now := time.Now().Unix()
-		eventID, body, h := rpHook(t, c.sim.secret, id, "Approved", now, decision)
-		// The same signed body, twice to every replica, all at once.
-		const copies = 6
-		rs := make([]reply, copies)
-		errs := make([]error, copies)
-		gate := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range copies {
-			wg.Go(func() {
-				<-gate
-				rs[i], errs[i] = c.pick(i).postHook(body, h)
-			})
-		}
-		close(gate)
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			t.Fatal(err)
-		}
-		rpWantTally(t, "duplicate webhooks on every replica", rs, map[string]int{"200 webhook_received": copies})
-
-		var status string
-		var version int
-		var hasDecision bool
-		row := c.openDB(t).QueryRow(`SELECT status, version, decision IS NOT NULL FROM kyc_sessions WHERE id = $1`, id)
-		if err := row.Scan(&status, &version, &hasDecision); err != nil {
-			t.Fatal(err)
-		}
-		if status != "Approved" || version != version0+1 || !hasDecision {
-			t.Fatalf("after %d copies: status %q, version %d (was %d), decision stored %v; want Approved applied exactly once",
-				copies, status, version, version0, hasDecision)
-		}
-		if n := c.count(t, `SELECT count(*) FROM webhook_events WHERE event_key = $1`, eventID); n != 1 {
-			t.Fatalf("%d webhook_events rows for the event, want 1", n)
-		}
-		events := c.count(t, `SELECT count(*) FROM webhook_events WHERE session_id = $1`, id)
-
-		// Older events, each to another replica: neither a final nor an open
-		// status from the past changes anything.
-		for i, st := range []string{"Declined", "In Progress"} {
-			_, old, oh := rpHook(t, c.sim.secret, id, st, now-60, nil)
-			rep, err := c.pick(i+1).postHook(old, oh)
-			if err != nil {
-				t.Fatal(err)
+// rpInvariantRateLimit is TestReplicaInvariants/RateLimit.
+func rpInvariantRateLimit(t *testing.T, c *rpCluster) {
+	_, key := c.tenant(t, "Limited", "--rate-limit-per-minute", "30") // ⌈30/60⌉ = 1 per second
+	var reqs []rpReq
+	for range 20 {
+		reqs = append(reqs, rpReq{"GET", "/config/products", key, nil})
+	}
+	// Start the burst just before a second boundary, so that it
+	// straddles two windows: the boundary is where fixed-window
+	// counters go wrong. This aligns the burst with the wall clock; it
+	// synchronises nothing, and the assertions below hold wherever the
+	// burst falls.
+	now := time.Now()
+	at := now.Truncate(time.Second).Add(time.Second - 8*time.Millisecond)
+	if at.Sub(now) < 2*time.Millisecond {
+		at = at.Add(time.Second)
+	}
+	<-time.After(time.Until(at))
+	begin := time.Now()
+	rs := c.concurrent(t, reqs)
+	end := time.Now()
+	ok, limited := 0, 0
+	for _, r := range rs {
+		switch r.Code {
+		case 200:
+			ok++
+		case 429:
+			limited++
+			var body struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
 			}
-			expect(t, rep, 200, "webhook_received")
-		}
-		row = c.openDB(t).QueryRow(`SELECT status, version FROM kyc_sessions WHERE id = $1`, id)
-		if err := row.Scan(&status, &version); err != nil {
-			t.Fatal(err)
-		}
-		if status != "Approved" || version != version0+1 {
-			t.Fatalf("after older events: status %q, version %d; want Approved, version %d", status, version, version0+1)
-		}
-		if n := c.count(t, `SELECT count(*) FROM webhook_events WHERE session_id = $1`, id); n != events {
-			t.Fatalf("older events recorded: %d webhook_events rows, was %d", n, events)
-		}
-		// Every replica reports the approval.
-		for i := range c.procs {
-			rep := c.call(t, i, "GET", "/kyc/status?wallet="+addr, key, nil)
-			expect(t, rep, 200, "kyc_status_retrieved")
-			var st struct {
-				Status   string `json:"status"`
-				Approved bool   `json:"approved"`
+			if err := json.Unmarshal(r.Raw, &body); err != nil || body.Code != 429 || body.Message == "" ||
+				r.Header.Get("Retry-After") == "" {
+				t.Fatalf("429 answer: %v %s", r.Header, r.Raw)
 			}
-			rep.data(t, &st)
-			if st.Status != "approved" || !st.Approved {
-				t.Fatalf("replica %d status: %s", i, rep.Env.Data)
-			}
+		default:
+			t.Fatalf("products: %d %s", r.Code, r.Raw)
 		}
-	})
-
-	t.Run("RateLimit", func(t *testing.T) {
-		_, key := c.tenant(t, "Limited", "--rate-limit-per-minute", "30") // ⌈30/60⌉ = 1 per second
-		var reqs []rpReq
-		for range 20 {
-			reqs = append(reqs, rpReq{"GET", "/config/products", key, nil})
-		}
-		// Start the burst just before a second boundary, so that it
-		// straddles two windows: the boundary is where fixed-window
-		// counters go wrong. This aligns the burst with the wall clock; it
-		// synchronises nothing, and the assertions below hold wherever the
-		// burst falls.
-		now := time.Now()
-		at := now.Truncate(time.Second).Add(time.Second - 8*time.Millisecond)
-		if at.Sub(now) < 2*time.Millisecond {
-			at = at.Add(time.Second)
-		}
-		<-time.After(time.Until(at))
-		begin := time.Now()
-		rs := c.concurrent(t, reqs)
-		end := time.Now()
-		ok, limited := 0, 0
-		for _, r := range rs {
-			switch r.Code {
-			case 200:
-				ok++
-			case 429:
-				limited++
-				var body struct {
-					Code    int    `json:"code"`
-					Message string `json:"message"`
-				}
-				if err := json.Unmarshal(r.Raw, &body); err != nil || body.Code != 429 || body.Message == "" ||
-					r.Header.Get("Retry-After") == "" {
-					t.Fatalf("429 answer: %v %s", r.Header, r.Raw)
-				}
-			default:
-				t.Fatalf("products: %d %s", r.Code, r.Raw)
-			}
-		}
-		// Each replica counts in the shared database, in fixed windows of
-		// the wall clock: at most one request per one-second window and 30
-		// per minute window, across all replicas. Every request was counted
-		// between begin and end, so it fell in one of these windows.
-		seconds := int(end.Truncate(time.Second).Sub(begin.Truncate(time.Second))/time.Second) + 1
-		minutes := int(end.Truncate(time.Minute).Sub(begin.Truncate(time.Minute))/time.Minute) + 1
-		t.Logf("%d accepted, %d limited, over %d second window(s)", ok, limited, seconds)
-		if ok > seconds || ok > 30*minutes || ok < 1 {
-			t.Fatalf("%d requests accepted over %d one-second window(s): the shared limit is 1 per second, 30 per minute", ok, seconds)
-		}
-		if seconds < len(reqs) && limited == 0 {
-			t.Fatal("no request was limited")
-		}
-	})
+	}
+	// Each replica counts in the shared database, in fixed windows of
+	// the wall clock: at most one request per one-second window and 30
+	// per minute window, across all replicas. Every request was counted
+	// between begin and end, so it fell in one of these windows.
+	seconds := int(end.Truncate(time.Second).Sub(begin.Truncate(time.Second))/time.Second) + 1
+	minutes := int(end.Truncate(time.Minute).Sub(begin.Truncate(time.Minute))/time.Minute) + 1
+	t.Logf("%d accepted, %d limited, over %d second window(s)", ok, limited, seconds)
+	if ok > seconds || ok > 30*minutes || ok < 1 {
+		t.Fatalf("%d requests accepted over %d one-second window(s): the shared limit is 1 per second, 30 per minute", ok, seconds)
+	}
+	if seconds < len(reqs) && limited == 0 {
+		t.Fatal("no request was limited")
+	}
 }
 
 // rpLoad is a bounded mixed load whose acknowledged answers are recorded

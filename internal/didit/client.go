@@ -334,49 +334,22 @@ func (c *Client) do(ctx context.Context, cl call) (int, []byte, error) {
 			return o.status, o.body, nil
 		}
 
-		var (
-			lastErr    error
-			retryable  bool
-			retryAfter time.Duration
-			hasRA      bool
-		)
-		switch status := o.status; {
-		case unconfirmed && o.err != nil && errors.Is(o.err, context.DeadlineExceeded):
-			lastErr = fmt.Errorf("%w: no answer within %s: %w", ErrCreateUnconfirmed, timeout.Round(time.Millisecond), o.err)
-		case unconfirmed && o.err != nil:
-			lastErr = fmt.Errorf("%w: %w", ErrCreateUnconfirmed, o.err)
-		case unconfirmed && status >= 500:
-			lastErr = fmt.Errorf("%w: %w", ErrCreateUnconfirmed, parseAPIError(status, o.body, c.apiKey))
-		case unconfirmed:
-			lastErr = fmt.Errorf("%w: unexpected HTTP %d", ErrCreateUnconfirmed, status)
-		case o.err != nil:
-			lastErr, retryable = o.err, true // refused; for a read also reset, dropped, timed out
-		case status == http.StatusTooManyRequests || status >= 500:
-			lastErr, retryable = parseAPIError(status, o.body, c.apiKey), true
-			retryAfter, hasRA = parseRetryAfter(o.header.Get("Retry-After"), time.Now())
-		case status >= 200 && status < 300:
-			lastErr = fmt.Errorf("unexpected HTTP %d", status)
-		default:
-			apiErr := parseAPIError(status, o.body, c.apiKey)
-			if status >= 300 && status < 400 {
-				apiErr.Detail = "unexpected redirect to " + o.header.Get("Location")
-			}
-			lastErr = apiErr
-		}
-		if !retryable || attempt >= c.maxRetries {
+		f := c.failure(o, unconfirmed, timeout)
+		lastErr := f.err
+		if !f.retryable || attempt >= c.maxRetries {
 			log.WarnContext(ctx, "didit call failed", "status", o.status, "error", lastErr, "duration", time.Since(start))
-			if retryable {
+			if f.retryable {
 				return 0, nil, fmt.Errorf("%s %s: giving up after %d attempts: %w", method, path, attempt+1, lastErr)
 			}
 			return 0, nil, fmt.Errorf("%s %s: %w", method, path, lastErr)
 		}
 
 		delay := backoff(attempt)
-		if hasRA {
-			if retryAfter > maxRetryAfter {
-				return 0, nil, fmt.Errorf("%s %s: Retry-After %s exceeds our %s limit: %w", method, path, retryAfter, maxRetryAfter, lastErr)
+		if f.hasRetryAfter {
+			if f.retryAfter > maxRetryAfter {
+				return 0, nil, fmt.Errorf("%s %s: Retry-After %s exceeds our %s limit: %w", method, path, f.retryAfter, maxRetryAfter, lastErr)
 			}
-			delay = max(delay, retryAfter)
+			delay = max(delay, f.retryAfter)
 		}
 		if deadline, ok := ctx.Deadline(); ok {
 			left := time.Until(deadline)
@@ -392,6 +365,45 @@ func (c *Client) do(ctx context.Context, cl call) (int, []byte, error) {
 			return 0, nil, fmt.Errorf("%s %s: %w (while waiting to retry after: %v)", method, path, err, lastErr)
 		}
 	}
+}
+
+// failedAttempt is what a failed attempt means for the call.
+type failedAttempt struct {
+	err           error
+	retryable     bool // certainly not acted on, or a read
+	retryAfter    time.Duration
+	hasRetryAfter bool
+}
+
+// failure reads a failed attempt: an unconfirmed create is final and says
+// so; a refused connection, a 429 and a 5xx may be retried; anything else
+// is final.
+func (c *Client) failure(o outcome, unconfirmed bool, timeout time.Duration) failedAttempt {
+	var f failedAttempt
+	switch status := o.status; {
+	case unconfirmed && o.err != nil && errors.Is(o.err, context.DeadlineExceeded):
+		f.err = fmt.Errorf("%w: no answer within %s: %w", ErrCreateUnconfirmed, timeout.Round(time.Millisecond), o.err)
+	case unconfirmed && o.err != nil:
+		f.err = fmt.Errorf("%w: %w", ErrCreateUnconfirmed, o.err)
+	case unconfirmed && status >= 500:
+		f.err = fmt.Errorf("%w: %w", ErrCreateUnconfirmed, parseAPIError(status, o.body, c.apiKey))
+	case unconfirmed:
+		f.err = fmt.Errorf("%w: unexpected HTTP %d", ErrCreateUnconfirmed, status)
+	case o.err != nil:
+		f.err, f.retryable = o.err, true // refused; for a read also reset, dropped, timed out
+	case status == http.StatusTooManyRequests || status >= 500:
+		f.err, f.retryable = parseAPIError(status, o.body, c.apiKey), true
+		f.retryAfter, f.hasRetryAfter = parseRetryAfter(o.header.Get("Retry-After"), time.Now())
+	case status >= 200 && status < 300:
+		f.err = fmt.Errorf("unexpected HTTP %d", status)
+	default:
+		apiErr := parseAPIError(status, o.body, c.apiKey)
+		if status >= 300 && status < 400 {
+			apiErr.Detail = "unexpected redirect to " + o.header.Get("Location")
+		}
+		f.err = apiErr
+	}
+	return f
 }
 
 // createRejected reports whether an answer to a create says Didit created

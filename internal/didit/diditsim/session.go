@@ -150,19 +150,25 @@ func (s *Sim) startLocked(sess *session) error {
 	return nil
 }
 
+// runningLocked starts a session that has not started; one in progress or
+// resubmitted is already running; any other cannot take action.
+func (s *Sim) runningLocked(sess *session, action string) error {
+	switch sess.status {
+	case StatusNotStarted:
+		return s.startLocked(sess)
+	case StatusInProgress, StatusResubmitted:
+		return nil
+	}
+	return fmt.Errorf("%w: %s from %q", ErrInvalidTransition, action, sess.status)
+}
+
 // completeLocked finishes the flow with outcome o.
 func (s *Sim) completeLocked(sess *session, o Outcome) error {
 	if err := o.validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
-	switch sess.status {
-	case StatusNotStarted:
-		if err := s.startLocked(sess); err != nil {
-			return err
-		}
-	case StatusInProgress, StatusResubmitted:
-	default:
-		return fmt.Errorf("%w: complete from %q", ErrInvalidTransition, sess.status)
+	if err := s.runningLocked(sess, "complete"); err != nil {
+		return err
 	}
 	name := o.Preset
 	if name == "" {
@@ -181,14 +187,8 @@ func (s *Sim) abandonLocked(sess *session, ipf IPFields) error {
 	if err := ipf.validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
-	switch sess.status {
-	case StatusNotStarted:
-		if err := s.startLocked(sess); err != nil {
-			return err
-		}
-	case StatusInProgress, StatusResubmitted:
-	default:
-		return fmt.Errorf("%w: abandon from %q", ErrInvalidTransition, sess.status)
+	if err := s.runningLocked(sess, "abandon"); err != nil {
+		return err
 	}
 	if sess.result == nil {
 		sess.result = abandonedResult(sess, ipf)

@@ -134,21 +134,28 @@ func ParseURL(raw string) (Endpoint, error) {
 			return ep, errors.New("smtp url: username without password")
 		}
 	}
-	q, err := url.ParseQuery(u.RawQuery)
+	err = ep.query(u.RawQuery) // before ep is returned: it may set ep.TLS
+	return ep, err
+}
+
+// query applies the URL's query: only starttls=required, and only to
+// smtp://.
+func (ep *Endpoint) query(raw string) error {
+	q, err := url.ParseQuery(raw)
 	if err != nil {
-		return ep, fmt.Errorf("smtp url: invalid query: %w", err)
+		return fmt.Errorf("smtp url: invalid query: %w", err)
 	}
 	for key, vals := range q {
 		if key != "starttls" {
-			return ep, fmt.Errorf("smtp url: unknown query parameter %q (only starttls=required is supported)", key)
+			return fmt.Errorf("smtp url: unknown query parameter %q (only starttls=required is supported)", key)
 		}
 		if ep.TLS == ImplicitTLS {
-			return ep, errors.New("smtp url: starttls does not apply to smtps://, which is TLS from the start")
+			return errors.New("smtp url: starttls does not apply to smtps://, which is TLS from the start")
 		}
 		if len(vals) != 1 || vals[0] != "required" {
-			return ep, fmt.Errorf("smtp url: invalid starttls value %q, want starttls=required", strings.Join(vals, ","))
+			return fmt.Errorf("smtp url: invalid starttls value %q, want starttls=required", strings.Join(vals, ","))
 		}
 		ep.TLS = STARTTLSRequired
 	}
-	return ep, nil
+	return nil
 }

@@ -38,6 +38,37 @@ type listPage struct {
 	Results  []listRow `json:"results"`
 }
 
+// listFilter is the list endpoint's query, as a test on one session.
+type listFilter struct {
+	env, kind                         string
+	from, to                          time.Time // zero: open
+	hasVendor                         bool
+	vendor, workflow, country, search string
+	statuses                          []string
+}
+
+func (f listFilter) matches(sess *session) bool {
+	switch {
+	case sess.deleted, sess.env != f.env, f.kind == "business":
+		return false
+	case f.hasVendor && (sess.vendorData == nil || *sess.vendorData != f.vendor):
+		return false
+	case len(f.statuses) > 0 && !slices.Contains(f.statuses, sess.status):
+		return false
+	case f.workflow != "" && !strings.EqualFold(f.workflow, sess.workflowID):
+		return false
+	case !f.from.IsZero() && sess.createdAt.Before(f.from):
+		return false
+	case !f.to.IsZero() && sess.createdAt.After(f.to):
+		return false
+	case f.country != "" && !strings.EqualFold(f.country, sessionCountry(sess)):
+		return false
+	case f.search != "" && !sessionMatchesSearch(sess, f.search):
+		return false
+	}
+	return true
+}
+
 func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, env string) {
 	q := r.URL.Query()
 	fe := fieldErrors{}
@@ -60,37 +91,20 @@ func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, env string) {
 	if n, err := strconv.Atoi(q.Get("offset")); err == nil && n > 0 {
 		offset = n
 	}
-	var statuses []string
+	f := listFilter{env: env, kind: kind, from: from, to: to, hasVendor: q.Has("vendor_data"), vendor: q.Get("vendor_data"),
+		workflow: q.Get("workflow_id"), country: q.Get("country"), search: q.Get("search")}
 	if v := q.Get("status"); v != "" {
 		for _, st := range strings.Split(v, ",") {
-			statuses = append(statuses, strings.TrimSpace(st))
+			f.statuses = append(f.statuses, strings.TrimSpace(st))
 		}
 	}
-	vendor, workflow, country, search := q.Get("vendor_data"), q.Get("workflow_id"), q.Get("country"), q.Get("search")
 
 	s.mu.Lock()
 	var matched []*session
 	for i := len(s.order) - 1; i >= 0; i-- { // newest first
-		sess := s.order[i]
-		switch {
-		case sess.deleted, sess.env != env, kind == "business":
-			continue
-		case q.Has("vendor_data") && (sess.vendorData == nil || *sess.vendorData != vendor):
-			continue
-		case len(statuses) > 0 && !slices.Contains(statuses, sess.status):
-			continue
-		case workflow != "" && !strings.EqualFold(workflow, sess.workflowID):
-			continue
-		case !from.IsZero() && sess.createdAt.Before(from):
-			continue
-		case !to.IsZero() && sess.createdAt.After(to):
-			continue
-		case country != "" && !strings.EqualFold(country, sessionCountry(sess)):
-			continue
-		case search != "" && !sessionMatchesSearch(sess, search):
-			continue
+		if f.matches(s.order[i]) {
+			matched = append(matched, s.order[i])
 		}
-		matched = append(matched, sess)
 	}
 	page := listPage{Count: len(matched), Results: []listRow{}}
 	for i := offset; i < len(matched) && i < offset+limit; i++ {

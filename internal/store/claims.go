@@ -44,19 +44,13 @@ const releaseUnit = `UPDATE quota_usage SET used = used - 1
 // ReleaseSessionClaim ends a claim and gives back the quota unit it still
 // holds, together.
 func (db *DB) ReleaseSessionClaim(ctx context.Context, personID, token string) error {
+	const claim = `person_id = $1 AND token = $2`
 	var err error
 	if db.dialect == Postgres {
-		_, err = db.w.ExecContext(ctx, `WITH d AS (
-				DELETE FROM session_claims WHERE person_id = $1 AND token = $2 RETURNING quota_tenant, quota_month
-			)
-			UPDATE quota_usage SET used = used - 1 FROM d
-			WHERE quota_usage.tenant_id = d.quota_tenant AND quota_usage.month = d.quota_month AND used > 0`, personID, token)
+		_, err = dropClaims(ctx, db.w, true, claim, personID, token)
 	} else {
 		err = db.tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, releaseUnit, personID, token); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, `DELETE FROM session_claims WHERE person_id = $1 AND token = $2`, personID, token)
+			_, err := dropClaims(ctx, tx, false, claim, personID, token)
 			return err
 		})
 	}
@@ -84,29 +78,45 @@ func (db *DB) SweepLapsedClaims(ctx context.Context, before time.Time) (int64, e
 	return n, nil
 }
 
-// sweepClaims is SweepLapsedClaims inside a transaction: one statement on
-// PostgreSQL; two on SQLite, whose single writer lets nothing in between.
+// sweepClaims is SweepLapsedClaims inside a transaction.
 func (db *DB) sweepClaims(ctx context.Context, tx *sql.Tx, before int64) (int64, error) {
-	if db.dialect == Postgres {
+	return dropClaims(ctx, tx, db.dialect == Postgres, `claimed_until < $1`, before)
+}
+
+// querier is what dropClaims runs on: the pool or a transaction.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// dropClaims deletes the claims matching where (a condition on
+// session_claims' own columns, args as $1…) and gives back the quota
+// units they held, and returns how many it deleted. Every way a claim ends
+// without a stored session (release, sweep, a merge) comes through here,
+// so a unit is given back exactly once. One statement on PostgreSQL; two
+// on SQLite, which the caller runs in one transaction (its single writer
+// lets nothing in between).
+func dropClaims(ctx context.Context, q querier, pg bool, where string, args ...any) (int64, error) {
+	if pg {
 		var n int64
-		err := tx.QueryRowContext(ctx, `WITH d AS (
-				DELETE FROM session_claims WHERE claimed_until < $1 RETURNING quota_tenant, quota_month
+		err := q.QueryRowContext(ctx, `WITH d AS (
+				DELETE FROM session_claims WHERE `+where+` RETURNING quota_tenant, quota_month
 			), g AS (
 				SELECT quota_tenant, quota_month, count(*) AS n FROM d WHERE quota_tenant IS NOT NULL GROUP BY 1, 2
 			), u AS (
 				UPDATE quota_usage SET used = GREATEST(used - g.n, 0) FROM g
 				WHERE quota_usage.tenant_id = g.quota_tenant AND quota_usage.month = g.quota_month
 			)
-			SELECT count(*) FROM d`, before).Scan(&n)
+			SELECT count(*) FROM d`, args...).Scan(&n)
 		return n, err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE quota_usage SET used = max(used - (SELECT count(*) FROM session_claims c
-			WHERE c.claimed_until < $1 AND c.quota_tenant = quota_usage.tenant_id AND c.quota_month = quota_usage.month), 0)
-		WHERE EXISTS (SELECT 1 FROM session_claims c
-			WHERE c.claimed_until < $1 AND c.quota_tenant = quota_usage.tenant_id AND c.quota_month = quota_usage.month)`, before); err != nil {
+	held := `FROM session_claims WHERE ` + where +
+		` AND quota_tenant = quota_usage.tenant_id AND quota_month = quota_usage.month`
+	if _, err := q.ExecContext(ctx, `UPDATE quota_usage SET used = max(used - (SELECT count(*) `+held+`), 0)
+		WHERE EXISTS (SELECT 1 `+held+`)`, args...); err != nil {
 		return 0, err
 	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM session_claims WHERE claimed_until < $1`, before)
+	res, err := q.ExecContext(ctx, `DELETE FROM session_claims WHERE `+where, args...)
 	if err != nil {
 		return 0, err
 	}

@@ -164,38 +164,22 @@ func (t *txn) MergePerson(ctx context.Context, from, into string, now time.Time)
 	if busy {
 		return fmt.Errorf("store: merge person: %s has a KYC history: %w", from, kyc.ErrRace)
 	}
-	type stmt struct {
-		q    string
-		args []any
+	fail := func(err error) error {
+		if isForeignKey(err) {
+			return fmt.Errorf("store: merge person: %w", kyc.ErrRace)
+		}
+		return fmt.Errorf("store: merge person: %w", err)
 	}
-	lapsed := []any{from, ms(now)}
+	if _, err := t.tx.ExecContext(ctx, `UPDATE enrollments SET person_id = $2 WHERE person_id = $1`, from, into); err != nil {
+		return fail(err)
+	}
 	// The lapsed claim goes with the quota unit its dead holder reserved:
 	// once the claim is gone, neither a sweep nor a take-over can find it.
-	// One statement on PostgreSQL, so the unit given back is the one the
-	// claim held when it was deleted; on SQLite nothing comes in between.
-	dropClaim := []stmt{
-		{`UPDATE quota_usage SET used = used - 1 WHERE used > 0 AND EXISTS (SELECT 1 FROM session_claims c
-			WHERE c.person_id = $1 AND c.claimed_until <= $2
-				AND c.quota_tenant = quota_usage.tenant_id AND c.quota_month = quota_usage.month)`, lapsed},
-		{`DELETE FROM session_claims WHERE person_id = $1 AND claimed_until <= $2`, lapsed},
+	if _, err := dropClaims(ctx, t.tx, t.pg, `person_id = $1 AND claimed_until <= $2`, from, ms(now)); err != nil {
+		return fail(err)
 	}
-	if t.pg {
-		dropClaim = []stmt{{`WITH d AS (
-				DELETE FROM session_claims WHERE person_id = $1 AND claimed_until <= $2 RETURNING quota_tenant, quota_month
-			)
-			UPDATE quota_usage SET used = used - 1 FROM d
-			WHERE quota_usage.tenant_id = d.quota_tenant AND quota_usage.month = d.quota_month AND used > 0`, lapsed}}
-	}
-	stmts := []stmt{{`UPDATE enrollments SET person_id = $2 WHERE person_id = $1`, []any{from, into}}}
-	stmts = append(stmts, dropClaim...)
-	stmts = append(stmts, stmt{`DELETE FROM persons WHERE id = $1`, []any{from}})
-	for _, st := range stmts {
-		if _, err := t.tx.ExecContext(ctx, st.q, st.args...); err != nil {
-			if isForeignKey(err) {
-				return fmt.Errorf("store: merge person: %w", kyc.ErrRace)
-			}
-			return fmt.Errorf("store: merge person: %w", err)
-		}
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM persons WHERE id = $1`, from); err != nil {
+		return fail(err)
 	}
 	return nil
 }

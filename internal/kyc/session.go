@@ -172,7 +172,9 @@ func (s *Service) openSession(ctx context.Context, tenant Tenant, personID strin
 		return r, nil
 	}
 	r, err := s.createAtProvider(ctx, tenant, personID, token)
-	if err != nil {
+	if err != nil || r.Kind != CreateNew {
+		// Nothing was stored under the claim (storing consumes it): end
+		// it, and with it the quota unit it holds.
 		release()
 	}
 	return r, err
@@ -180,8 +182,10 @@ func (s *Service) openSession(ctx context.Context, tenant Tenant, personID strin
 
 // createAtProvider is create's steps 7–8 under the person's claim: the
 // quota unit, the provider's session, and storing it (which releases the
-// claim). Every failure before the provider created a session gives the
-// quota unit back; the caller releases the claim.
+// claim). The unit lives on the claim: when nothing is stored, the
+// caller's release gives it back; if this process dies first, the claim
+// lapses and the sweep (or the next creator, who inherits it) accounts
+// for it.
 func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID, token string) (CreateResult, error) {
 	hold := QuotaHold{PersonID: personID, Token: token, TenantID: tenant.ID, Month: s.now().Format("2006-01")}
 	if tenant.MonthlyQuota > 0 {
@@ -193,21 +197,7 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 			return CreateResult{}, NewError(CodeQuotaExceeded, "Monthly KYC session quota exceeded")
 		}
 	}
-	// The unit lives on the claim: if this process dies before storing
-	// the session, the claim lapses and the sweep (or the next creator,
-	// who inherits it) accounts for the unit.
-	giveBack := func() {
-		if tenant.MonthlyQuota == 0 {
-			return
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := s.store.ReleaseQuota(rctx, hold); err != nil {
-			s.log.ErrorContext(ctx, "release quota", "tenant", tenant.ID, "err", err)
-		}
-	}
 	if s.provider == nil {
-		giveBack()
 		return CreateResult{}, errors.New("no identity provider configured")
 	}
 	// From here on a partner that hangs up does not stop the work: Didit
@@ -223,7 +213,6 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 	})
 	stopRenew()
 	if err != nil {
-		giveBack()
 		return CreateResult{}, err
 	}
 	now := s.now()
@@ -240,8 +229,7 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 		// person's unfinished session when there is one (didit.md §2.2),
 		// e.g. a declined session a reviewer reopened (Resubmitted) while
 		// we kept the final status. That is a resume: no new session, no
-		// quota.
-		giveBack()
+		// quota (the caller's release gives the unit back).
 		return s.resume(ctx, tenant, personID, ps)
 	}
 	if err != nil {

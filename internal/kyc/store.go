@@ -114,10 +114,9 @@ type Store interface {
 	// claim; a claim that already holds that unit (taken over from a holder
 	// that died) keeps it. ErrConflict when the claim is no longer held.
 	// The unit lives as long as the claim: InsertSession makes it
-	// permanent, ReleaseQuota and ReleaseSessionClaim give it back, and so
-	// does SweepLapsedClaims.
+	// permanent, ReleaseSessionClaim gives it back, and so does
+	// SweepLapsedClaims.
 	ReserveQuota(ctx context.Context, q QuotaHold, limit int) (bool, error)
-	ReleaseQuota(ctx context.Context, q QuotaHold) error
 	QuotaUsed(ctx context.Context, tenantID, month string) (int, error)
 
 	// Prune deletes rows no rule needs any more; it returns how many.

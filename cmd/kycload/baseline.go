@@ -71,41 +71,8 @@ func baselineMain(args []string) error {
 
 	b := &baseline{tenant: *tenant, secret: *secret, hookSecret: *hookSecret, mail: &smtpPool{addr: *smtpAddr, idle: make(chan *smtp.Client, 256)}}
 	var err error
-	if b.sqlite = strings.HasPrefix(*dbURL, "sqlite:"); b.sqlite {
-		// The same discipline as the store, which SQLite needs to take
-		// concurrent writes at all: one write connection whose transactions
-		// begin IMMEDIATE, and a pool of read-only connections; and, like
-		// the store, the write-ahead log checkpointed every 200 ms from a
-		// connection of its own rather than by the writer.
-		path := strings.TrimPrefix(*dbURL, "sqlite:")
-		pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
-		if b.w, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)"); err != nil {
-			return err
-		}
-		ck, err := sql.Open("sqlite", "file:"+path+"?"+pragmas)
-		if err != nil {
-			return err
-		}
-		go func() {
-			for range time.Tick(200 * time.Millisecond) {
-				ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
-			}
-		}()
-		b.w.SetMaxOpenConns(1)
-		b.w.SetMaxIdleConns(1)
-		if b.r, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)"); err != nil {
-			return err
-		}
-		n := max(4, 2*runtime.GOMAXPROCS(0))
-		b.r.SetMaxOpenConns(n)
-		b.r.SetMaxIdleConns(n)
-	} else {
-		if b.w, err = sql.Open("pgx", *dbURL); err != nil {
-			return err
-		}
-		b.w.SetMaxOpenConns(20)
-		b.w.SetMaxIdleConns(20)
-		b.r = b.w
+	if err := b.openDB(*dbURL); err != nil {
+		return err
 	}
 	if b.didit, err = didit.NewClient(didit.ClientConfig{BaseURL: *diditURL, APIKey: *diditKey, WorkflowID: *workflow}); err != nil {
 		return err
@@ -135,6 +102,49 @@ func baselineMain(args []string) error {
 	go func() { <-ctx.Done(); srv.Close() }()
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	return nil
+}
+
+// openDB opens the baseline's pools with the same discipline as the store,
+// so the comparison measures the code and not the database set-up.
+func (b *baseline) openDB(dbURL string) error {
+	var err error
+	if b.sqlite = strings.HasPrefix(dbURL, "sqlite:"); b.sqlite {
+		// The same discipline as the store, which SQLite needs to take
+		// concurrent writes at all: one write connection whose transactions
+		// begin IMMEDIATE, and a pool of read-only connections; and, like
+		// the store, the write-ahead log checkpointed every 200 ms from a
+		// connection of its own rather than by the writer.
+		path := strings.TrimPrefix(dbURL, "sqlite:")
+		pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+		if b.w, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)"); err != nil {
+			return err
+		}
+		ck, err := sql.Open("sqlite", "file:"+path+"?"+pragmas)
+		if err != nil {
+			return err
+		}
+		go func() {
+			for range time.Tick(200 * time.Millisecond) {
+				ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			}
+		}()
+		b.w.SetMaxOpenConns(1)
+		b.w.SetMaxIdleConns(1)
+		if b.r, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)"); err != nil {
+			return err
+		}
+		n := max(4, 2*runtime.GOMAXPROCS(0))
+		b.r.SetMaxOpenConns(n)
+		b.r.SetMaxIdleConns(n)
+	} else {
+		if b.w, err = sql.Open("pgx", dbURL); err != nil {
+			return err
+		}
+		b.w.SetMaxOpenConns(20)
+		b.w.SetMaxIdleConns(20)
+		b.r = b.w
 	}
 	return nil
 }

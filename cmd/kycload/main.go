@@ -509,6 +509,15 @@ func (h *harness) selected(name string) bool {
 	return len(h.opt.only) == 0 || slices.Contains(h.opt.only, name)
 }
 
+// target is one server under load: kycgate or the baseline.
+type target struct {
+	name  string // "kycgate" or "baseline", the report's column
+	p     *proc
+	c     *http.Client
+	key   string // the API key its requests carry ("" for the baseline)
+	pprof string // its profiling address
+}
+
 // runEngine measures every endpoint on one engine: kycgate and the
 // baseline closed loop, then kycgate at half its peak, open loop.
 func (h *harness) runEngine(ctx context.Context, engineName string) error {
@@ -528,85 +537,78 @@ func (h *harness) runEngine(ctx context.Context, engineName string) error {
 		return err
 	}
 	defer bl.stop()
-	kgClient, blClient := newClient(), newClient()
+	k := target{"kycgate", kg, newClient(), e.apiKey, pprofAddr}
+	b := target{"baseline", bl, newClient(), "", blPprof}
 
 	for _, sc := range scenarios {
 		if !h.selected(sc.name) || ctx.Err() != nil {
 			continue
 		}
-		poolN := h.opt.pool
-		if sc.name == "prepare-wallet" {
-			poolN = max(1, poolN/4) // signing fixtures is the slow part of setup
-		}
-		// kycgate, closed loop (with a CPU profile when asked).
-		if err := h.freshSim(); err != nil {
+		if err := h.runScenario(ctx, e, engineName, sc, k, b); err != nil {
 			return err
-		}
-		gen, err := sc.setup(ctx, h, e, h.tag("k"), poolN)
-		if err != nil {
-			return fmt.Errorf("%s setup: %w", sc.name, err)
-		}
-		e.settle(ctx)
-		stopProf := h.profile(pprofAddr, engineName, sc.name, h.opt.warmup+h.opt.duration)
-		rk := closedLoop(ctx, kgClient, gen(kg.base, e.apiKey), sc.expect, h.opt.workers, h.opt.warmup, h.opt.duration, kg)
-		stopProf()
-		h.add(&rk, sc, "kycgate", engineName)
-
-		// baseline, closed loop.
-		if err := h.freshSim(); err != nil {
-			return err
-		}
-		gen, err = sc.setup(ctx, h, e, h.tag("b"), poolN)
-		if err != nil {
-			return fmt.Errorf("%s setup: %w", sc.name, err)
-		}
-		e.settle(ctx)
-		stopProf = h.profile(blPprof, engineName, sc.name+"-baseline", h.opt.warmup+h.opt.duration)
-		rb := closedLoop(ctx, blClient, gen(bl.base, ""), sc.expect, h.opt.workers, h.opt.warmup, h.opt.duration, bl)
-		stopProf()
-		h.add(&rb, sc, "baseline", engineName)
-
-		// kycgate at a fixed rate of half its measured peak, then the
-		// baseline at that same rate: the control that shows how much of
-		// the latency tail is the machine's (other processes, the load
-		// generator itself) rather than kycgate's.
-		if rk.RPS > 0 && h.opt.openDur > 0 {
-			rate := rk.RPS / 2
-			n := int(math.Ceil(rate*(h.opt.warmup+h.opt.openDur).Seconds()*1.05)) + 100
-			for _, t := range []struct {
-				name   string
-				p      *proc
-				c      *http.Client
-				key    string
-				prefix string
-				pprof  string
-			}{{"kycgate", kg, kgClient, e.apiKey, "o", pprofAddr}, {"baseline", bl, blClient, "", "c", blPprof}} {
-				if err := h.freshSim(); err != nil {
-					return err
-				}
-				gen, err = sc.setup(ctx, h, e, h.tag(t.prefix), n)
-				if err != nil {
-					return fmt.Errorf("%s setup: %w", sc.name, err)
-				}
-				e.settle(ctx)
-				suffix := "-open"
-				if t.name == "baseline" {
-					suffix = "-baseline-open"
-				}
-				stopProf := h.profile(t.pprof, engineName, sc.name+suffix, h.opt.openDur)
-				ro := openLoop(ctx, t.c, gen(t.p.base, t.key), sc.expect, rate, h.opt.warmup, h.opt.openDur, t.p)
-				stopProf()
-				h.add(&ro, sc, t.name, engineName)
-			}
 		}
 	}
 	rss, hwm := kg.memory()
 	n, first := countErrors(kg.log)
 	h.Servers = append(h.Servers, ServerInfo{Engine: engineName, RSSKiB: rss, HWMKiB: hwm, LogErrors: n, FirstErr: first})
 	if h.selected("status") && ctx.Err() == nil {
-		return h.runAuthCache(ctx, e, kgClient)
+		return h.runAuthCache(ctx, e, k.c)
 	}
 	return nil
+}
+
+// runScenario measures one endpoint: kycgate and the baseline closed loop,
+// then both at a fixed rate of half kycgate's measured peak: the control
+// that shows how much of the latency tail is the machine's (other
+// processes, the load generator itself) rather than kycgate's.
+func (h *harness) runScenario(ctx context.Context, e *engine, engineName string, sc scenario, k, b target) error {
+	poolN := h.opt.pool
+	if sc.name == "prepare-wallet" {
+		poolN = max(1, poolN/4) // signing fixtures is the slow part of setup
+	}
+	closed := func(c *http.Client, gen Gen, p *proc) Result {
+		return closedLoop(ctx, c, gen, sc.expect, h.opt.workers, h.opt.warmup, h.opt.duration, p)
+	}
+	rk, err := h.measure(ctx, e, engineName, sc, k, "k", poolN, "", h.opt.warmup+h.opt.duration, closed)
+	if err != nil {
+		return err
+	}
+	if _, err := h.measure(ctx, e, engineName, sc, b, "b", poolN, "-baseline", h.opt.warmup+h.opt.duration, closed); err != nil {
+		return err
+	}
+	if rk.RPS <= 0 || h.opt.openDur <= 0 {
+		return nil
+	}
+	rate := rk.RPS / 2
+	n := int(math.Ceil(rate*(h.opt.warmup+h.opt.openDur).Seconds()*1.05)) + 100
+	open := func(c *http.Client, gen Gen, p *proc) Result {
+		return openLoop(ctx, c, gen, sc.expect, rate, h.opt.warmup, h.opt.openDur, p)
+	}
+	if _, err := h.measure(ctx, e, engineName, sc, k, "o", n, "-open", h.opt.openDur, open); err != nil {
+		return err
+	}
+	_, err = h.measure(ctx, e, engineName, sc, b, "c", n, "-baseline-open", h.opt.openDur, open)
+	return err
+}
+
+// measure runs one loop against t on a fresh simulator and n fresh
+// fixtures (tagged with prefix so runs never share them), profiled for
+// span under the scenario's name plus suffix, and records the result.
+func (h *harness) measure(ctx context.Context, e *engine, engineName string, sc scenario, t target, prefix string, n int,
+	suffix string, span time.Duration, loop func(*http.Client, Gen, *proc) Result) (Result, error) {
+	if err := h.freshSim(); err != nil {
+		return Result{}, err
+	}
+	gen, err := sc.setup(ctx, h, e, h.tag(prefix), n)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s setup: %w", sc.name, err)
+	}
+	e.settle(ctx)
+	stopProf := h.profile(t.pprof, engineName, sc.name+suffix, span)
+	r := loop(t.c, gen(t.p.base, t.key), t.p)
+	stopProf()
+	h.add(&r, sc, t.name, engineName)
+	return r, nil
 }
 
 // authCacheRow names the status run with the optional API-key cache on.

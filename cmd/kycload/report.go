@@ -136,46 +136,58 @@ func (h *harness) markdown(w io.Writer) {
 	fmt.Fprintf(w, "; measured %s, load average %s at the start and %s at the end. Closed loop: %d workers, %s per phase after %s warm-up; open loop: %s at half the closed-loop peak after %s at that rate unrecorded.\n",
 		m.When, m.LoadAvg, m.LoadEnd, h.opt.workers, h.opt.duration, h.opt.warmup, h.opt.openDur, h.opt.warmup)
 	for _, eng := range h.opt.engines {
-		rows := h.rows(eng)
-		if len(rows) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, "\n### %s\n\n", eng)
-		fmt.Fprintln(w, "| endpoint | kind | kycgate req/s | p50 | p99 | p99.9 ms | CPU µs/req | baseline req/s | p50 | p99 | p99.9 ms | CPU µs/req | ratio | target | met |")
-		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
-		for _, r := range rows {
-			kind := "read"
-			if r.write {
-				kind = "write"
-			}
-			bl := "| – | – | – | – | –"
-			if r.bl != nil {
-				bl = fmt.Sprintf("| %.0f | %s | %s | %s | %d", r.bl.RPS, ms(r.bl.P50), ms(r.bl.P99), ms(r.bl.P999), r.bl.CPUPerReq.Microseconds())
-			}
-			fmt.Fprintf(w, "| %s | %s | %.0f | %s | %s | %s | %d %s | %.0f %% | ≥ %.0f %% | %s |%s\n", r.name, kind,
-				r.kg.RPS, ms(r.kg.P50), ms(r.kg.P99), ms(r.kg.P999), r.kg.CPUPerReq.Microseconds(), bl, 100*r.ratio, 100*r.target, yes(r.ratio >= r.target), flags(r.kg, r.bl))
-		}
-		fmt.Fprintf(w, "\nkycgate at a fixed rate of half its peak (open loop, latency from each request's due time):\n\n")
-		fmt.Fprintln(w, "| endpoint | offered req/s | answered req/s | p50 | p99 | p99.9 ms | p99 ≤ 10 ms | machine busy, stall / steal ms | baseline at the same rate: p50 | p99 | p99.9 ms | machine busy, stall / steal ms |")
-		fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|")
-		for _, r := range rows {
-			if r.open == nil {
-				continue
-			}
-			o := r.open
-			ctl := "| – | – | – | –"
-			if b := r.blOpen; b != nil {
-				ctl = fmt.Sprintf("| %s | %s | %s | %.0f %%, %s / %s", ms(b.P50), ms(b.P99), ms(b.P999), 100*b.Busy, ms(b.Stall), ms(b.Steal))
-			}
-			fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %s | %s | %s | %.0f %%, %s / %s %s |%s\n", r.name, o.Rate, o.RPS, ms(o.P50), ms(o.P99), ms(o.P999),
-				yes(o.P99 <= p99Target && o.Errors == 0), 100*o.Busy, ms(o.Stall), ms(o.Steal), ctl, flags(o, r.blOpen))
-		}
+		h.engineMarkdown(w, eng)
 	}
 	for _, s := range h.Servers {
 		fmt.Fprintf(w, "\nkycgate on %s after its run: RSS %d MB (peak %d MB); %d ERROR lines in its log%s\n",
 			s.Engine, s.RSSKiB>>10, s.HWMKiB>>10, s.LogErrors, trimErr(s.FirstErr))
 	}
 	h.floodMarkdown(w)
+	h.emailMarkdown(w)
+	h.scaleMarkdown(w)
+}
+
+// engineMarkdown writes one engine's tables: closed loop against the
+// baseline, then the open-loop control.
+func (h *harness) engineMarkdown(w io.Writer, eng string) {
+	rows := h.rows(eng)
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n### %s\n\n", eng)
+	fmt.Fprintln(w, "| endpoint | kind | kycgate req/s | p50 | p99 | p99.9 ms | CPU µs/req | baseline req/s | p50 | p99 | p99.9 ms | CPU µs/req | ratio | target | met |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+	for _, r := range rows {
+		kind := "read"
+		if r.write {
+			kind = "write"
+		}
+		bl := "| – | – | – | – | –"
+		if r.bl != nil {
+			bl = fmt.Sprintf("| %.0f | %s | %s | %s | %d", r.bl.RPS, ms(r.bl.P50), ms(r.bl.P99), ms(r.bl.P999), r.bl.CPUPerReq.Microseconds())
+		}
+		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %s | %s | %d %s | %.0f %% | ≥ %.0f %% | %s |%s\n", r.name, kind,
+			r.kg.RPS, ms(r.kg.P50), ms(r.kg.P99), ms(r.kg.P999), r.kg.CPUPerReq.Microseconds(), bl, 100*r.ratio, 100*r.target, yes(r.ratio >= r.target), flags(r.kg, r.bl))
+	}
+	fmt.Fprintf(w, "\nkycgate at a fixed rate of half its peak (open loop, latency from each request's due time):\n\n")
+	fmt.Fprintln(w, "| endpoint | offered req/s | answered req/s | p50 | p99 | p99.9 ms | p99 ≤ 10 ms | machine busy, stall / steal ms | baseline at the same rate: p50 | p99 | p99.9 ms | machine busy, stall / steal ms |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|")
+	for _, r := range rows {
+		if r.open == nil {
+			continue
+		}
+		o := r.open
+		ctl := "| – | – | – | –"
+		if b := r.blOpen; b != nil {
+			ctl = fmt.Sprintf("| %s | %s | %s | %.0f %%, %s / %s", ms(b.P50), ms(b.P99), ms(b.P999), 100*b.Busy, ms(b.Stall), ms(b.Steal))
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %s | %s | %s | %.0f %%, %s / %s %s |%s\n", r.name, o.Rate, o.RPS, ms(o.P50), ms(o.P99), ms(o.P999),
+			yes(o.P99 <= p99Target && o.Errors == 0), 100*o.Busy, ms(o.Stall), ms(o.Steal), ctl, flags(o, r.blOpen))
+	}
+}
+
+// emailMarkdown writes the email round-trip table, if that run was made.
+func (h *harness) emailMarkdown(w io.Writer) {
 	if len(h.Email) > 0 {
 		fmt.Fprint(w, "\n### Email round trip (SQLite)\n\n")
 		fmt.Fprint(w, "prepare → send-otp → delivery to the SMTP sink → read the code → verify-otp, a fresh email each time.\n\n")
@@ -190,6 +202,10 @@ func (h *harness) markdown(w io.Writer) {
 				r.Target, yes(r.RPS >= r.Target && r.Errors == 0), e)
 		}
 	}
+}
+
+// scaleMarkdown writes the scale run's table, if that run was made.
+func (h *harness) scaleMarkdown(w io.Writer) {
 	if len(h.Scale) > 0 {
 		fmt.Fprint(w, "\n### Scale run (SQLite)\n\n")
 		fmt.Fprintf(w, "Every user enrolled, verified, with an approved session; status asks for uniformly random users. c=1: one request at a time; c=%d: closed loop.\n\n", h.opt.workers)

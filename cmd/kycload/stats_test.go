@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -88,5 +89,38 @@ func TestRows(t *testing.T) {
 	}
 	if ac.bl != st.bl || ac.ratio != 0.8 {
 		t.Errorf("auth-cache row: baseline %v, ratio %v; want status's baseline and 0.8", ac.bl, ac.ratio)
+	}
+}
+
+// TestMarkdown: the report shows each engine's rows with their ratio and
+// verdict, the open-loop control, and skips sections no run filled.
+func TestMarkdown(t *testing.T) {
+	h := &harness{Results: []Result{
+		{Name: "status", Target: "kycgate", Engine: "sqlite", Mode: "closed", RPS: 600},
+		{Name: "status", Target: "baseline", Engine: "sqlite", Mode: "closed", RPS: 1000},
+		{Name: "status", Target: "kycgate", Engine: "sqlite", Mode: "open", Rate: 300, RPS: 300},
+		{Name: "send-otp", Target: "kycgate", Engine: "sqlite", Mode: "closed", RPS: 100},
+		{Name: "send-otp", Target: "baseline", Engine: "sqlite", Mode: "closed", RPS: 400},
+	}}
+	h.opt.engines = []string{"sqlite", "postgres"}
+	var b strings.Builder
+	h.markdown(&b)
+	out := b.String()
+	for _, want := range []string{
+		"### sqlite",
+		"| status | read | 600 |",
+		"| 60 % | ≥ 60 % | yes |",
+		"| send-otp | write | 100 |",
+		"| 25 % | ≥ 50 % | **no** |",
+		"| status | 300 | 300 |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	for _, absent := range []string{"### postgres", "Email round trip", "Scale run"} {
+		if strings.Contains(out, absent) {
+			t.Errorf("report has %q though no run filled it", absent)
+		}
 	}
 }

@@ -496,6 +496,7 @@ func expectHookRejected(t *testing.T, rep reply) {
 // §11 through kycgate and the simulator, asserting create's data.message
 // and the status endpoint's whole data at each step.
 func TestDiditSessionFlows(t *testing.T) {
+	t.Parallel()
 	r := startDidit(t)
 	tenantID, key := r.in.tenant("Flows", "--rate-limit-per-minute", "0")
 	n := 0
@@ -706,6 +707,7 @@ func TestDiditSessionFlows(t *testing.T) {
 // §8's, with Didit failing in the two ways a deployment sees: 5xx beyond
 // the client's retries, and a wrong API key.
 func TestDiditSessionErrors(t *testing.T) {
+	t.Parallel()
 	r := startDidit(t)
 	_, key := r.in.tenant("Errors", "--rate-limit-per-minute", "0", "--quota", "1")
 
@@ -783,6 +785,7 @@ func TestDiditSessionErrors(t *testing.T) {
 
 // TestDiditSharedVerification is api.md §10 across two tenants.
 func TestDiditSharedVerification(t *testing.T) {
+	t.Parallel()
 	r := startDidit(t)
 	_, keyA := r.in.tenant("TenantA", "--rate-limit-per-minute", "0")
 	_, keyB := r.in.tenant("TenantB", "--rate-limit-per-minute", "0", "--quota", "1")
@@ -839,6 +842,7 @@ func TestDiditSharedVerification(t *testing.T) {
 // TestDiditSessionConcurrency checks §7's invariants under concurrent
 // creates: one open session per person, the quota exact, failures free.
 func TestDiditSessionConcurrency(t *testing.T) {
+	t.Parallel()
 	r := startDidit(t)
 
 	t.Run("one person, 20 creates", func(t *testing.T) {
@@ -951,6 +955,7 @@ func TestDiditSessionConcurrency(t *testing.T) {
 // refuses, and that duplicates, stale-ordered events and unknown sessions
 // are acknowledged and change nothing.
 func TestDiditWebhooks(t *testing.T) {
+	t.Parallel()
 	r := startDidit(t)
 	_, key := r.in.tenant("Hooks", "--rate-limit-per-minute", "0")
 	n := 0

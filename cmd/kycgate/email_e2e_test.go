@@ -14,6 +14,7 @@ import (
 // TestEmailPath walks api.md §1–§4 and §9 through a running server: every
 // documented status, on both path forms, with a real SMTP server.
 func TestEmailPath(t *testing.T) {
+	t.Parallel()
 	mb := newMailbox(t)
 	in := start(t, newEnv(t, mb.srv.URL()))
 	_, key := in.tenant("Acme", "--rate-limit-per-minute", "0")
@@ -239,6 +240,7 @@ func TestEmailPath(t *testing.T) {
 
 // TestTenantIsolation: enrollments and proofs are per tenant (api.md §10).
 func TestTenantIsolation(t *testing.T) {
+	t.Parallel()
 	mb := newMailbox(t)
 	in := start(t, newEnv(t, mb.srv.URL()))
 	_, a := in.tenant("A")
@@ -268,6 +270,7 @@ func TestTenantIsolation(t *testing.T) {
 
 // TestRestartKeepsCodes: a code sent before a restart verifies after it.
 func TestRestartKeepsCodes(t *testing.T) {
+	t.Parallel()
 	mb := newMailbox(t)
 	in := start(t, newEnv(t, mb.srv.URL()))
 	_, key := in.tenant("Durable")
@@ -283,6 +286,7 @@ func TestRestartKeepsCodes(t *testing.T) {
 // TestConcurrentGuesses: 50 simultaneous wrong guesses count exactly 5,
 // after which even the right code is refused.
 func TestConcurrentGuesses(t *testing.T) {
+	t.Parallel()
 	mb := newMailbox(t)
 	in := start(t, newEnv(t, mb.srv.URL()))
 	_, key := in.tenant("Race", "--rate-limit-per-minute", "0")
@@ -325,6 +329,7 @@ func TestConcurrentGuesses(t *testing.T) {
 // TestConcurrentSends: simultaneous send-otp calls leave exactly one valid
 // code (one mail; the others are refused by the 60 s rule).
 func TestConcurrentSends(t *testing.T) {
+	t.Parallel()
 	mb := newMailbox(t)
 	in := start(t, newEnv(t, mb.srv.URL()))
 	_, key := in.tenant("Burst", "--rate-limit-per-minute", "0")
@@ -366,6 +371,7 @@ func TestConcurrentSends(t *testing.T) {
 // TestUndeliverableCode: when SMTP refuses the mail, send-otp answers 500
 // server_error, no code stays valid, and the 60 s gap is given back.
 func TestUndeliverableCode(t *testing.T) {
+	t.Parallel()
 	mb := newMailbox(t, mailtest.FailNext(1, 550, "mailbox unavailable"))
 	in := start(t, newEnv(t, mb.srv.URL()))
 	_, key := in.tenant("Bounce")

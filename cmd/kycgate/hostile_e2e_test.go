@@ -56,6 +56,7 @@ func accessLine(t *testing.T, in *instance, id string) map[string]any {
 // redirect; whatever a client puts in a path, the access log shows no
 // email, key or code.
 func TestRawPaths(t *testing.T) {
+	t.Parallel()
 	mb := newMailbox(t)
 	in := start(t, newEnv(t, mb.srv.URL()))
 	_, key := in.tenant("Raw")

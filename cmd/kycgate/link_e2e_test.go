@@ -258,6 +258,7 @@ func byBoth(e, w string) map[string]string { return map[string]string{"email": e
 const mismatchMsg = "email and wallet do not belong to the same user"
 
 func TestIdentityLinking(t *testing.T) {
+	t.Parallel()
 	r := newLinkRig(t)
 
 	// A wallet names an address nobody has: the address is a pending link
@@ -570,6 +571,7 @@ func TestIdentityLinking(t *testing.T) {
 // TestIdentityLinkingRaces: the link's proof racing itself, a registration
 // and creates, each request at once on the next replica.
 func TestIdentityLinkingRaces(t *testing.T) {
+	t.Parallel()
 	r := newLinkRig(t)
 
 	// Two wallets proving one address at the same moment (each through its

@@ -778,6 +778,7 @@ func rpHook(t *testing.T, secret, sessionID, status string, ts int64, decision j
 // PostgreSQL schema and asserts, with requests spread over all three, every
 // rule that must hold across replicas.
 func TestReplicaInvariants(t *testing.T) {
+	t.Parallel()
 	c := rpNewCluster(t)
 	c.start(t, 3)
 	// All three migrated at once under the advisory lock: each migration
@@ -1271,6 +1272,7 @@ func (l *rpLoad) walletFlow(w rpWallet) {
 // two, and then reads the database: everything that was acknowledged is
 // there, and the survivors still serve.
 func TestReplicaSIGKILL(t *testing.T) {
+	t.Parallel()
 	c := rpNewCluster(t)
 	c.start(t, 3)
 	tenantID, key := c.tenant(t, "Load", "--rate-limit-per-minute", "0")
@@ -1415,6 +1417,7 @@ func TestReplicaSIGKILL(t *testing.T) {
 // fresh schema applies every migration once; a replica started afterwards,
 // and migrate run again, apply nothing more.
 func TestReplicaMigrateCommand(t *testing.T) {
+	t.Parallel()
 	c := rpNewCluster(t)
 	if n := c.count(t, `SELECT count(*) FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_name = 'schema_migrations'`); n != 0 {

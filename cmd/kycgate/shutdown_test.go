@@ -13,6 +13,7 @@ import (
 // TestGracefulShutdown: a request in flight when shutdown starts still
 // completes, new connections are refused, and run() returns cleanly.
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	const apiKey, workflow, secret = "sim-key-shutdown", "0b1e2d3c-4a5b-4c7d-8e9f-a0b1c2d3e4f5", "whsec-shutdown-test"
 	cfg := diditsim.DefaultConfig()
 	cfg.APIKey = apiKey
@@ -88,6 +89,7 @@ func TestGracefulShutdown(t *testing.T) {
 // the API goes on serving, for KYCGATE_SHUTDOWN_DELAY (or until a second
 // signal); only then does the listener close.
 func TestShutdownDelay(t *testing.T) {
+	t.Parallel()
 	mb := newMailbox(t)
 	env := newEnv(t, mb.srv.URL())
 	env["KYCGATE_SHUTDOWN_DELAY"] = "10m" // ended by the second signal below
@@ -135,6 +137,7 @@ func TestShutdownDelay(t *testing.T) {
 
 // TestBadConfiguration: run() refuses a bad setting with one line naming it.
 func TestBadConfiguration(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"KYCGATE_ADDR": "127.0.0.1:0", "KYCGATE_DATABASE_URL": "sqlite:" + t.TempDir() + "/db",
 		"KYCGATE_SMTP_URL": "gopher://nope"}
 	err := run(t.Context(), []string{"serve"}, getenvFrom(env), nil, nil)

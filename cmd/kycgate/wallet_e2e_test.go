@@ -355,6 +355,7 @@ func checkChallengeMessage(t testing.TB, msg, wallet, chain string, before, afte
 
 // TestWalletChallenge: POST /security/wallet/challenge (api.md §5).
 func TestWalletChallenge(t *testing.T) {
+	t.Parallel()
 	in := start(t, newEnv(t, newMailbox(t).srv.URL()))
 	_, key := in.tenant("Chal", "--rate-limit-per-minute", "0")
 	evm := testWallet(t, "evm", 0).Address
@@ -464,6 +465,7 @@ func TestWalletChallenge(t *testing.T) {
 // TestWalletPrepareErrors: prepare-wallet's refusals that need no valid
 // signature, in the documented order (api.md §6).
 func TestWalletPrepareErrors(t *testing.T) {
+	t.Parallel()
 	in := start(t, newEnv(t, newMailbox(t).srv.URL()))
 	_, key := in.tenant("Errs", "--rate-limit-per-minute", "0")
 	_, other := in.tenant("Other", "--rate-limit-per-minute", "0")
@@ -591,6 +593,7 @@ func flipCase(s string) string {
 // issued, signed by the wallet library, registers the wallet; a session
 // created by wallet is approved and status by wallet says so.
 func TestWalletLiveSigning(t *testing.T) {
+	t.Parallel()
 	needSigner(t)
 	in := start(t, newEnv(t, newMailbox(t).srv.URL()))
 	_, key := in.tenant("Live", "--rate-limit-per-minute", "0")
@@ -630,6 +633,7 @@ func TestWalletLiveSigning(t *testing.T) {
 // meaningful (the only thing wrong is the one thing changed), and that a
 // refused signature leaves the challenge usable.
 func TestWalletSignatureChecks(t *testing.T) {
+	t.Parallel()
 	needSigner(t)
 	in := start(t, newEnv(t, newMailbox(t).srv.URL()))
 	_, key := in.tenant("Sigs", "--rate-limit-per-minute", "0")
@@ -774,6 +778,7 @@ func race(t testing.TB, in *instance, key string, bodies []map[string]string) ma
 // becomes one person; two new wallets naming one new email at once both
 // hold it pending.
 func TestWalletConcurrentPrepare(t *testing.T) {
+	t.Parallel()
 	needSigner(t)
 	mb := newMailbox(t)
 	in := start(t, newEnv(t, mb.srv.URL()))

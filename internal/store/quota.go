@@ -109,40 +109,6 @@ func reserveQuotaSQLite(ctx context.Context, tx *sql.Tx, q kyc.QuotaHold, limit 
 	return true, nil
 }
 
-// ReleaseQuota gives back the unit the caller's claim holds, if any, and
-// keeps the claim.
-func (db *DB) ReleaseQuota(ctx context.Context, q kyc.QuotaHold) error {
-	var err error
-	if db.dialect == Postgres {
-		// The inner SELECT locks the claim before the update reads it, so
-		// the unit given back is the one the claim held at that moment (a
-		// sweep that deleted it first leaves nothing to give back).
-		_, err = db.w.ExecContext(ctx, `WITH c AS (
-				UPDATE session_claims s SET quota_tenant = NULL, quota_month = NULL
-				FROM (SELECT person_id, quota_tenant, quota_month FROM session_claims
-					WHERE person_id = $1 AND token = $2 AND quota_tenant IS NOT NULL FOR UPDATE) old
-				WHERE s.person_id = old.person_id
-				RETURNING old.quota_tenant, old.quota_month
-			)
-			UPDATE quota_usage SET used = quota_usage.used - 1 FROM c
-			WHERE quota_usage.tenant_id = c.quota_tenant AND quota_usage.month = c.quota_month AND quota_usage.used > 0`,
-			q.PersonID, q.Token)
-	} else {
-		err = db.tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, releaseUnit, q.PersonID, q.Token); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, `UPDATE session_claims SET quota_tenant = NULL, quota_month = NULL
-				WHERE person_id = $1 AND token = $2`, q.PersonID, q.Token)
-			return err
-		})
-	}
-	if err != nil {
-		return fmt.Errorf("store: release quota: %w", err)
-	}
-	return nil
-}
-
 func (db *DB) QuotaUsed(ctx context.Context, tenantID, month string) (int, error) {
 	var used int
 	err := db.r.QueryRowContext(db.pointCtx(ctx), `SELECT used FROM quota_usage WHERE tenant_id = $1 AND month = $2`, tenantID, month).Scan(&used)

@@ -523,19 +523,20 @@ func TestQuota(t *testing.T) {
 		if !f.reserve(hs[0], 3) || f.used("ta", "2030-03") != 3 {
 			t.Error("a second reservation by the same claim")
 		}
-		must(t, db.ReleaseQuota(ctx, hs[0]))
+		// Releasing a claim gives back what it holds, once.
+		must(t, db.ReleaseSessionClaim(ctx, hs[0].PersonID, hs[0].Token))
 		if n := f.used("ta", "2030-03"); n != 2 {
 			t.Errorf("after release QuotaUsed = %d, want 2", n)
 		}
-		must(t, db.ReleaseQuota(ctx, hs[0])) // holds nothing now
+		must(t, db.ReleaseSessionClaim(ctx, hs[0].PersonID, hs[0].Token)) // holds nothing now
 		if n := f.used("ta", "2030-03"); n != 2 {
 			t.Errorf("a second release gave back another unit: QuotaUsed = %d", n)
 		}
-		// Releasing the claim gives back what it holds.
 		must(t, db.ReleaseSessionClaim(ctx, hs[1].PersonID, hs[1].Token))
 		if n := f.used("ta", "2030-03"); n != 1 {
-			t.Errorf("after the claim's release QuotaUsed = %d, want 1", n)
+			t.Errorf("after the second claim's release QuotaUsed = %d, want 1", n)
 		}
+		hs[0] = f.holder("ta", "2030-03", live)
 		if !f.reserve(hs[3], 3) || !f.reserve(hs[0], 3) || f.reserve(f.holder("ta", "2030-03", live), 3) {
 			t.Error("releases did not give back exactly two units")
 		}
@@ -646,7 +647,6 @@ func TestQuotaOfADeadHolder(t *testing.T) {
 			// Swept again, or released late by its holder: nothing more.
 			n, err = db.SweepLapsedClaims(ctx, after)
 			must(t, err)
-			must(t, db.ReleaseQuota(ctx, dead))
 			must(t, db.ReleaseSessionClaim(ctx, dead.PersonID, dead.Token))
 			if u := f.used("td", "2030-03"); n != 0 || u != 1 {
 				t.Errorf("second sweep: %d claims, QuotaUsed = %d; want 0, 1", n, u)
@@ -656,8 +656,6 @@ func TestQuotaOfADeadHolder(t *testing.T) {
 				t.Errorf("InsertSession after the sweep = %v, want ErrConflict", err)
 			}
 			// Prune sweeps the same way.
-			must(t, db.ReleaseQuota(ctx, alive))
-			f.reserve(alive, 5)
 			if _, err := db.Prune(ctx, kyc.PruneBefore{Claims: at(2 * time.Hour)}); err != nil {
 				t.Fatal(err)
 			}

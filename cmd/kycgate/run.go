@@ -62,17 +62,31 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
+// secretSource says where the server secret came from: the variable, a
+// file beside the database, or a file this call just created.
+type secretSource struct {
+	path      string // "" when KYCGATE_SECRET gave it
+	generated bool
+}
+
 // secret returns the configured server secret, or for the embedded SQLite
 // default one generated once and kept beside the database.
-func secret(cfg config.Config) ([]byte, error) {
+func secret(cfg config.Config) ([]byte, secretSource, error) {
 	if cfg.Secret != "" {
-		return []byte(cfg.Secret), nil
+		return []byte(cfg.Secret), secretSource{}, nil
 	}
 	if !strings.HasPrefix(cfg.DatabaseURL, "sqlite:") {
-		return nil, &config.Error{Var: "KYCGATE_SECRET", Problem: "is required"}
+		return nil, secretSource{}, &config.Error{Var: "KYCGATE_SECRET", Problem: "is required"}
 	}
 	dir := filepath.Dir(store.SQLitePath(cfg.DatabaseURL))
-	path := filepath.Join(dir, "secret")
+	src := secretSource{path: filepath.Join(dir, "secret")}
+	b, generated, err := secretFile(dir, src.path)
+	src.generated = generated
+	return b, src, err
+}
+
+// secretFile reads the secret at path, creating it first if there is none.
+func secretFile(dir, path string) ([]byte, bool, error) {
 	read := func() ([]byte, error) {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -85,10 +99,10 @@ func secret(cfg config.Config) ([]byte, error) {
 		return []byte(s), nil
 	}
 	if b, err := read(); !errors.Is(err, os.ErrNotExist) {
-		return b, err
+		return b, false, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data folder: %w", err)
+		return nil, false, fmt.Errorf("create data folder: %w", err)
 	}
 	var b [32]byte
 	rand.Read(b[:])
@@ -99,7 +113,7 @@ func secret(cfg config.Config) ([]byte, error) {
 	// fails if another process linked its secret first: then we use theirs.
 	tmp, err := os.CreateTemp(dir, ".secret-*")
 	if err != nil {
-		return nil, fmt.Errorf("write secret: %w", err)
+		return nil, false, fmt.Errorf("write secret: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	_, err = tmp.WriteString(s + "\n")
@@ -110,18 +124,19 @@ func secret(cfg config.Config) ([]byte, error) {
 		err = cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("write secret: %w", err)
+		return nil, false, fmt.Errorf("write secret: %w", err)
 	}
 	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
-		return read()
+		b, err := read()
+		return b, false, err
 	} else if err != nil {
-		return nil, fmt.Errorf("write secret: %w", err)
+		return nil, false, fmt.Errorf("write secret: %w", err)
 	}
 	if d, err := os.Open(dir); err == nil { // make the new name durable; best effort
 		d.Sync()
 		d.Close()
 	}
-	return []byte(s), nil
+	return []byte(s), true, nil
 }
 
 // openService opens the store and builds a service for admin commands,
@@ -131,7 +146,7 @@ func openService(ctx context.Context, getenv func(string) string) (*kyc.Service,
 	if err != nil {
 		return nil, nil, err
 	}
-	sec, err := secret(cfg)
+	sec, _, err := secret(cfg)
 	if err != nil {
 		return nil, nil, err
 	}

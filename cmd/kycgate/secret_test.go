@@ -46,7 +46,7 @@ func TestSecretFirstBootRace(t *testing.T) {
 		secrets := make([]string, procs)
 		for i := range procs {
 			wg.Go(func() {
-				b, err := secret(cfg)
+				b, _, err := secret(cfg)
 				errs[i], secrets[i] = err, string(b)
 			})
 		}
@@ -98,36 +98,50 @@ func TestSecretFile(t *testing.T) {
 		return config.Config{DatabaseURL: "sqlite:" + filepath.Join(dir, "kycgate.db")}, filepath.Join(dir, "secret")
 	}
 	t.Run("configured", func(t *testing.T) {
-		if b, err := secret(config.Config{Secret: "s3cret", DatabaseURL: "postgres://x"}); err != nil || string(b) != "s3cret" {
-			t.Fatalf("secret = %q, %v", b, err)
+		if b, src, err := secret(config.Config{Secret: "s3cret", DatabaseURL: "postgres://x"}); err != nil || string(b) != "s3cret" || src != (secretSource{}) {
+			t.Fatalf("secret = %q, %+v, %v", b, src, err)
 		}
-		if _, err := secret(config.Config{DatabaseURL: "postgres://x"}); err == nil {
+		if _, _, err := secret(config.Config{DatabaseURL: "postgres://x"}); err == nil {
 			t.Fatal("no secret for postgres accepted")
 		}
 	})
 	t.Run("generated once", func(t *testing.T) {
-		cfg, _ := newCfg(t)
-		a, err := secret(cfg)
-		if err != nil || !wholeSecret(string(a)+"\n") {
-			t.Fatalf("secret = %q, %v", a, err)
+		cfg, path := newCfg(t)
+		a, src, err := secret(cfg)
+		if err != nil || !wholeSecret(string(a)+"\n") || src != (secretSource{path: path, generated: true}) {
+			t.Fatalf("secret = %q, %+v, %v", a, src, err)
 		}
-		b, err := secret(cfg)
-		if err != nil || string(b) != string(a) {
-			t.Fatalf("second boot: %q, %v; first %q", b, err, a)
+		b, src, err := secret(cfg)
+		if err != nil || string(b) != string(a) || src != (secretSource{path: path}) {
+			t.Fatalf("second boot: %q, %+v, %v; first %q", b, src, err, a)
+		}
+	})
+	t.Run("start-up says so", func(t *testing.T) {
+		env := newEnv(t, newMailbox(t).srv.URL())
+		if env["KYCGATE_SECRET"] != "" {
+			t.Skip("this engine's tests configure the secret")
+		}
+		in := start(t, env)
+		if !strings.Contains(in.logs.String(), "generated a server secret") {
+			t.Fatalf("first start-up log does not say the secret was generated:\n%s", in.logs)
+		}
+		in.restart()
+		if l := in.logs.String(); strings.Contains(l, "generated a server secret") || !strings.Contains(l, "server secret read from its file") {
+			t.Fatalf("second start-up log:\n%s", l)
 		}
 	})
 	t.Run("existing", func(t *testing.T) {
 		cfg, path := newCfg(t)
 		want := strings.Repeat("ab", 20)
 		os.WriteFile(path, []byte(" "+want+"\n"), 0o600)
-		if b, err := secret(cfg); err != nil || string(b) != want {
+		if b, _, err := secret(cfg); err != nil || string(b) != want {
 			t.Fatalf("secret = %q, %v", b, err)
 		}
 	})
 	t.Run("too short", func(t *testing.T) {
 		cfg, path := newCfg(t)
 		os.WriteFile(path, []byte("short\n"), 0o600)
-		if _, err := secret(cfg); err == nil || !strings.Contains(err.Error(), "too short") {
+		if _, _, err := secret(cfg); err == nil || !strings.Contains(err.Error(), "too short") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -137,7 +151,7 @@ func TestSecretFile(t *testing.T) {
 		if err := os.Symlink(filepath.Join(filepath.Dir(path), "nowhere"), path); err != nil {
 			t.Skip(err)
 		}
-		if _, err := secret(cfg); err == nil {
+		if _, _, err := secret(cfg); err == nil {
 			t.Fatal("accepted")
 		}
 		entries, _ := os.ReadDir(filepath.Dir(path))

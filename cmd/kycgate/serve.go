@@ -44,9 +44,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	} else {
 		log.Info("production mode: real Didit and SMTP required", "reason", cfg.DevReason)
 	}
-	sec, err := secret(cfg)
+	sec, src, err := secret(cfg)
 	if err != nil {
 		return err
+	}
+	switch {
+	case src.generated:
+		log.Warn("generated a server secret; back it up with the database: API keys and codes do not survive losing it", "path", src.path)
+	case src.path != "":
+		log.Info("server secret read from its file", "path", src.path)
 	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxOpenConns: cfg.DBMaxConns})
 	if err != nil {

@@ -3,6 +3,7 @@ package kyc
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"time"
 )
@@ -59,7 +60,16 @@ func (s *Service) HandleEvent(ctx context.Context, ev SessionEvent) error {
 	for attempt := 0; attempt < 10; attempt++ {
 		cur, err := s.store.SessionByID(ctx, ev.SessionID)
 		if errors.Is(err, ErrNotFound) {
-			s.log.InfoContext(ctx, "event for unknown session ignored", "session", ev.SessionID)
+			// Didit announces a new session ("Not Started") as it creates
+			// it, often before the create's answer lets us store it: that
+			// event says nothing the answer does not, so it is no news to
+			// an operator. Any later status for a session we do not know
+			// is (another deployment's, or one we lost).
+			level := slog.LevelInfo
+			if ev.Status == StatusNotStarted {
+				level = slog.LevelDebug
+			}
+			s.log.Log(ctx, level, "event for unknown session ignored", "session", ev.SessionID, "status", string(ev.Status))
 			return nil
 		}
 		if err != nil {

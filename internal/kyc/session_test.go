@@ -4,9 +4,11 @@ package kyc_test
 // how provider events are ordered, and creation when a claim is stale.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -408,4 +410,35 @@ func TestSessionProviderReturnsKnownSession(t *testing.T) {
 func isFailure(err error) bool {
 	var kerr *kyc.Error
 	return err != nil && !errors.As(err, &kerr)
+}
+
+// TestUnknownSessionEventLog: Didit's "Not Started" for a session the
+// create has not stored yet is logged at debug level (every creation
+// races it), any other status for an unknown session at info.
+func TestUnknownSessionEventLog(t *testing.T) {
+	t.Parallel()
+	db, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "k.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var logs bytes.Buffer
+	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: &idMail{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))},
+		kyc.Config{Secret: []byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if err := svc.HandleEvent(t.Context(), kyc.SessionEvent{SessionID: "new", Status: kyc.StatusNotStarted, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() != 0 {
+		t.Fatalf("a Not Started event for a session being created logged at info: %s", logs.String())
+	}
+	if err := svc.HandleEvent(t.Context(), kyc.SessionEvent{SessionID: "lost", Status: kyc.StatusApproved, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"session":"lost"`) {
+		t.Fatalf("an Approved event for an unknown session was not logged: %q", logs.String())
+	}
 }

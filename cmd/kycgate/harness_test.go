@@ -244,6 +244,11 @@ func (in *instance) call(method, path, key string, body any) reply {
 
 // try is call for use from goroutines: it returns errors instead of failing.
 func (in *instance) try(method, path, key string, body any) (reply, error) {
+	return in.tryWith(method, path, key, body, nil)
+}
+
+// tryWith is try with extra request headers.
+func (in *instance) tryWith(method, path, key string, body any, hdr http.Header) (reply, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -267,6 +272,9 @@ func (in *instance) try(method, path, key string, body any) (reply, error) {
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := in.client.Do(req)
 	if err != nil {

@@ -78,6 +78,9 @@ func common(withBody bool) []example {
 		ex = append(ex,
 			example{"invalid_body", 400, env(400, "invalid_body", "Request body must be a JSON object", nil), nil},
 			example{"payload_too_large", 413, env(413, "payload_too_large", "Request body is too large", nil), nil},
+			example{"invalid_idempotency_key", 400, env(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters", nil), nil},
+			example{"idempotency_key_in_use", 409, env(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still running", nil), jsonHeader("Retry-After", "1")},
+			example{"idempotency_key_reused", 422, env(422, "idempotency_key_reused", "Idempotency-Key was already used for a different request", nil), nil},
 		)
 	}
 	return ex

@@ -77,6 +77,10 @@ var specCases = []Case{
 	{200, "webhook_received", "Webhook received"},
 	{401, "invalid_webhook_signature", "Invalid webhook signature"},
 	{503, "server_busy", "Server busy, try again later"},
+	// Idempotency-Key, kycgate's own: the OpenAPI file defines its answers
+	{400, "invalid_idempotency_key", ""},
+	{409, "idempotency_key_in_use", "A request with this Idempotency-Key is still running"},
+	{422, "idempotency_key_reused", "Idempotency-Key was already used for a different request"},
 }
 
 // sharedDir finds shared/ beside the clone (CI: ../shared from the repo root).
@@ -229,8 +233,10 @@ func TestSpecFileCasesAreDocumented(t *testing.T) {
 	t.Logf("%d cases parsed from api.md", len(found))
 }
 
-// briefOnly are the webhook's answers, which api.md §11 leaves to the OpenAPI file.
-var briefOnly = map[string]bool{"Webhook received": true, "Invalid webhook signature": true, "Server busy, try again later": true}
+// briefOnly are the answers api.md leaves to the OpenAPI file: the webhook's (§11)
+// and Idempotency-Key's.
+var briefOnly = map[string]bool{"Webhook received": true, "Invalid webhook signature": true, "Server busy, try again later": true,
+	"A request with this Idempotency-Key is still running": true, "Idempotency-Key was already used for a different request": true}
 
 var (
 	endpointLine = regexp.MustCompile(`^(GET|POST) (/[A-Za-z0-9_./{}-]+)$`)

@@ -78,6 +78,10 @@ var httpStatus = map[string]int{
 	codeMethodNotAllowed:         405,
 	codeWebhookSignature:         401,
 	codeServerBusy:               503,
+
+	kyc.CodeInvalidIdempotencyKey: 400,
+	kyc.CodeIdempotencyKeyInUse:   409,
+	kyc.CodeIdempotencyKeyReused:  422,
 }
 
 const (

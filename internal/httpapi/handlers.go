@@ -145,7 +145,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	id := kyc.Identity{Email: q.Get("email"), Wallet: q.Get("wallet")}
 	t, keyHash, read, res, err := s.svc.AuthenticatedStatus(r.Context(), r.Header.Get("x-api-key"), id)
-	if !s.admit(w, r, t, keyHash, err, failStatus, true) {
+	if t.ID == "" {
+		s.refuse(w, r, err, failStatus)
+		return
+	}
+	if !s.admit(w, r, t, keyHash, true) {
 		return
 	}
 	if !read {

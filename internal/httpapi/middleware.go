@@ -192,28 +192,49 @@ type handler func(http.ResponseWriter, *http.Request) error
 func (s *Server) gated(next handler, fail fail500, product bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t, keyHash, err := s.svc.Authenticate(r.Context(), r.Header.Get("x-api-key"))
-		if !s.admit(w, r, t, keyHash, err, fail, product) {
+		if t.ID == "" {
+			s.refuse(w, r, err, fail)
 			return
 		}
-		if err := next(w, r); err != nil {
-			s.fail(w, r, err, fail.code, fail.message)
+		// Only the key's tenant may use or see its idempotency keys, so
+		// they come after authentication; they come before the rate
+		// limit, so a replay costs the partner no request of its limit.
+		if keys := r.Header.Values("Idempotency-Key"); len(keys) > 0 && r.Method == http.MethodPost {
+			s.idempotent(w, r, t, keys, fail, func(w http.ResponseWriter, r *http.Request) bool {
+				return s.admitAndServe(w, r, t, keyHash, next, fail, product)
+			})
+			return
 		}
+		s.admitAndServe(w, r, t, keyHash, next, fail, product)
 	})
 }
 
-// admit answers for a request whose key lookup gave t (empty ID when it
-// failed with err): the invalid-key 403 or the lookup's 500, the rate
-// limit's 429 and, with product, the product gate's 403, in that order. It
-// reports whether the request may go on.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, t kyc.Tenant, keyHash string, err error, fail fail500, product bool) bool {
-	if t.ID == "" {
-		if errors.Is(err, kyc.ErrNotFound) {
-			respond(w, http.StatusForbidden, codeInvalidAPIKey, "Invalid or missing API key", nil)
-		} else {
-			s.fail(w, r, err, fail.code, fail.message)
-		}
+// admitAndServe runs next if admit lets the request on; it reports whether
+// next ran (the answer is the endpoint's, not the gate's).
+func (s *Server) admitAndServe(w http.ResponseWriter, r *http.Request, t kyc.Tenant, keyHash string, next handler, fail fail500, product bool) bool {
+	if !s.admit(w, r, t, keyHash, product) {
 		return false
 	}
+	if err := next(w, r); err != nil {
+		s.fail(w, r, err, fail.code, fail.message)
+	}
+	return true
+}
+
+// refuse answers a request whose key lookup found no tenant: the
+// invalid-key 403, or the lookup's 500.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error, fail fail500) {
+	if errors.Is(err, kyc.ErrNotFound) {
+		respond(w, http.StatusForbidden, codeInvalidAPIKey, "Invalid or missing API key", nil)
+	} else {
+		s.fail(w, r, err, fail.code, fail.message)
+	}
+}
+
+// admit answers for an authenticated request: the rate limit's 429 and,
+// with product, the product gate's 403, in that order. It reports whether
+// the request may go on.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, t kyc.Tenant, keyHash string, product bool) bool {
 	if !s.allow(w, r, t, keyHash) {
 		return false
 	}

@@ -10,9 +10,10 @@ import (
 // room for manual resends.
 const EventRetention = 7 * 24 * time.Hour
 
-// Prune removes expired challenges, lapsed claims, old event keys and old
-// rate-limit windows. Codes are not pruned: one row per (tenant, person)
-// holds the send history the hourly limit needs.
+// Prune removes expired challenges, lapsed claims, old event keys, old
+// rate-limit windows and expired idempotency keys. Codes are not pruned:
+// one row per (tenant, person) holds the send history the hourly limit
+// needs.
 func (s *Service) Prune(ctx context.Context) (int64, error) {
 	now := s.now()
 	return s.store.Prune(ctx, PruneBefore{
@@ -20,6 +21,7 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 		Claims:       now.Add(-claimSweepMargin),
 		Events:       now.Add(-EventRetention),
 		RateCounters: now.Add(-10 * time.Minute),
+		Idempotency:  now,
 	})
 }
 

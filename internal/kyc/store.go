@@ -11,6 +11,8 @@ import (
 // and on any number of replicas. Stores decide nothing: limits and times
 // come in as arguments.
 type Store interface {
+	IdempotencyStore
+
 	// Tenants and keys.
 	CreateTenant(ctx context.Context, t Tenant, key APIKey) error
 	ListTenants(ctx context.Context) ([]Tenant, error)
@@ -182,6 +184,7 @@ type PruneBefore struct {
 	Claims       time.Time // session-creation claims that lapsed
 	Events       time.Time // webhook de-duplication keys
 	RateCounters time.Time // rate-limit windows
+	Idempotency  time.Time // idempotency keys whose 24 h ended
 }
 
 // NewIDs are the ids a write uses for the rows it creates.

@@ -25,6 +25,7 @@ func (db *DB) Prune(ctx context.Context, p kyc.PruneBefore) (int64, error) {
 			{`DELETE FROM challenges WHERE expires_at < $1`, ms(p.Challenges)},
 			{`DELETE FROM webhook_events WHERE received_at < $1`, ms(p.Events)},
 			{`DELETE FROM rate_counters WHERE window_start < $1`, ms(p.RateCounters)},
+			{`DELETE FROM idempotency_keys WHERE expires_at <= $1`, ms(p.Idempotency)},
 		} {
 			res, err := tx.ExecContext(ctx, q.sql, q.arg)
 			if err != nil {

@@ -3,7 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kycgate/kycgate/client"
 )
@@ -103,4 +112,83 @@ func TestClient(t *testing.T) {
 			t.Fatalf("Status of a stranger = %v, want ErrUserNotFound", err)
 		}
 	})
+}
+
+// TestClientRetryDoesNotRepeat: kycgate sends the code, the answer is
+// lost on the way back (a proxy answers 504 after the request ran), and the client's retry carries the same Idempotency-Key: kycgate
+// replays its answer instead of sending a second code (or answering 429
+// for the 60 s gap, which is what a retry without the key gets).
+func TestClientRetryDoesNotRepeat(t *testing.T) {
+	t.Parallel()
+	mb := newMailbox(t)
+	in := start(t, newEnv(t, mb.srv.URL()))
+	_, key := in.tenant("Acme", "--rate-limit-per-minute", "0")
+	target, err := url.Parse(in.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dropped atomic.Int32
+	var keys sync.Map // Idempotency-Key → attempts seen
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if k := r.Header.Get("Idempotency-Key"); k != "" {
+			n, _ := keys.LoadOrStore(k, new(atomic.Int32))
+			n.(*atomic.Int32).Add(1)
+		}
+		if r.URL.Path != "/security/email/send-otp" || !dropped.CompareAndSwap(0, 1) {
+			httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+			return
+		}
+		// Let the request run at kycgate, then lose its answer.
+		out := r.Clone(r.Context())
+		out.URL.Scheme, out.URL.Host, out.RequestURI = target.Scheme, target.Host, ""
+		resp, err := in.client.Transport.RoundTrip(out)
+		if err != nil {
+			t.Errorf("proxy: %v", err)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Errorf("first send-otp at kycgate answered %d", resp.StatusCode)
+		}
+		// A gateway that timed out waiting: Go's transport retries a
+		// dropped connection by itself, so this is the loss only the
+		// client's own retry recovers from.
+		http.Error(w, "upstream timed out", http.StatusGatewayTimeout)
+	}))
+	defer proxy.Close()
+
+	c := client.New(proxy.URL, key, client.WithMaxRetryWait(time.Second))
+	ctx := context.Background()
+	const email = "retry@example.com"
+	if _, err := c.Prepare(ctx, email); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendOTP(ctx, client.OTPRequest{Email: email}); err != nil {
+		t.Fatalf("SendOTP through a lost answer = %v, want the replayed 201", err)
+	}
+	if dropped.Load() != 1 {
+		t.Fatal("the proxy lost no answer: the test proves nothing")
+	}
+	code := mb.code(email)
+	var retried bool
+	keys.Range(func(_, n any) bool {
+		retried = retried || n.(*atomic.Int32).Load() == 2
+		return true
+	})
+	if !retried {
+		t.Error("no Idempotency-Key was sent twice: the retry did not reuse the key")
+	}
+	if err := c.VerifyOTP(ctx, client.OTPRequest{Email: email}, code); err != nil {
+		t.Fatalf("VerifyOTP with the one code mailed = %v", err)
+	}
+	n := 0
+	for _, m := range mb.srv.Messages() {
+		if slices.Contains(m.To, email) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d mails to %s, want 1", n, email)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kycgate/kycgate/internal/testenv"
+
 	"github.com/kycgate/kycgate/internal/didit"
 )
 
@@ -55,7 +57,7 @@ json.dump(out, sys.stdout)
 `
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("python3 not installed")
+		testenv.Missing(t, "python3", "apt-get install python3")
 	}
 	cmd := exec.Command(py, "-c", script)
 	cmd.Stdin = bytes.NewReader(in)

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kycgate/kycgate/internal/testenv"
 )
 
 type canonVector struct {
@@ -278,7 +280,7 @@ func sameJSON(a, b any) bool {
 func TestCanonicalizeDifferentialPython(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("python3 not installed")
+		testenv.Missing(t, "python3", "apt-get install python3")
 	}
 	if testing.Short() {
 		t.Skip("short mode")

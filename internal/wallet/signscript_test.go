@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/kycgate/kycgate/internal/testenv"
 )
 
 // TestSignScript checks the CLI that end-to-end tests use to play a wallet
@@ -18,10 +20,10 @@ func TestSignScript(t *testing.T) {
 	dir := filepath.Join("..", "..", "scripts", "wallet")
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node not installed")
+		testenv.Missing(t, "node", "apt-get install nodejs npm")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
-		t.Skip("scripts/wallet/node_modules missing; run npm ci there")
+		testenv.Missing(t, "scripts/wallet/node_modules", "npm ci in scripts/wallet")
 	}
 	const seed = "0101010101010101010101010101010101010101010101010101010101010101"
 	message := "StarkFi KYC verification\nWallet: x\nJosé Müller ✓"

@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/kycgate/kycgate/internal/config"
@@ -17,43 +21,101 @@ import (
 	"github.com/kycgate/kycgate/internal/store"
 )
 
-const usage = `usage: kycgate [command]
-
-commands:
-  serve                    run the server (default)
-  migrate                  apply database migrations and exit
-  tenant create --name NAME [--quota N] [--rate-limit-per-minute N] [--json]
-  tenant list [--json]
-  tenant key add --tenant ID [--json]
-  tenant key list --tenant ID [--json]
-  tenant key revoke --tenant ID --key KEY_ID
-  tenant set-quota --tenant ID [--quota N] [--rate-limit-per-minute N]
-  tenant set-products --tenant ID --kyc on|off
-  didit-sim                run the Didit simulator on its own (see README)
-
-Configuration is read from KYCGATE_* environment variables (see README).`
-
 // run is the whole program, parameterised on everything it touches so tests
 // can start it as a user would.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
+	return dispatch(ctx, args, cliIO{getenv: getenv, stdout: stdout, stderr: stderr})
+}
+
+const serveHelp = `Configuration comes from KYCGATE_* environment variables (the README's
+configuration table lists them all). With none set, kycgate runs its
+development defaults on http://127.0.0.1:8080: SQLite in ./data, the
+built-in Didit simulator and a development mailbox.`
+
+func serveCmd(_ *flag.FlagSet, cio cliIO) func(context.Context) error {
+	return func(ctx context.Context) error { return serve(ctx, cio.getenv, cio.stdout, cio.stderr) }
+}
+
+func migrateCmd(_ *flag.FlagSet, cio cliIO) func(context.Context) error {
+	return func(ctx context.Context) error { return migrate(ctx, cio.getenv, cio.stdout) }
+}
+
+const diditSimHelp = `A stand-alone Didit simulator: Didit's session and decision API, its
+hosted page (pick the outcome), and webhooks signed as Didit signs them.
+Configured by environment variables:
+
+  DIDITSIM_ADDR                listen address (default 127.0.0.1:8090)
+  DIDITSIM_API_KEY             required: the x-api-key clients must send
+  DIDITSIM_BASE_URL            required: the simulator's public URL, e.g. http://127.0.0.1:8090
+  DIDITSIM_WEBHOOK_URL         where to send webhooks, e.g. http://127.0.0.1:8080/webhooks/didit
+  DIDITSIM_WEBHOOK_SECRET      required with DIDITSIM_WEBHOOK_URL: the signing secret
+  DIDITSIM_WEBHOOK_VERSION     v3 (default) or v2
+  DIDITSIM_WORKFLOW_ID         accepted workflow UUIDs, comma-separated (default: any)
+  DIDITSIM_RETRY_SCALE         scales Didit's 1 min / 4 min webhook retries (1 = real, 0 = at once)
+  DIDITSIM_SANDBOX_KEY         a second API key whose sessions are "sandbox"
+  DIDITSIM_NOT_STARTED_WEBHOOK when to send "Not Started": create (default) or open
+
+Point kycgate at it with KYCGATE_DIDIT_URL, KYCGATE_DIDIT_API_KEY and
+KYCGATE_DIDIT_WEBHOOK_SECRET. kycgate serve in development mode runs one
+itself, under /_didit/, so this command is for setups that want it apart.`
+
+func diditSimCmd(_ *flag.FlagSet, cio cliIO) func(context.Context) error {
+	return func(ctx context.Context) error { return diditSim(ctx, cio.getenv, cio.stderr) }
+}
+
+func versionCmd(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
+	asJSON := fs.Bool("json", false, "print JSON")
+	return func(context.Context) error {
+		v := buildVersion()
+		if *asJSON {
+			return json.NewEncoder(cio.stdout).Encode(v)
+		}
+		_, err := fmt.Fprintln(cio.stdout, v)
+		return err
 	}
-	switch cmd {
-	case "serve":
-		return serve(ctx, args, getenv, stdout, stderr)
-	case "migrate":
-		return migrate(ctx, getenv, stdout)
-	case "tenant":
-		return tenant(ctx, args, getenv, stdout)
-	case "didit-sim":
-		return diditSim(ctx, getenv, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, usage)
-		return nil
+}
+
+// version is what the binary knows of its build.
+type version struct {
+	Module   string `json:"version"` // the module version, "(devel)" for a source build
+	Commit   string `json:"commit,omitempty"`
+	Time     string `json:"commit_time,omitempty"`
+	Modified bool   `json:"modified,omitempty"` // built from a tree with uncommitted changes
+	Go       string `json:"go"`
+}
+
+func buildVersion() version {
+	v := version{Module: "(unknown)", Go: runtime.Version()}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
 	}
-	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	v.Module = bi.Main.Version
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v.Commit = s.Value
+		case "vcs.time":
+			v.Time = s.Value
+		case "vcs.modified":
+			v.Modified = s.Value == "true"
+		}
+	}
+	return v
+}
+
+func (v version) String() string {
+	s := "kycgate " + v.Module
+	if v.Commit != "" {
+		s += " commit " + v.Commit
+		if v.Time != "" {
+			s += " (" + v.Time + ")"
+		}
+		if v.Modified {
+			s += " with uncommitted changes"
+		}
+	}
+	return s + ", " + v.Go
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

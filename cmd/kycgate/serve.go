@@ -30,10 +30,7 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		return fmt.Errorf("serve: unexpected argument %q (configuration comes from KYCGATE_* variables)", args[0])
-	}
+func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err

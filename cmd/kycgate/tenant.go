@@ -11,186 +11,247 @@ import (
 	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
+	"github.com/kycgate/kycgate/internal/store"
 )
 
-func tenant(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("tenant: want create, list, key add, key revoke, set-quota or set-products")
+// tenantCommands are the partner administration commands. Each opens the
+// database named by the configuration.
+func tenantCommands() []command {
+	return []command{
+		{path: "tenant create", args: "--name NAME [--quota N] [--rate-limit-per-minute N] [--json]",
+			summary: "create a tenant (a partner app) and its first API key, shown once", setup: tenantCreate},
+		{path: "tenant list", args: "[--json]", summary: "list the tenants", setup: tenantList},
+		{path: "tenant key add", args: "--tenant ID [--json]", summary: "add an API key to a tenant, shown once", setup: keyAdd},
+		{path: "tenant key list", args: "--tenant ID [--json]", summary: "list a tenant's API keys (their prefixes, never the keys)", setup: keyList},
+		{path: "tenant key revoke", args: "--tenant ID --key KEY_ID [--json]", summary: "revoke an API key at once", setup: keyRevoke},
+		{path: "tenant set-quota", args: "--tenant ID [--quota N] [--rate-limit-per-minute N] [--json]",
+			summary: "change a tenant's monthly session quota and per-key rate limit", setup: setQuota},
+		{path: "tenant set-products", args: "--tenant ID --kyc on|off [--json]", summary: "enable or disable the kyc product", setup: setProducts},
 	}
-	sub, args := args[0], args[1:]
-	if sub == "key" {
-		if len(args) == 0 {
-			return errors.New("tenant key: want add, list or revoke")
-		}
-		sub, args = "key "+args[0], args[1:]
+}
+
+// admin is what every tenant command shares: the --json flag, and the
+// service and database it opens.
+type admin struct {
+	cio    cliIO
+	asJSON *bool
+}
+
+func newAdmin(fs *flag.FlagSet, cio cliIO) *admin {
+	return &admin{cio: cio, asJSON: fs.Bool("json", false, "print JSON")}
+}
+
+// with opens the service for fn and closes it after.
+func (a *admin) with(ctx context.Context, fn func(*kyc.Service, *store.DB) error) error {
+	svc, db, err := openService(ctx, a.cio.getenv)
+	if err != nil {
+		return err
 	}
-	fs := flag.NewFlagSet("tenant "+sub, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	name := fs.String("name", "", "tenant name")
-	tenantID := fs.String("tenant", "", "tenant id")
-	keyID := fs.String("key", "", "api key id")
-	asJSON := fs.Bool("json", false, "print JSON")
-	kycOn := fs.String("kyc", "", "enable (on) or disable (off) the kyc product")
-	var quota, rate optInt
-	fs.Var(&quota, "quota", "monthly session quota (0 = unlimited)")
-	fs.Var(&rate, "rate-limit-per-minute", "requests per minute per key (0 = unlimited)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("tenant %s: %w", sub, err)
+	defer db.Close()
+	return fn(svc, db)
+}
+
+// out prints v as JSON under --json, text otherwise.
+func (a *admin) out(v any, text string) error {
+	if *a.asJSON {
+		return json.NewEncoder(a.cio.stdout).Encode(v)
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("tenant %s: unexpected argument %q", sub, fs.Arg(0))
-	}
-	need := func(v *string, flagName string) error {
-		if *v == "" {
-			return fmt.Errorf("tenant %s: --%s is required", sub, flagName)
+	_, err := fmt.Fprintln(a.cio.stdout, text)
+	return err
+}
+
+// required returns an error naming the first empty flag.
+func required(cmd string, flags ...*string) func(names ...string) error {
+	return func(names ...string) error {
+		for i, v := range flags {
+			if *v == "" {
+				return fmt.Errorf("%s: --%s is required", cmd, names[i])
+			}
 		}
 		return nil
 	}
-	switch sub {
-	case "create":
-		if err := need(name, "name"); err != nil {
+}
+
+// notFound turns the store's ErrNotFound into msg.
+func notFound(err error, msg string) error {
+	if errors.Is(err, kyc.ErrNotFound) {
+		return errors.New(msg)
+	}
+	return err
+}
+
+func tenantCreate(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
+	a := newAdmin(fs, cio)
+	name := fs.String("name", "", "tenant name (required)")
+	var quota, rate optInt
+	fs.Var(&quota, "quota", "monthly session quota (0 = unlimited)")
+	fs.Var(&rate, "rate-limit-per-minute", "requests per minute per key (0 = unlimited)")
+	return func(ctx context.Context) error {
+		if err := required("tenant create", name)("name"); err != nil {
 			return err
 		}
-	case "set-products":
-		if err := need(tenantID, "tenant"); err != nil {
+		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+			t, key, err := svc.CreateTenant(ctx, kyc.NewTenant{Name: *name, MonthlyQuota: quota.ptr(), RatePerMinute: rate.ptr()})
+			if err != nil {
+				return err
+			}
+			return a.out(map[string]string{"tenant_id": t.ID, "api_key": key},
+				fmt.Sprintf("tenant_id: %s\napi_key:   %s\n(the key is shown only now; keep it safe)", t.ID, key))
+		})
+	}
+}
+
+func tenantList(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
+	a := newAdmin(fs, cio)
+	return func(ctx context.Context) error {
+		return a.with(ctx, func(_ *kyc.Service, db *store.DB) error {
+			ts, err := db.ListTenants(ctx)
+			if err != nil {
+				return err
+			}
+			if *a.asJSON {
+				return printTenantsJSON(cio.stdout, ts)
+			}
+			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TENANT\tNAME\tKYC\tQUOTA/MONTH\tRATE/MIN")
+			for _, t := range ts {
+				fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\n", t.ID, t.Name, t.KYCEnabled, t.MonthlyQuota, t.RateLimitPerMinute)
+			}
+			return tw.Flush()
+		})
+	}
+}
+
+func printTenantsJSON(w io.Writer, ts []kyc.Tenant) error {
+	type row struct {
+		ID           string `json:"tenant_id"`
+		Name         string `json:"name"`
+		KYC          bool   `json:"kyc_enabled"`
+		Quota        int    `json:"monthly_quota"`
+		RatePerMin   int    `json:"rate_limit_per_minute"`
+		CreatedAtRFC string `json:"created_at"`
+	}
+	rows := []row{}
+	for _, t := range ts {
+		rows = append(rows, row{t.ID, t.Name, t.KYCEnabled, t.MonthlyQuota, t.RateLimitPerMinute, t.CreatedAt.Format("2006-01-02T15:04:05Z")})
+	}
+	return json.NewEncoder(w).Encode(rows)
+}
+
+func keyAdd(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
+	a := newAdmin(fs, cio)
+	tenantID := fs.String("tenant", "", "tenant id (required)")
+	return func(ctx context.Context) error {
+		if err := required("tenant key add", tenantID)("tenant"); err != nil {
+			return err
+		}
+		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+			k, plain, err := svc.AddAPIKey(ctx, *tenantID)
+			if err != nil {
+				return notFound(err, fmt.Sprintf("tenant %s not found", *tenantID))
+			}
+			return a.out(map[string]string{"tenant_id": *tenantID, "key_id": k.ID, "api_key": plain},
+				fmt.Sprintf("key_id:  %s\napi_key: %s\n(the key is shown only now; keep it safe)", k.ID, plain))
+		})
+	}
+}
+
+func keyList(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
+	a := newAdmin(fs, cio)
+	tenantID := fs.String("tenant", "", "tenant id (required)")
+	return func(ctx context.Context) error {
+		if err := required("tenant key list", tenantID)("tenant"); err != nil {
+			return err
+		}
+		return a.with(ctx, func(_ *kyc.Service, db *store.DB) error {
+			keys, err := db.ListAPIKeys(ctx, *tenantID)
+			if err != nil {
+				return err
+			}
+			type row struct {
+				ID        string `json:"key_id"`
+				Prefix    string `json:"prefix"`
+				CreatedAt string `json:"created_at"`
+				RevokedAt string `json:"revoked_at,omitempty"`
+			}
+			rows := []row{}
+			for _, k := range keys {
+				r := row{ID: k.ID, Prefix: k.Prefix, CreatedAt: k.CreatedAt.Format(time.RFC3339)}
+				if k.RevokedAt != nil {
+					r.RevokedAt = k.RevokedAt.Format(time.RFC3339)
+				}
+				rows = append(rows, r)
+			}
+			if *a.asJSON {
+				return json.NewEncoder(cio.stdout).Encode(rows)
+			}
+			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KEY\tPREFIX\tCREATED\tREVOKED")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\n", r.ID, r.Prefix, r.CreatedAt, r.RevokedAt)
+			}
+			return tw.Flush()
+		})
+	}
+}
+
+func keyRevoke(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
+	a := newAdmin(fs, cio)
+	tenantID := fs.String("tenant", "", "tenant id (required)")
+	keyID := fs.String("key", "", "API key id (required)")
+	return func(ctx context.Context) error {
+		if err := required("tenant key revoke", tenantID, keyID)("tenant", "key"); err != nil {
+			return err
+		}
+		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+			if err := svc.RevokeAPIKey(ctx, *tenantID, *keyID); err != nil {
+				return notFound(err, fmt.Sprintf("no active key %s for tenant %s", *keyID, *tenantID))
+			}
+			return a.out(map[string]string{"revoked": *keyID}, "revoked "+*keyID)
+		})
+	}
+}
+
+func setQuota(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
+	a := newAdmin(fs, cio)
+	tenantID := fs.String("tenant", "", "tenant id (required)")
+	var quota, rate optInt
+	fs.Var(&quota, "quota", "monthly session quota (0 = unlimited)")
+	fs.Var(&rate, "rate-limit-per-minute", "requests per minute per key (0 = unlimited)")
+	return func(ctx context.Context) error {
+		if err := required("tenant set-quota", tenantID)("tenant"); err != nil {
+			return err
+		}
+		if !quota.set && !rate.set {
+			return errors.New("tenant set-quota: give --quota and/or --rate-limit-per-minute")
+		}
+		return a.with(ctx, func(_ *kyc.Service, db *store.DB) error {
+			if err := db.UpdateTenantLimits(ctx, *tenantID, quota.ptr(), rate.ptr()); err != nil {
+				return notFound(err, fmt.Sprintf("tenant %s not found", *tenantID))
+			}
+			return a.out(map[string]string{"updated": *tenantID}, "updated "+*tenantID)
+		})
+	}
+}
+
+func setProducts(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
+	a := newAdmin(fs, cio)
+	tenantID := fs.String("tenant", "", "tenant id (required)")
+	kycOn := fs.String("kyc", "", "on or off (required)")
+	return func(ctx context.Context) error {
+		if err := required("tenant set-products", tenantID)("tenant"); err != nil {
 			return err
 		}
 		if *kycOn != "on" && *kycOn != "off" {
 			return errors.New("tenant set-products: --kyc must be on or off")
 		}
-	case "key add", "key list", "set-quota":
-		if err := need(tenantID, "tenant"); err != nil {
-			return err
-		}
-	case "key revoke":
-		if err := need(tenantID, "tenant"); err != nil {
-			return err
-		}
-		if err := need(keyID, "key"); err != nil {
-			return err
-		}
-	case "list":
-	default:
-		return fmt.Errorf("tenant: unknown command %q", sub)
-	}
-
-	svc, db, err := openService(ctx, getenv)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	out := func(v any, text string) error {
-		if *asJSON {
-			return json.NewEncoder(stdout).Encode(v)
-		}
-		_, err := fmt.Fprintln(stdout, text)
-		return err
-	}
-
-	switch sub {
-	case "create":
-		t, key, err := svc.CreateTenant(ctx, kyc.NewTenant{Name: *name, MonthlyQuota: quota.ptr(), RatePerMinute: rate.ptr()})
-		if err != nil {
-			return err
-		}
-		return out(map[string]string{"tenant_id": t.ID, "api_key": key},
-			fmt.Sprintf("tenant_id: %s\napi_key:   %s\n(the key is shown only now; keep it safe)", t.ID, key))
-	case "list":
-		ts, err := db.ListTenants(ctx)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			type row struct {
-				ID           string `json:"tenant_id"`
-				Name         string `json:"name"`
-				KYC          bool   `json:"kyc_enabled"`
-				Quota        int    `json:"monthly_quota"`
-				RatePerMin   int    `json:"rate_limit_per_minute"`
-				CreatedAtRFC string `json:"created_at"`
+		return a.with(ctx, func(_ *kyc.Service, db *store.DB) error {
+			if err := db.SetKYCEnabled(ctx, *tenantID, *kycOn == "on"); err != nil {
+				return notFound(err, fmt.Sprintf("tenant %s not found", *tenantID))
 			}
-			rows := []row{}
-			for _, t := range ts {
-				rows = append(rows, row{t.ID, t.Name, t.KYCEnabled, t.MonthlyQuota, t.RateLimitPerMinute, t.CreatedAt.Format("2006-01-02T15:04:05Z")})
-			}
-			return json.NewEncoder(stdout).Encode(rows)
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TENANT\tNAME\tKYC\tQUOTA/MONTH\tRATE/MIN")
-		for _, t := range ts {
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\n", t.ID, t.Name, t.KYCEnabled, t.MonthlyQuota, t.RateLimitPerMinute)
-		}
-		return tw.Flush()
-	case "key add":
-		k, plain, err := svc.AddAPIKey(ctx, *tenantID)
-		if errors.Is(err, kyc.ErrNotFound) {
-			return fmt.Errorf("tenant %s not found", *tenantID)
-		}
-		if err != nil {
-			return err
-		}
-		return out(map[string]string{"tenant_id": *tenantID, "key_id": k.ID, "api_key": plain},
-			fmt.Sprintf("key_id:  %s\napi_key: %s\n(the key is shown only now; keep it safe)", k.ID, plain))
-	case "key list":
-		keys, err := db.ListAPIKeys(ctx, *tenantID)
-		if err != nil {
-			return err
-		}
-		type row struct {
-			ID        string `json:"key_id"`
-			Prefix    string `json:"prefix"`
-			CreatedAt string `json:"created_at"`
-			RevokedAt string `json:"revoked_at,omitempty"`
-		}
-		rows := []row{}
-		for _, k := range keys {
-			r := row{ID: k.ID, Prefix: k.Prefix, CreatedAt: k.CreatedAt.Format(time.RFC3339)}
-			if k.RevokedAt != nil {
-				r.RevokedAt = k.RevokedAt.Format(time.RFC3339)
-			}
-			rows = append(rows, r)
-		}
-		if *asJSON {
-			return json.NewEncoder(stdout).Encode(rows)
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KEY\tPREFIX\tCREATED\tREVOKED")
-		for _, r := range rows {
-			fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\n", r.ID, r.Prefix, r.CreatedAt, r.RevokedAt)
-		}
-		return tw.Flush()
-	case "key revoke":
-		err := svc.RevokeAPIKey(ctx, *tenantID, *keyID)
-		if errors.Is(err, kyc.ErrNotFound) {
-			return fmt.Errorf("no active key %s for tenant %s", *keyID, *tenantID)
-		}
-		if err != nil {
-			return err
-		}
-		return out(map[string]string{"revoked": *keyID}, "revoked "+*keyID)
-	case "set-products":
-		err := db.SetKYCEnabled(ctx, *tenantID, *kycOn == "on")
-		if errors.Is(err, kyc.ErrNotFound) {
-			return fmt.Errorf("tenant %s not found", *tenantID)
-		}
-		if err != nil {
-			return err
-		}
-		return out(map[string]any{"updated": *tenantID, "kyc": *kycOn == "on"}, "updated "+*tenantID)
-	case "set-quota":
-		if !quota.set && !rate.set {
-			return errors.New("tenant set-quota: give --quota and/or --rate-limit-per-minute")
-		}
-		err := db.UpdateTenantLimits(ctx, *tenantID, quota.ptr(), rate.ptr())
-		if errors.Is(err, kyc.ErrNotFound) {
-			return fmt.Errorf("tenant %s not found", *tenantID)
-		}
-		if err != nil {
-			return err
-		}
-		return out(map[string]string{"updated": *tenantID}, "updated "+*tenantID)
+			return a.out(map[string]any{"updated": *tenantID, "kyc": *kycOn == "on"}, "updated "+*tenantID)
+		})
 	}
-	return nil
 }
 
 // optInt is an int flag that knows whether it was given.

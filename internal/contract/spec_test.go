@@ -156,7 +156,7 @@ func parseSpec(text string) []Case {
 	return out
 }
 
-func TestParseSpecRecognisesTheForms(t *testing.T) {
+func TestSpecParseRecognisesTheForms(t *testing.T) {
 	text := "| 201 | `user_prepared` | `\"User prepared for KYC, please verify your email\"` | — |\n" +
 		"| a field has the wrong JSON type | 400 | `invalid_body` | names the field |\n" +
 		"| 429 | `otp_send_rate_limited` (DECISION) | `\"Please wait before requesting a new code\"` (+ `Retry-After`) |\n" +
@@ -180,9 +180,9 @@ func TestParseSpecRecognisesTheForms(t *testing.T) {
 	}
 }
 
-// TestDocListsExactlySpecCases holds docs/api.md and specCases to each other: every
+// TestSpecDocListsExactlySpecCases holds docs/api.md and specCases to each other: every
 // case the page lists is in specCases, and every case in specCases is on the page.
-func TestDocListsExactlySpecCases(t *testing.T) {
+func TestSpecDocListsExactlySpecCases(t *testing.T) {
 	found := parseSpec(string(readDoc(t)))
 	if len(found) < 40 {
 		t.Fatalf("parsed only %d cases from docs/api.md; has its format changed?", len(found))
@@ -206,10 +206,10 @@ func sameCase(d, c Case) bool {
 	return d.Status == c.Status && d.Message == c.Message && (d.HTTP == 0 || d.HTTP == c.HTTP)
 }
 
-// TestDocCasesAreInOpenAPI holds docs/api.md and openapi.yaml to each other: every
+// TestSpecDocCasesAreInOpenAPI holds docs/api.md and openapi.yaml to each other: every
 // case the page lists is defined in the YAML, and every fixed message the YAML
 // defines is quoted on the page.
-func TestDocCasesAreInOpenAPI(t *testing.T) {
+func TestSpecDocCasesAreInOpenAPI(t *testing.T) {
 	text := readDoc(t)
 	v := mustLoad(t)
 	cases := v.Cases()
@@ -239,10 +239,10 @@ var (
 	anyHeading      = regexp.MustCompile(`^#{2,3} `)
 )
 
-// TestDocExamples runs every example answer in docs/api.md (a json block with a
+// TestSpecDocExamples runs every example answer in docs/api.md (a json block with a
 // statusCode) through Check, as the answer of the endpoint its section is about, so
 // the examples cannot drift from openapi.yaml.
-func TestDocExamples(t *testing.T) {
+func TestSpecDocExamples(t *testing.T) {
 	v := mustLoad(t)
 	var method, path string
 	var block []string

@@ -4,19 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
 
-// specCases is every (HTTP status, status, message) of shared/spec/api.md, written out so
-// the contract is checked even where the spec file is not beside the clone. A Message of
-// "" stands for the wrong-type invalid_body, whose message names the field.
+// specCases is every (HTTP status, status, message) the partner API can answer in its
+// envelope, written out by hand: docs/api.md must list exactly these, and
+// openapi.yaml must define them. A Message of "" stands for the wrong-type
+// invalid_body, whose message names the field.
 var specCases = []Case{
 	// §1
 	{400, "invalid_body", "Request body must be a JSON object"},
@@ -73,7 +74,7 @@ var specCases = []Case{
 	{500, "server_failed", "Server failed on KYC status"},
 	// §9
 	{200, "products_retrieved", "Products retrieved"},
-	// §11, as the OpenAPI file defines the webhook's answers
+	// §11, the Didit webhook
 	{200, "webhook_received", "Webhook received"},
 	{401, "invalid_webhook_signature", "Invalid webhook signature"},
 	{503, "server_busy", "Server busy, try again later"},
@@ -83,8 +84,8 @@ var specCases = []Case{
 	{422, "idempotency_key_reused", "Idempotency-Key was already used for a different request"},
 }
 
-// sharedDir finds shared/ beside the clone (CI: ../shared from the repo root).
-func sharedDir(t *testing.T) string {
+// docPath is docs/api.md, found from the test's directory up to the module root.
+func docPath(t *testing.T) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -92,19 +93,23 @@ func sharedDir(t *testing.T) string {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
+			return filepath.Join(dir, "docs", "api.md")
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Skip("no go.mod above the test directory")
+			t.Fatal("no go.mod above the test directory")
 		}
 		dir = parent
 	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(filepath.Join(shared, "spec", "api.md")); err != nil {
-		t.Skipf("skipping: the spec is not beside the clone (%s): %v; specCases in this file still hold the contract", shared, err)
+}
+
+func readDoc(t *testing.T) []byte {
+	t.Helper()
+	text, err := os.ReadFile(docPath(t))
+	if err != nil {
+		t.Fatalf("the API contract must be in the repository: %v", err)
 	}
-	return shared
+	return text
 }
 
 var (
@@ -117,7 +122,7 @@ var (
 	httpCell  = regexp.MustCompile(`^\s*(\d{3})\s*$`)
 )
 
-// parseSpec pulls the (HTTP, status, message) cases out of api.md's tables and prose.
+// parseSpec pulls the (HTTP, status, message) cases out of docs/api.md's tables and prose.
 // HTTP is 0 where the prose does not say it next to the pair.
 func parseSpec(text string) []Case {
 	var out []Case
@@ -155,7 +160,7 @@ func parseSpec(text string) []Case {
 	return out
 }
 
-func TestParseSpecRecognisesTheForms(t *testing.T) {
+func TestSpecParseRecognisesTheForms(t *testing.T) {
 	text := "| 201 | `user_prepared` | `\"User prepared for KYC, please verify your email\"` | — |\n" +
 		"| a field has the wrong JSON type | 400 | `invalid_body` | names the field |\n" +
 		"| 429 | `otp_send_rate_limited` (DECISION) | `\"Please wait before requesting a new code\"` (+ `Retry-After`) |\n" +
@@ -179,136 +184,106 @@ func TestParseSpecRecognisesTheForms(t *testing.T) {
 	}
 }
 
-// TestSpecFileCasesAreDocumented reads the spec itself, so a status or message added to
-// it later and forgotten here or in the YAML shows up.
-func TestSpecFileCasesAreDocumented(t *testing.T) {
-	shared := sharedDir(t)
-	text, err := os.ReadFile(filepath.Join(shared, "spec", "api.md"))
-	if err != nil {
-		t.Fatal(err)
+// TestSpecDocListsExactlySpecCases holds docs/api.md and specCases to each other: every
+// case the page lists is in specCases, and every case in specCases is on the page.
+func TestSpecDocListsExactlySpecCases(t *testing.T) {
+	found := parseSpec(string(readDoc(t)))
+	if len(found) < 40 {
+		t.Fatalf("parsed only %d cases from docs/api.md; has its format changed?", len(found))
 	}
+	for _, d := range found {
+		if !slices.ContainsFunc(specCases, func(c Case) bool { return sameCase(d, c) }) {
+			t.Errorf("docs/api.md lists %+v, which is not in specCases", d)
+		}
+	}
+	for _, c := range specCases {
+		if !slices.ContainsFunc(found, func(d Case) bool { return sameCase(d, c) }) {
+			t.Errorf("specCases has %+v, which docs/api.md does not list", c)
+		}
+	}
+	t.Logf("%d cases parsed from docs/api.md", len(found))
+}
+
+// sameCase reports whether d, parsed from the page, is c. The page's prose may
+// leave the HTTP status out (0).
+func sameCase(d, c Case) bool {
+	return d.Status == c.Status && d.Message == c.Message && (d.HTTP == 0 || d.HTTP == c.HTTP)
+}
+
+// TestSpecDocCasesAreInOpenAPI holds docs/api.md and openapi.yaml to each other: every
+// case the page lists is defined in the YAML, and every fixed message the YAML
+// defines is quoted on the page.
+func TestSpecDocCasesAreInOpenAPI(t *testing.T) {
+	text := readDoc(t)
 	v := mustLoad(t)
 	cases := v.Cases()
 	statuses := v.Statuses()
-	inTable := map[Case]bool{}
-	for _, c := range specCases {
-		inTable[c] = true
-	}
-	found := parseSpec(string(text))
-	if len(found) < 40 {
-		t.Fatalf("parsed only %d cases from api.md; has its format changed?", len(found))
-	}
-	for _, want := range found {
+	for _, want := range parseSpec(string(text)) {
 		if !statuses[want.Status] {
-			t.Errorf("api.md status %q is not in openapi.yaml", want.Status)
+			t.Errorf("docs/api.md status %q is not in openapi.yaml", want.Status)
 			continue
 		}
-		ok := false
-		for _, c := range cases {
-			if c.Status == want.Status && (want.Message == "" || c.Message == want.Message) && (want.HTTP == 0 || c.HTTP == want.HTTP) {
-				ok = true
-				break
-			}
-		}
+		ok := slices.ContainsFunc(cases, func(c Case) bool {
+			return c.Status == want.Status && (want.Message == "" || c.Message == want.Message) && (want.HTTP == 0 || c.HTTP == want.HTTP)
+		})
 		if !ok {
-			t.Errorf("api.md case %+v is not in openapi.yaml", want)
-		}
-		known := false
-		for c := range inTable {
-			if c.Status == want.Status && c.Message == want.Message && (want.HTTP == 0 || c.HTTP == want.HTTP) {
-				known = true
-				break
-			}
-		}
-		if !known {
-			t.Errorf("api.md case %+v is missing from specCases", want)
+			t.Errorf("docs/api.md case %+v is not in openapi.yaml", want)
 		}
 	}
-	// Whatever in the YAML has a fixed message must occur in the spec verbatim.
 	for _, c := range cases {
-		if c.Message != "" && !bytes.Contains(text, []byte(`"`+c.Message+`"`)) && !briefOnly[c.Message] {
-			t.Errorf("openapi.yaml message %q (%s) is not quoted in api.md", c.Message, c.Status)
+		if c.Message != "" && !bytes.Contains(text, []byte(`"`+c.Message+`"`)) {
+			t.Errorf("openapi.yaml message %q (%s) is not quoted in docs/api.md", c.Message, c.Status)
 		}
 	}
-	t.Logf("%d cases parsed from api.md", len(found))
 }
 
-// briefOnly are the answers api.md leaves to the OpenAPI file: the webhook's (§11)
-// and Idempotency-Key's.
-var briefOnly = map[string]bool{"Webhook received": true, "Invalid webhook signature": true, "Server busy, try again later": true,
-	"A request with this Idempotency-Key is still running": true, "Idempotency-Key was already used for a different request": true}
-
 var (
-	endpointLine = regexp.MustCompile(`^(GET|POST) (/[A-Za-z0-9_./{}-]+)$`)
-	seedProse    = regexp.MustCompile("`status`:\\s*`([a-z_]+)`(?:\\s*—\\s*`\"([^\"`]+)\"`)?")
+	// A section heading naming its endpoint: ## 7. `POST /kyc/create/{kyc_type}` — …
+	endpointHeading = regexp.MustCompile("^#{2,3} .*`(GET|POST) (/[^`?\\s]+)")
+	anyHeading      = regexp.MustCompile(`^#{2,3} `)
 )
 
-// TestSeedExamples runs the public docs' own example responses through Check, for the
-// endpoint each page section is about: the seeds outrank api.md.
-func TestSeedExamples(t *testing.T) {
-	shared := sharedDir(t)
-	seeds, err := filepath.Glob(filepath.Join(shared, "seeds", "*.md"))
-	if err != nil || len(seeds) == 0 {
-		t.Skipf("no seeds in %s", shared)
-	}
+// TestSpecDocExamples runs every example answer in docs/api.md (a json block with a
+// statusCode) through Check, as the answer of the endpoint its section is about, so
+// the examples cannot drift from openapi.yaml.
+func TestSpecDocExamples(t *testing.T) {
 	v := mustLoad(t)
-	statuses := v.Statuses()
-	checked := 0
-	for _, file := range seeds {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var method, path string
-		var block []string
-		inJSON := false
-		for _, line := range strings.Split(string(data), "\n") {
-			trimmed := strings.TrimSpace(line)
-			switch {
-			case strings.HasPrefix(trimmed, "```json"):
-				inJSON, block = true, nil
-				continue
-			case inJSON && trimmed == "```":
-				inJSON = false
-				body := []byte(strings.Join(block, "\n"))
-				var e struct {
-					StatusCode int `json:"statusCode"`
-				}
-				if err := json.Unmarshal(body, &e); err != nil || e.StatusCode == 0 {
-					continue
-				}
-				if path == "" {
-					t.Errorf("%s: example before any endpoint line", filepath.Base(file))
-					continue
-				}
-				if err := v.Check(httptest.NewRequest(method, path, nil), e.StatusCode, jsonHeader(), body); err != nil {
-					t.Errorf("%s: %v", filepath.Base(file), err)
-				}
-				checked++
-				continue
-			case inJSON:
-				block = append(block, line)
+	var method, path string
+	var block []string
+	inJSON, checked := false, 0
+	for _, line := range strings.Split(string(readDoc(t)), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(trimmed, "```json"):
+			inJSON, block = true, nil
+		case inJSON && trimmed == "```":
+			inJSON = false
+			body := []byte(strings.Join(block, "\n"))
+			var e struct {
+				StatusCode int `json:"statusCode"`
+			}
+			if err := json.Unmarshal(body, &e); err != nil {
+				t.Errorf("an example under %s %s is not JSON: %v", method, path, err)
 				continue
 			}
-			if m := endpointLine.FindStringSubmatch(trimmed); m != nil {
-				method, path = m[1], m[2]
+			if e.StatusCode == 0 || path == "" {
+				continue
 			}
-			for _, m := range seedProse.FindAllStringSubmatch(line, -1) {
-				if !statuses[m[1]] {
-					t.Errorf("%s: seed status %q is not in openapi.yaml", filepath.Base(file), m[1])
-				}
-				found := false
-				for _, c := range v.Cases() {
-					found = found || (c.Status == m[1] && (m[2] == "" || c.Message == m[2]))
-				}
-				if !found {
-					t.Errorf("%s: seed case %s %q is not in openapi.yaml", filepath.Base(file), m[1], m[2])
-				}
+			if err := v.Check(httptest.NewRequest(method, path, nil), e.StatusCode, jsonHeader(), body); err != nil {
+				t.Error(err)
+			}
+			checked++
+		case inJSON:
+			block = append(block, line)
+		case anyHeading.MatchString(line):
+			method, path = "", ""
+			if m := endpointHeading.FindStringSubmatch(line); m != nil {
+				method, path = m[1], strings.ReplaceAll(m[2], "{kyc_type}", "verify_public_kyc")
 			}
 		}
 	}
-	if checked == 0 {
-		t.Error(errors.New("no seed example responses found"))
+	if checked < 5 {
+		t.Errorf("only %d example answers checked; has the page's format changed?", checked)
 	}
-	t.Logf("%d seed example responses checked", checked)
+	t.Logf("%d example answers checked", checked)
 }

@@ -116,6 +116,14 @@ func TestHostedPageWithoutCallbackShowsResult(t *testing.T) {
 		t.Errorf("bad IP: %d", r.Status)
 	}
 
+	// An outcome that does not exist is refused with the list of those that do.
+	r = h.form("/session/"+bad["session_token"].(string), map[string]string{"outcome": "declined"})
+	for _, want := range []string{"unknown outcome", "approved", "declined_id", "in_review_aml", "abandon"} {
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), want) {
+			t.Errorf("unknown outcome: %d, page lacks %q", r.Status, want)
+		}
+	}
+
 	if r := h.page("/session/ZZZZZZZZZZZZ"); r.Status != http.StatusNotFound {
 		t.Errorf("unknown token: %d", r.Status)
 	}

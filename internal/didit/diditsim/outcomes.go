@@ -77,6 +77,15 @@ var presetList = []PresetInfo{
 // Presets lists every outcome preset.
 func Presets() []PresetInfo { return append([]PresetInfo(nil), presetList...) }
 
+// presetNames lists the presets' names, for errors that refuse one.
+func presetNames() string {
+	names := make([]string, len(presetList))
+	for i, p := range presetList {
+		names[i] = p.Name
+	}
+	return strings.Join(names, ", ")
+}
+
 func presetByName(name string) (PresetInfo, bool) {
 	for _, p := range presetList {
 		if p.Name == name {
@@ -157,7 +166,7 @@ type Outcome struct {
 func (o Outcome) validate() error {
 	if o.Preset != "" {
 		if _, ok := presetByName(o.Preset); !ok {
-			return fmt.Errorf("unknown outcome %q", o.Preset)
+			return fmt.Errorf("unknown outcome %q; the outcomes are %s, and abandon on the hosted page", o.Preset, presetNames())
 		}
 	}
 	if err := o.IP.validate(); err != nil {

@@ -143,7 +143,7 @@ func (s *benchServer) verified(b *testing.B, n int) []string {
 		if _, err := s.db.ClaimSessionCreation(context.Background(), p.ID, "bench", now.Add(time.Minute), now); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.db.InsertSession(context.Background(), sess, "bench"); err != nil {
+		if err := s.db.InsertSession(context.Background(), sess, "bench", nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -97,9 +97,9 @@ type Service struct {
 type Deps struct {
 	Store    Store
 	Mailer   Mailer
-	Provider Provider // may be nil until sessions are used
+	Provider Provider      // may be nil until sessions are used
 	Webhooks WebhookSender // may be nil where no webhooks are delivered
-	Clock    Clock    // nil = wall clock
+	Clock    Clock         // nil = wall clock
 	Logger   *slog.Logger
 }
 

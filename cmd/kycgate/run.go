@@ -29,6 +29,12 @@ commands:
   tenant key revoke --tenant ID --key KEY_ID
   tenant set-quota --tenant ID [--quota N] [--rate-limit-per-minute N]
   tenant set-products --tenant ID --kyc on|off
+  tenant webhook add --tenant ID --url URL [--events LIST] [--json]
+  tenant webhook list --tenant ID [--json]
+  tenant webhook remove --tenant ID --endpoint EP_ID
+  tenant webhook rotate-secret --tenant ID --endpoint EP_ID [--json]
+  tenant webhook deliveries --tenant ID --endpoint EP_ID [--limit N] [--json]
+  tenant webhook redeliver --tenant ID --event MSG_ID [--endpoint EP_ID]
   didit-sim                run the Didit simulator on its own (see README)
 
 Configuration is read from KYCGATE_* environment variables (see README).`

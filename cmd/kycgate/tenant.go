@@ -15,9 +15,12 @@ import (
 
 func tenant(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("tenant: want create, list, key add, key revoke, set-quota or set-products")
+		return errors.New("tenant: want create, list, key add, key revoke, set-quota, set-products or webhook")
 	}
 	sub, args := args[0], args[1:]
+	if sub == "webhook" {
+		return tenantWebhook(ctx, args, getenv, stdout)
+	}
 	if sub == "key" {
 		if len(args) == 0 {
 			return errors.New("tenant key: want add, list or revoke")

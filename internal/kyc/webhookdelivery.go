@@ -122,7 +122,9 @@ func (s *Service) deliver(ctx context.Context, d Delivery) {
 	req, err := s.signedRequest(d, at)
 	status := 0
 	if err == nil {
-		actx, cancel := context.WithTimeout(ctx, WebhookTimeout)
+		// Not cut short by shutdown: an attempt cancelled half-way may
+		// still arrive, and would then be sent twice.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), WebhookTimeout)
 		status, err = s.sender.Send(actx, req)
 		cancel()
 	}

@@ -1,0 +1,383 @@
+package main
+
+// End-to-end tests of outbound webhooks: real kycgate processes deliver to
+// a loopback receiver, and the Standard Webhooks reference library (npm
+// standardwebhooks, run by node) verifies every signature.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kycgate/kycgate/internal/kyc"
+)
+
+// testRetrySchedule retries quickly, and still spans a day as the
+// configuration requires outside development mode.
+var testRetrySchedule = strings.Repeat("150ms,", 12) + "24h"
+
+// hook is one request the receiver got.
+type hook struct {
+	Path                     string // which endpoint
+	ID, Timestamp, Signature string
+	Body                     []byte
+	Answered                 int
+}
+
+// event is a hook's decoded body.
+type event struct {
+	Type      string         `json:"type"`
+	Timestamp string         `json:"timestamp"`
+	Data      map[string]any `json:"data"`
+}
+
+func (h hook) event(t testing.TB) event {
+	t.Helper()
+	var e event
+	if err := json.Unmarshal(h.Body, &e); err != nil {
+		t.Fatalf("webhook body %s: %v", h.Body, err)
+	}
+	return e
+}
+
+// receiver is a partner's webhook endpoint on loopback. It answers with
+// status (200 unless set), and can hold requests until released.
+type receiver struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every request
+	hooks   []hook
+	status  int
+	hold    chan struct{} // non-nil: requests wait for it to close
+	held    chan struct{} // gets a token when a request is being held
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{status: 200, changed: make(chan struct{}), held: make(chan struct{}, 16)}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	hold := r.hold
+	r.mu.Unlock()
+	if hold != nil {
+		r.held <- struct{}{}
+		select {
+		case <-hold:
+		case <-req.Context().Done():
+			return // the sender died or gave up: this attempt was not received
+		}
+	}
+	r.mu.Lock()
+	status := r.status
+	r.hooks = append(r.hooks, hook{Path: req.URL.Path, ID: req.Header.Get("webhook-id"), Timestamp: req.Header.Get("webhook-timestamp"),
+		Signature: req.Header.Get("webhook-signature"), Body: body, Answered: status})
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+	w.WriteHeader(status)
+}
+
+func (r *receiver) setStatus(code int) { r.mu.Lock(); r.status = code; r.mu.Unlock() }
+
+// waitFor waits until cond holds for the hooks received so far and
+// returns them. It looks again on each new request, and every 100 ms for
+// conditions that also read kycgate's delivery log (written just after
+// the receiver answers).
+func (r *receiver) waitFor(t testing.TB, what string, cond func([]hook) bool) []hook {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		r.mu.Lock()
+		hs := append([]hook(nil), r.hooks...)
+		ch := r.changed
+		r.mu.Unlock()
+		if cond(hs) {
+			return hs
+		}
+		select {
+		case <-ch:
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("webhooks: %s did not happen within 60 s; got %s", what, describe(hs))
+		}
+	}
+}
+
+func describe(hs []hook) string {
+	var b strings.Builder
+	for _, h := range hs {
+		fmt.Fprintf(&b, "\n  %s %s %d %s", h.Path, h.ID, h.Answered, h.Body)
+	}
+	return b.String()
+}
+
+// at are the hooks sent to one endpoint (by its URL path).
+func at(hs []hook, path string) []hook {
+	var out []hook
+	for _, h := range hs {
+		if h.Path == path {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// accepted are the hooks answered 2xx, by webhook-id.
+func accepted(hs []hook) map[string][]hook {
+	out := map[string][]hook{}
+	for _, h := range hs {
+		if h.Answered >= 200 && h.Answered < 300 {
+			out[h.ID] = append(out[h.ID], h)
+		}
+	}
+	return out
+}
+
+// ofType are the accepted events of one type, in arrival order.
+func ofType(t testing.TB, hs []hook, typ string) []event {
+	var out []event
+	for _, h := range hs {
+		if e := h.event(t); e.Type == typ && h.Answered < 300 {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// addEndpoint runs `tenant webhook add --json` and returns id and secret.
+func addEndpoint(t *testing.T, cli func(*testing.T, ...string) string, tenantID, url string, flags ...string) (id, secret string) {
+	t.Helper()
+	out := cli(t, append([]string{"tenant", "webhook", "add", "--tenant", tenantID, "--url", url, "--json"}, flags...)...)
+	var v struct{ ID, Secret string }
+	if err := json.Unmarshal([]byte(out), &v); err != nil || !strings.HasPrefix(v.ID, "ep_") || !strings.HasPrefix(v.Secret, "whsec_") {
+		t.Fatalf("tenant webhook add --json printed %q", out)
+	}
+	return v.ID, v.Secret
+}
+
+// deliveryLog is `tenant webhook deliveries --json`.
+type deliveryLog []struct {
+	EventID  string `json:"event_id"`
+	Type     string `json:"type"`
+	State    string `json:"state"`
+	Attempts int    `json:"attempts"`
+}
+
+func deliveries(t *testing.T, cli func(*testing.T, ...string) string, tenantID, endpointID string) deliveryLog {
+	t.Helper()
+	var log deliveryLog
+	out := cli(t, "tenant", "webhook", "deliveries", "--tenant", tenantID, "--endpoint", endpointID, "--limit", "1000", "--json")
+	if err := json.Unmarshal([]byte(out), &log); err != nil {
+		t.Fatalf("deliveries --json printed %q: %v", out, err)
+	}
+	return log
+}
+
+// needVerifier fails (under CI, which installs it) or skips when node or
+// scripts/webhooks/node_modules is missing.
+func needVerifier(t testing.TB) {
+	t.Helper()
+	missing := ""
+	if _, err := exec.LookPath("node"); err != nil {
+		missing = "node is not on PATH"
+	} else if _, err := os.Stat(filepath.Join("..", "..", "scripts", "webhooks", "node_modules")); err != nil {
+		missing = "scripts/webhooks/node_modules is missing (run `npm ci` in scripts/webhooks)"
+	}
+	if missing == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("webhook signature checks need node and scripts/webhooks/node_modules, and CI installs them: %s", missing)
+	}
+	t.Skipf("skipping: %s; under CI this is a failure", missing)
+}
+
+// verifyStandard has the standardwebhooks npm package verify each hook
+// with secret; it returns, per hook, "" or the library's error.
+func verifyStandard(t testing.TB, secret string, hs []hook) []string {
+	t.Helper()
+	needVerifier(t)
+	type item struct {
+		Secret  string            `json:"secret"`
+		Headers map[string]string `json:"headers"`
+		Body    string            `json:"body"`
+	}
+	var in []item
+	for _, h := range hs {
+		in = append(in, item{secret, map[string]string{"webhook-id": h.ID, "webhook-timestamp": h.Timestamp,
+			"webhook-signature": h.Signature}, string(h.Body)})
+	}
+	raw, _ := json.Marshal(in)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", filepath.Join("..", "..", "scripts", "webhooks", "verify.mjs"))
+	cmd.Stdin = bytes.NewReader(raw)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("verify.mjs: %v: %s", err, stderr.String())
+	}
+	var res []struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(hs) {
+		t.Fatalf("verify.mjs printed %q: %v", out, err)
+	}
+	errs := make([]string, len(hs))
+	for i, r := range res {
+		if !r.OK {
+			errs[i] = r.Error
+		}
+	}
+	return errs
+}
+
+// mustVerify requires every hook to verify with secret.
+func mustVerify(t testing.TB, secret string, hs []hook) {
+	t.Helper()
+	for i, e := range verifyStandard(t, secret, hs) {
+		if e != "" {
+			t.Errorf("standardwebhooks rejects %s (%s): %s", hs[i].ID, hs[i].Body, e)
+		}
+	}
+}
+
+// settled waits until the endpoint's delivery log shows every delivery
+// delivered and the receiver accepted as many events at path, then
+// requires each accepted exactly once: nothing is pending, so nothing more
+// will come. It returns the hooks to path.
+func settled(t *testing.T, rcv *receiver, cli func(*testing.T, ...string) string, tenantID, endpointID, path string) []hook {
+	t.Helper()
+	var log deliveryLog
+	hs := rcv.waitFor(t, "every delivery to "+path+" delivered", func(hs []hook) bool {
+		log = deliveries(t, cli, tenantID, endpointID)
+		for _, d := range log {
+			if d.State != kyc.DeliveryDelivered {
+				return false
+			}
+		}
+		return len(log) > 0 && len(accepted(at(hs, path))) == len(log)
+	})
+	got := accepted(at(hs, path))
+	for _, d := range log {
+		if n := len(got[d.EventID]); n != 1 {
+			t.Errorf("event %s (%s) was accepted %d times at %s, want once", d.EventID, d.Type, n, path)
+		}
+	}
+	return at(hs, path)
+}
+
+// TestWebhookEvents: every event type arrives, signed, exactly once per
+// endpoint, and a tenant whose enrollment is not verified learns nothing
+// of a shared approval. Under KYCGATE_TEST_ENGINE=postgres two replicas
+// serve (and deliver) together.
+func TestWebhookEvents(t *testing.T) {
+	needVerifier(t)
+	r := newLinkRig(t)
+	rcv := newReceiver(t)
+	tenA, keyA := r.newTenant(t, "Partner A")
+	tenB, keyB := r.newTenant(t, "Partner B")
+	epAll, secretAll := addEndpoint(t, r.cli, tenA, rcv.srv.URL+"/a/all")
+	epStatus, _ := addEndpoint(t, r.cli, tenA, rcv.srv.URL+"/a/status", "--events", "kyc.status.updated")
+	epB, secretB := addEndpoint(t, r.cli, tenB, rcv.srv.URL+"/b")
+	u := newUser(t, "hooks")
+
+	// Email, wallet, link, session, approval at A.
+	r.verifyOwn(t, keyA, u.email)
+	r.aMinutePasses(t, tenA, u.email)
+	expect(t, r.prepareWallet(t, keyA, u.key, u.email), 201, "user_prepared")
+	expect(t, r.proveLink(t, keyA, u.email, u.key.Address, u.key.Address), 200, "email_verified")
+	c := createKYC(t, r.node(), keyA, map[string]string{"email": u.email}, kyc.CreateNew)
+	// B registers the address but never proves it: it must hear nothing.
+	if p := r.call(t, "POST", "/kyc/prepare", keyB, map[string]string{"email": u.email}); p.Code != 201 {
+		t.Fatalf("prepare at B: %s", p.Raw)
+	}
+	approveAt(t, r.sim, c.Session.ID)
+
+	all := settled(t, rcv, r.cli, tenA, epAll, "/a/all")
+	hs := all
+	statusOnly := settled(t, rcv, r.cli, tenA, epStatus, "/a/status")
+	types := map[string]int{}
+	for _, h := range all {
+		types[h.event(t).Type]++
+	}
+	if types[kyc.EventEmailVerified] != 2 || types[kyc.EventWalletVerified] != 1 || types[kyc.EventIdentityLinked] != 1 ||
+		types[kyc.EventSessionCreated] != 1 || len(ofType(t, all, kyc.EventStatusUpdated)) == 0 {
+		t.Errorf("A's endpoint got %v; want 2 email.verified (own, link), 1 wallet.verified, 1 identity.linked, 1 session, status updates", types)
+	}
+	if last := ofType(t, all, kyc.EventStatusUpdated); last[len(last)-1].Data["status"] != "approved" {
+		t.Errorf("the last status event is %v, want approved", last[len(last)-1].Data)
+	}
+	for _, h := range statusOnly {
+		if h.event(t).Type != kyc.EventStatusUpdated {
+			t.Errorf("the status-only endpoint got %s", h.Body)
+		}
+	}
+	if len(statusOnly) != types[kyc.EventStatusUpdated] {
+		t.Errorf("the status-only endpoint got %d status events, the other %d", len(statusOnly), types[kyc.EventStatusUpdated])
+	}
+	if log := deliveries(t, r.cli, tenB, epB); len(log) != 0 {
+		t.Errorf("B (address registered, not proven) was told %+v", log)
+	}
+
+	// Every hook verifies with the reference library, and carries what
+	// status would show A, plus A's identifiers.
+	mustVerify(t, secretAll, hs)
+	if errs := verifyStandard(t, secretB, hs[:1]); errs[0] == "" {
+		t.Error("a hook verifies with another endpoint's secret")
+	}
+	st := r.statusOf(t, keyA, u.email, "")
+	for _, e := range ofType(t, hs, kyc.EventStatusUpdated) {
+		if e.Data["status"] != "approved" {
+			continue
+		}
+		if e.Data["session_id"] != st.SessionID || e.Data["session_status"] != st.SessionStatus ||
+			e.Data["approved"] != true || e.Data["email"] != u.email || e.Data["wallet"] != u.key.Address {
+			t.Errorf("approved event data %v; status says %+v", e.Data, st)
+		}
+		for _, k := range []string{"session_url", "ip_info", "is_blocklisted", "status", "approved"} {
+			if _, ok := e.Data[k]; !ok {
+				t.Errorf("approved event lacks %s: %v", k, e.Data)
+			}
+		}
+	}
+	if s := ofType(t, hs, kyc.EventSessionCreated); len(s) == 0 || s[0].Data["session_id"] != c.Session.ID ||
+		s[0].Data["session_url"] != c.Session.URL {
+		t.Errorf("session.created = %+v, want session %s", s, c.Session.ID)
+	}
+	if _, err := time.Parse(time.RFC3339, ofType(t, hs, kyc.EventIdentityLinked)[0].Timestamp); err != nil {
+		t.Errorf("timestamp: %v", err)
+	}
+
+	// B proves the address: B hears of that, and nothing of the approval
+	// it did not see happen.
+	r.aMinutePasses(t, tenB, u.email)
+	r.verifyOwn(t, keyB, u.email)
+	b := settled(t, rcv, r.cli, tenB, epB, "/b")
+	if len(b) != 1 || b[0].event(t).Type != kyc.EventEmailVerified || b[0].event(t).Data["email"] != u.email ||
+		b[0].event(t).Data["wallet"] != nil {
+		t.Errorf("B got %s, want its email.verified only (and not the wallet A linked)", describe(b))
+	}
+	mustVerify(t, secretB, b)
+}
+

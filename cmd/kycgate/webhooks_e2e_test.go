@@ -58,13 +58,13 @@ type receiver struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every request
 	hooks   []hook
-	status  int
-	hold    chan struct{} // non-nil: requests wait for it to close
-	held    chan struct{} // gets a token when a request is being held
+	status  map[string]int // by path; 200 when unset
+	hold    chan struct{}  // non-nil: requests wait for it to close
+	held    chan struct{}  // gets a token when a request is being held
 }
 
 func newReceiver(t *testing.T) *receiver {
-	r := &receiver{status: 200, changed: make(chan struct{}), held: make(chan struct{}, 16)}
+	r := &receiver{status: map[string]int{}, changed: make(chan struct{}), held: make(chan struct{}, 16)}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -84,7 +84,10 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	r.mu.Lock()
-	status := r.status
+	status := r.status[req.URL.Path]
+	if status == 0 {
+		status = 200
+	}
 	r.hooks = append(r.hooks, hook{Path: req.URL.Path, ID: req.Header.Get("webhook-id"), Timestamp: req.Header.Get("webhook-timestamp"),
 		Signature: req.Header.Get("webhook-signature"), Body: body, Answered: status})
 	close(r.changed)
@@ -93,7 +96,11 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(status)
 }
 
-func (r *receiver) setStatus(code int) { r.mu.Lock(); r.status = code; r.mu.Unlock() }
+func (r *receiver) setStatus(path string, code int) {
+	r.mu.Lock()
+	r.status[path] = code
+	r.mu.Unlock()
+}
 
 // waitFor waits until cond holds for the hooks received so far and
 // returns them. It looks again on each new request, and every 100 ms for
@@ -381,3 +388,138 @@ func TestWebhookEvents(t *testing.T) {
 	mustVerify(t, secretB, b)
 }
 
+// soloRig is one kycgate (on PostgreSQL under KYCGATE_TEST_ENGINE=postgres)
+// with its mailbox and a receiver.
+type soloRig struct {
+	in  *instance
+	mb  *mailbox
+	rcv *receiver
+	cli func(*testing.T, ...string) string
+}
+
+func newSoloRig(t *testing.T) *soloRig {
+	mb := newMailbox(t)
+	in := start(t, newEnv(t, mb.srv.URL()))
+	return &soloRig{in: in, mb: mb, rcv: newReceiver(t), cli: func(t *testing.T, args ...string) string {
+		t.Helper()
+		out, err := in.cli(args...)
+		if err != nil {
+			t.Fatalf("kycgate %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}}
+}
+
+// A receiver that answers 503 for a while gets every event once it is
+// back; one that answers 410 is disabled and gets nothing more; a rotated
+// endpoint's hooks carry both signatures, each verifying with its secret;
+// a redelivery sends the same event (same webhook-id) again.
+func TestWebhookRetriesRotationRedelivery(t *testing.T) {
+	needVerifier(t)
+	r := newSoloRig(t)
+	ten, key := r.in.tenant("Partner", "--rate-limit-per-minute", "0")
+	ep, secret := addEndpoint(t, r.cli, ten, r.rcv.srv.URL+"/down")
+	gone, _ := addEndpoint(t, r.cli, ten, r.rcv.srv.URL+"/gone")
+	r.rcv.setStatus("/down", 503)
+	r.rcv.setStatus("/gone", 410)
+
+	emails := []string{"down-1@example.com", "down-2@example.com"}
+	for _, e := range emails {
+		r.in.verifyEmail(r.mb, key, e)
+	}
+	// Each event fails three times before the receiver comes back.
+	r.rcv.waitFor(t, "three failed attempts of each event", func(hs []hook) bool {
+		fails := map[string]int{}
+		for _, h := range at(hs, "/down") {
+			fails[h.ID]++
+		}
+		return len(fails) == len(emails) && fails[at(hs, "/down")[0].ID] >= 3 && minCount(fails) >= 3
+	})
+	r.rcv.setStatus("/down", 200)
+	down := settled(t, r.rcv, r.cli, ten, ep, "/down")
+	if got := len(accepted(down)); got != len(emails) {
+		t.Fatalf("accepted %d events after the outage, want %d", got, len(emails))
+	}
+	mustVerify(t, secret, down)
+	for _, d := range deliveries(t, r.cli, ten, ep) {
+		if d.Attempts < 4 {
+			t.Errorf("delivery of %s took %d attempts; the receiver failed the first three", d.EventID, d.Attempts)
+		}
+	}
+
+	// 410: the endpoint is disabled at its first answer, and says so.
+	// (Deliveries already under way when it answered may still arrive:
+	// the two events here may have been attempted together.)
+	r.rcv.waitFor(t, "an attempt at /gone", func(hs []hook) bool { return len(at(hs, "/gone")) >= 1 })
+	var list []struct {
+		ID             string `json:"id"`
+		Enabled        bool   `json:"enabled"`
+		DisabledReason string `json:"disabled_reason"`
+	}
+	r.rcv.waitFor(t, "the 410 endpoint disabled", func([]hook) bool {
+		if err := json.Unmarshal([]byte(r.cli(t, "tenant", "webhook", "list", "--tenant", ten, "--json")), &list); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range list {
+			if l.ID == gone && !l.Enabled && strings.Contains(l.DisabledReason, "410") {
+				return true
+			}
+		}
+		return false
+	})
+	if text := r.cli(t, "tenant", "webhook", "list", "--tenant", ten); !strings.Contains(text, "DISABLED") {
+		t.Errorf("tenant webhook list does not say the endpoint is disabled:\n%s", text)
+	}
+
+	// Rotation: the next event carries two signatures, and the old and the
+	// new secret each verify it.
+	var rot struct{ ID, Secret string }
+	if err := json.Unmarshal([]byte(r.cli(t, "tenant", "webhook", "rotate-secret", "--tenant", ten, "--endpoint", ep, "--json")), &rot); err != nil ||
+		!strings.HasPrefix(rot.Secret, "whsec_") || rot.Secret == secret {
+		t.Fatalf("rotate-secret printed %+v (%v)", rot, err)
+	}
+	r.in.verifyEmail(r.mb, key, "rotated@example.com")
+	hs := r.rcv.waitFor(t, "the rotated endpoint's next event", func(hs []hook) bool {
+		return len(accepted(at(hs, "/down"))) == len(emails)+1
+	})
+	var last hook
+	for _, h := range at(hs, "/down") {
+		if strings.Contains(string(h.Body), "rotated@example.com") {
+			last = h
+		}
+	}
+	if sigs := strings.Fields(last.Signature); len(sigs) != 2 || !strings.HasPrefix(sigs[0], "v1,") || !strings.HasPrefix(sigs[1], "v1,") {
+		t.Fatalf("webhook-signature after rotation = %q, want two v1 signatures", last.Signature)
+	}
+	mustVerify(t, secret, []hook{last})
+	mustVerify(t, rot.Secret, []hook{last})
+	goneIDs := map[string]int{}
+	for _, h := range at(hs, "/gone") {
+		goneIDs[h.ID]++
+		if h.ID == last.ID || goneIDs[h.ID] > 1 {
+			t.Errorf("the endpoint that answered 410 got %s again, or after it was disabled", h.ID)
+		}
+	}
+
+	// Redelivery: the same event, the same id, again.
+	out := r.cli(t, "tenant", "webhook", "redeliver", "--tenant", ten, "--event", last.ID, "--endpoint", ep)
+	if !strings.Contains(out, "for 1 endpoint") {
+		t.Errorf("redeliver printed %q", out)
+	}
+	hs = r.rcv.waitFor(t, "the redelivery", func(hs []hook) bool { return len(accepted(at(hs, "/down"))[last.ID]) == 2 })
+	again := accepted(at(hs, "/down"))[last.ID][1]
+	if !bytes.Equal(again.Body, last.Body) {
+		t.Errorf("redelivered body %s, first %s", again.Body, last.Body)
+	}
+	mustVerify(t, rot.Secret, []hook{again})
+}
+
+func minCount(m map[string]int) int {
+	n := -1
+	for _, v := range m {
+		if n < 0 || v < n {
+			n = v
+		}
+	}
+	return n
+}

@@ -523,3 +523,61 @@ func minCount(m map[string]int) int {
 	}
 	return n
 }
+
+// Two healthy replicas deliver each event exactly once between them; a
+// replica SIGKILLed with an attempt in its hands loses nothing: the event
+// is delivered once its lease lapses, by a replica started afterwards.
+func TestWebhookReplicas(t *testing.T) {
+	needVerifier(t)
+	c := rpNewCluster(t)
+	c.start(t, 2)
+	rcv := newReceiver(t)
+	ten, key := c.tenant(t, "Partner", "--rate-limit-per-minute", "0")
+	ep, secret := addEndpoint(t, c.command, ten, rcv.srv.URL+"/hooks")
+
+	const users = 12
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Go(func() {
+			c.pick(i).verifyEmail(c.mail, key, fmt.Sprintf("replica-%d@example.com", i))
+		})
+	}
+	wg.Wait()
+	hs := settled(t, rcv, c.command, ten, ep, "/hooks")
+	if got := len(accepted(hs)); got != users {
+		t.Fatalf("accepted %d events, want %d", got, users)
+	}
+	mustVerify(t, secret, hs)
+
+	// The next attempt is held at the receiver; then every replica dies.
+	hold := make(chan struct{})
+	rcv.mu.Lock()
+	rcv.hold = hold
+	rcv.mu.Unlock()
+	c.pick(0).verifyEmail(c.mail, key, "killed@example.com")
+	select {
+	case <-rcv.held:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no attempt reached the receiver")
+	}
+	for _, p := range c.procs {
+		p.kill(t)
+		<-p.done
+	}
+	rcv.mu.Lock()
+	rcv.hold = nil
+	rcv.mu.Unlock()
+	close(hold)
+	c.procs = nil
+	c.start(t, 1)
+	hs = settled(t, rcv, c.command, ten, ep, "/hooks")
+	if got := len(accepted(hs)); got != users+1 {
+		t.Fatalf("accepted %d events after the crash, want %d", got, users+1)
+	}
+	for _, d := range deliveries(t, c.command, ten, ep) {
+		if d.Attempts == 2 {
+			return // the killed attempt, and the one after its lease
+		}
+	}
+	t.Error("no delivery shows the killed attempt and its retry (2 attempts)")
+}

@@ -30,13 +30,14 @@ type WebhookRequest struct {
 
 // DefaultWebhookRetry is the wait after each failed attempt (README
 // "Receiving webhooks"): the first retry within a minute, then longer and
-// longer waits, for about four days in all (14 attempts). Each wait is
+// longer waits, for about four days in all (13 attempts). Each wait is
 // jittered by ±20 % so endpoints that failed together are not retried in
-// lockstep.
+// lockstep. Even with the jitter one event's retries end before
+// WebhookDisableAfter.
 var DefaultWebhookRetry = []time.Duration{
 	30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute,
 	time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour, 12 * time.Hour,
-	24 * time.Hour, 24 * time.Hour, 24 * time.Hour, 24 * time.Hour,
+	24 * time.Hour, 24 * time.Hour, 24 * time.Hour,
 }
 
 // Webhook delivery limits.

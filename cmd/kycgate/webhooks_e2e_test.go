@@ -581,3 +581,56 @@ func TestWebhookReplicas(t *testing.T) {
 	}
 	t.Error("no delivery shows the killed attempt and its retry (2 attempts)")
 }
+
+// Outside development mode and without KYCGATE_WEBHOOK_ALLOW_PRIVATE,
+// `tenant webhook add` refuses URLs a webhook could reach inside with:
+// http://, private and loopback addresses, local names.
+func TestWebhookAddRefusesUnsafeURLs(t *testing.T) {
+	env := newEnv(t, "smtp://127.0.0.1:2525")
+	env["KYCGATE_DEV"] = "0"
+	env["KYCGATE_WEBHOOK_ALLOW_PRIVATE"] = ""
+	env["KYCGATE_WEBHOOK_RETRY_SCHEDULE"] = ""
+	env["KYCGATE_DIDIT_API_KEY"] = "didit-key"
+	env["KYCGATE_DIDIT_WORKFLOW_ID"] = "workflow"
+	env["KYCGATE_DIDIT_WEBHOOK_SECRET"] = "didit-secret"
+	if env["KYCGATE_SECRET"] == "" {
+		env["KYCGATE_SECRET"] = "cli-test-secret-0123456789abcdefghijklmnop"
+	}
+	cli := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, getenvFrom(env), &out, &errb)
+		return out.String(), err
+	}
+	out, err := cli("tenant", "create", "--name", "P", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tn struct {
+		TenantID string `json:"tenant_id"`
+	}
+	json.Unmarshal([]byte(out), &tn)
+	for _, u := range []string{"http://hooks.example.com/kyc", "https://10.1.2.3/kyc", "https://127.0.0.1:8443/kyc",
+		"https://[::1]/kyc", "https://169.254.169.254/", "https://100.64.0.1/", "https://localhost/kyc", "ftp://hooks.example.com/"} {
+		_, err := cli("tenant", "webhook", "add", "--tenant", tn.TenantID, "--url", u)
+		if err == nil || !strings.Contains(err.Error(), "--url") || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("add %s: %v, want a refusal naming --url", u, err)
+		}
+	}
+	if _, err := cli("tenant", "webhook", "add", "--tenant", tn.TenantID, "--url", "https://hooks.example.com/kyc", "--events", "kyc.nope"); err == nil ||
+		!strings.Contains(err.Error(), "unknown event type") {
+		t.Errorf("add with an unknown event type: %v", err)
+	}
+	if _, err := cli("tenant", "webhook", "add", "--tenant", "tn_nobody", "--url", "https://hooks.example.com/kyc"); err == nil ||
+		!strings.Contains(err.Error(), "not found") {
+		t.Errorf("add for an unknown tenant: %v", err)
+	}
+	out, err = cli("tenant", "webhook", "add", "--tenant", tn.TenantID, "--url", "https://hooks.example.com/kyc", "--events", "kyc.status.updated,email.verified")
+	if err != nil || !strings.Contains(out, "whsec_") {
+		t.Fatalf("add of a public https URL: %v %s", err, out)
+	}
+	list, err := cli("tenant", "webhook", "list", "--tenant", tn.TenantID)
+	if err != nil || !strings.Contains(list, "https://hooks.example.com/kyc") || !strings.Contains(list, "kyc.status.updated,email.verified") ||
+		strings.Contains(list, "whsec_") {
+		t.Errorf("list: %v\n%s", err, list)
+	}
+}

@@ -259,9 +259,15 @@ func verifyStandard(t testing.TB, secret string, hs []hook) []string {
 	return errs
 }
 
-// mustVerify requires every hook to verify with secret.
+// mustVerify requires every hook to verify with secret, and its body to
+// match api/openapi.yaml's webhooks.
 func mustVerify(t testing.TB, secret string, hs []hook) {
 	t.Helper()
+	for _, h := range hs {
+		if err := loadValidator(t).CheckWebhook(h.event(t).Type, h.Body); err != nil {
+			t.Errorf("%v\n%s", err, h.Body)
+		}
+	}
 	for i, e := range verifyStandard(t, secret, hs) {
 		if e != "" {
 			t.Errorf("standardwebhooks rejects %s (%s): %s", hs[i].ID, hs[i].Body, e)

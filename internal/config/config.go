@@ -283,8 +283,9 @@ func (c *Config) webhooks(allowPrivate, schedule string) error {
 	switch strings.TrimSpace(allowPrivate) {
 	case "1", "true":
 		c.WebhookAllowPrivate = true
-	case "", "0", "false":
+	case "":
 		c.WebhookAllowPrivate = c.Dev
+	case "0", "false":
 	default:
 		return &Error{"KYCGATE_WEBHOOK_ALLOW_PRIVATE", "must be 1 or 0"}
 	}

@@ -96,6 +96,12 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(status)
 }
 
+func (r *receiver) snapshot() []hook {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]hook(nil), r.hooks...)
+}
+
 func (r *receiver) setStatus(path string, code int) {
 	r.mu.Lock()
 	r.status[path] = code
@@ -639,4 +645,77 @@ func TestWebhookAddRefusesUnsafeURLs(t *testing.T) {
 		strings.Contains(list, "whsec_") {
 		t.Errorf("list: %v\n%s", err, list)
 	}
+}
+
+// Destinations, through a kycgate outside development mode: an endpoint
+// stored while private addresses were allowed is refused once they are
+// not (nothing reaches the receiver, the log says why), and a redirect is
+// never followed (its target gets nothing; the 3xx counts as a failure).
+func TestWebhookDestinations(t *testing.T) {
+	ss := startDiditSim(t)
+	mb := newMailbox(t)
+	env := newEnv(t, mb.srv.URL())
+	env["KYCGATE_DIDIT_URL"] = ss.URL
+	env["KYCGATE_DIDIT_API_KEY"] = ss.apiKey
+	env["KYCGATE_DIDIT_WORKFLOW_ID"] = ss.workflow
+	env["KYCGATE_DIDIT_WEBHOOK_SECRET"] = ss.secret
+	env["KYCGATE_DEV"] = "0"
+	env["KYCGATE_WEBHOOK_ALLOW_PRIVATE"] = "1"
+	in := start(t, env)
+	cli := func(t *testing.T, args ...string) string {
+		t.Helper()
+		out, err := in.cli(args...)
+		if err != nil {
+			t.Fatalf("kycgate %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	rcv := newReceiver(t)
+	redirect := httptest.NewServer(http.RedirectHandler(rcv.srv.URL+"/target", http.StatusTemporaryRedirect))
+	t.Cleanup(redirect.Close)
+	ten, key := in.tenant("Partner", "--rate-limit-per-minute", "0")
+	epRedirect, _ := addEndpoint(t, cli, ten, redirect.URL+"/hooks")
+
+	in.verifyEmail(mb, key, "redirect@example.com")
+	log := rcvWaitLog(t, rcv, cli, ten, epRedirect, func(d deliveryLog) bool { return len(d) == 1 && d[0].Attempts >= 2 })
+	if log[0].State != kyc.DeliveryPending {
+		t.Errorf("a redirected delivery is %s, want pending (retried)", log[0].State)
+	}
+	if n := len(at(rcv.snapshot(), "/target")); n != 0 {
+		t.Errorf("the redirect's target got %d requests", n)
+	}
+
+	// The same endpoint kind on loopback, now refused at connect time.
+	epLoop, _ := addEndpoint(t, cli, ten, rcv.srv.URL+"/loopback")
+	in.env["KYCGATE_WEBHOOK_ALLOW_PRIVATE"] = "0"
+	in.restart()
+	in.verifyEmail(mb, key, "private@example.com")
+	var full []struct {
+		State     string `json:"state"`
+		Attempts  int    `json:"attempts"`
+		LastError string `json:"last_error"`
+	}
+	rcvWaitLog(t, rcv, cli, ten, epLoop, func(deliveryLog) bool {
+		out := cli(t, "tenant", "webhook", "deliveries", "--tenant", ten, "--endpoint", epLoop, "--json")
+		json.Unmarshal([]byte(out), &full)
+		return len(full) == 1 && full[0].Attempts >= 1 && full[0].LastError != ""
+	})
+	if !strings.Contains(full[0].LastError, "refused") {
+		t.Errorf("loopback delivery's error %q, want a refusal", full[0].LastError)
+	}
+	if n := len(at(rcv.snapshot(), "/loopback")); n != 0 {
+		t.Errorf("the loopback receiver got %d requests with private addresses refused", n)
+	}
+}
+
+// rcvWaitLog waits (on the receiver's requests and every 100 ms) until
+// cond holds for the endpoint's delivery log, and returns the log.
+func rcvWaitLog(t *testing.T, rcv *receiver, cli func(*testing.T, ...string) string, tenantID, endpointID string, cond func(deliveryLog) bool) deliveryLog {
+	t.Helper()
+	var log deliveryLog
+	rcv.waitFor(t, "the delivery log of "+endpointID, func([]hook) bool {
+		log = deliveries(t, cli, tenantID, endpointID)
+		return cond(log)
+	})
+	return log
 }

@@ -10,6 +10,11 @@ import (
 // room for manual resends.
 const EventRetention = 7 * 24 * time.Hour
 
+// OutboxRetention is how long outbound webhook events and their finished
+// deliveries are kept: the delivery log shows them, and redeliver can send
+// them again, for this long.
+const OutboxRetention = 30 * 24 * time.Hour
+
 // Prune removes expired challenges, lapsed claims, old event keys and old
 // rate-limit windows. Codes are not pruned: one row per (tenant, person)
 // holds the send history the hourly limit needs.
@@ -20,6 +25,7 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 		Claims:       now.Add(-claimSweepMargin),
 		Events:       now.Add(-EventRetention),
 		RateCounters: now.Add(-10 * time.Minute),
+		Outbox:       now.Add(-OutboxRetention),
 	})
 }
 

@@ -216,6 +216,7 @@ type PruneBefore struct {
 	Claims       time.Time // session-creation claims that lapsed
 	Events       time.Time // webhook de-duplication keys
 	RateCounters time.Time // rate-limit windows
+	Outbox       time.Time // outbound webhook events and their finished deliveries
 }
 
 // NewIDs are the ids a write uses for the rows it creates.

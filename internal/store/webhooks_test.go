@@ -344,3 +344,32 @@ func TestRedeliverAndRotate(t *testing.T) {
 		}
 	})
 }
+
+func TestPruneOutbox(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		mkTenant(t, db, "ta")
+		mkEndpoint(t, db, "ta", "ep")
+		emitNow(t, db, outboxEvent("msg_done", "ta", kyc.EventEmailVerified, t0), outboxEvent("msg_owed", "ta", kyc.EventEmailVerified, t0))
+		ds, _ := db.ClaimDeliveries(ctx, t0, at(time.Minute), "w1", 10)
+		for _, d := range ds {
+			if d.EventID == "msg_done" {
+				must(t, db.FinishDelivery(ctx, kyc.DeliveryOutcome{EventID: d.EventID, EndpointID: "ep", Token: "w1", At: t0,
+					State: kyc.DeliveryDelivered, Status: 200}))
+			}
+		}
+		if n, err := db.Prune(ctx, kyc.PruneBefore{Outbox: t0}); err != nil || n != 0 {
+			t.Fatalf("prune before the events = %d, %v", n, err)
+		}
+		if n, err := db.Prune(ctx, kyc.PruneBefore{Outbox: at(time.Hour)}); err != nil || n != 2 {
+			t.Fatalf("prune = %d, %v; want the delivered delivery and its event", n, err)
+		}
+		if got := deliveryStates(t, db, "ta", "ep"); len(got) != 1 || got["msg_owed"] != kyc.DeliveryPending {
+			t.Errorf("after prune: %v, want only the owed delivery", got)
+		}
+		if _, err := db.Redeliver(ctx, "ta", "msg_done", "", at(time.Hour)); !isNotFound(err) {
+			t.Errorf("redeliver of a pruned event = %v", err)
+		}
+	})
+}

@@ -185,6 +185,13 @@ func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fa
 	if c.Wallet != "" {
 		return false, errors.New("store: ConsumeOTP is for an address's own code; a link's code is consumed in its transaction")
 	}
+	if db.dialect == Postgres && fan != nil {
+		if ok, err := anyEndpoints(ctx, db.r); err != nil {
+			return false, err
+		} else if !ok {
+			fan = nil
+		}
+	}
 	if db.dialect == Postgres && fan == nil {
 		var used int
 		if err := db.w.QueryRowContext(ctx, `WITH used AS (
@@ -231,6 +238,9 @@ func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fa
 		}
 		if fan == nil {
 			return nil
+		}
+		if ok, err := anyEndpoints(ctx, tx); err != nil || !ok {
+			return err
 		}
 		return emit(ctx, tx, fan(kyc.Audience{Enrollments: []kyc.Enrollment{r.enrollment()}}))
 	})

@@ -70,6 +70,13 @@ func (db *DB) InsertSession(ctx context.Context, s kyc.Session, claimToken strin
 		return err
 	}
 	if db.dialect == Postgres {
+		if fan != nil {
+			if ok, err := anyEndpoints(ctx, db.r); err != nil {
+				return err
+			} else if !ok {
+				fan = nil
+			}
+		}
 		if fan == nil {
 			return insertSessionPG(ctx, db.w, s, ip, claimToken)
 		}

@@ -373,3 +373,37 @@ func TestPruneOutbox(t *testing.T) {
 		}
 	})
 }
+
+// With no endpoint anywhere, a change does not even read its audience.
+func TestNoEndpointsNoAudience(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		ann, _ := sessionFixture(t, db)
+		called := 0
+		fan := func(kyc.Audience) []kyc.OutboxEvent { called++; return nil }
+		if ok, err := db.ClaimSessionCreation(ctx, ann.ID, "tok", at(time.Minute), t0); err != nil || !ok {
+			t.Fatalf("claim = %v, %v", ok, err)
+		}
+		s := newSession("s1", ann.ID, t0)
+		must(t, db.InsertSession(ctx, s, "tok", fan))
+		s.Status = kyc.StatusApproved
+		if _, err := db.ApplyEvent(ctx, "ev1", s, t0, fan); err != nil {
+			t.Fatal(err)
+		}
+		code := kyc.CodeRef{TenantID: "ta", Address: "bob@example.com"}
+		saveCode(t, db, code, "h", t0)
+		if ok, err := db.ConsumeOTP(ctx, code, "h", fan); err != nil || !ok {
+			t.Fatalf("ConsumeOTP = %v, %v", ok, err)
+		}
+		if called != 0 {
+			t.Errorf("the fanout ran %d times with no endpoint anywhere", called)
+		}
+		if got, err := db.SessionByID(ctx, "s1"); err != nil || got.Status != kyc.StatusApproved {
+			t.Errorf("session = %+v, %v", got, err)
+		}
+		if e := enrollmentOf(t, db, "ta", "bob@example.com"); !e.EmailVerified {
+			t.Error("ConsumeOTP did not verify")
+		}
+	})
+}

@@ -30,7 +30,7 @@ func BenchmarkRespondEnvelope(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	data := statusData{Status: "approved", Approved: true, SessionID: "5f1c1a9e-2b7c-4c1e-9d0a-3e8f7b6a5c4d",
+	data := kyc.StatusData{Status: "approved", Approved: true, SessionID: "5f1c1a9e-2b7c-4c1e-9d0a-3e8f7b6a5c4d",
 		SessionStatus: "Approved", SessionURL: "https://verify.didit.me/session/abcdefghijklmnop", IPInfo: ip}
 	b.Run("with-data", func(b *testing.B) {
 		b.ReportAllocs()

@@ -106,6 +106,9 @@ func newEnv(t testing.TB, smtpURL string) map[string]string {
 		"KYCGATE_RECONCILE_INTERVAL": "1h",
 		// Stopping a test server need not wait for load balancers.
 		"KYCGATE_SHUTDOWN_DELAY": "0",
+		// Outbound webhooks go to loopback receivers, and retry at once.
+		"KYCGATE_WEBHOOK_ALLOW_PRIVATE":  "1",
+		"KYCGATE_WEBHOOK_RETRY_SCHEDULE": testRetrySchedule,
 	}
 	switch engine := os.Getenv("KYCGATE_TEST_ENGINE"); engine {
 	case "", "sqlite":

@@ -36,6 +36,7 @@ type linkRig struct {
 	sim    string  // the simulator's control API
 	db     *sql.DB // kycgate's database, to let time pass for the send limits
 	tenant func(t *testing.T, name string, flags ...string) (id, key string)
+	cli    func(t *testing.T, args ...string) string // a kycgate subcommand against the same database
 	turn   atomic.Uint64
 }
 
@@ -45,7 +46,7 @@ func newLinkRig(t *testing.T) *linkRig {
 	if os.Getenv("KYCGATE_TEST_ENGINE") == "postgres" {
 		c := rpNewCluster(t)
 		c.start(t, 2)
-		r := &linkRig{mail: c.mail, sim: c.sim.URL + "/_sim", db: c.openDB(t), tenant: c.tenant}
+		r := &linkRig{mail: c.mail, sim: c.sim.URL + "/_sim", db: c.openDB(t), tenant: c.tenant, cli: c.command}
 		for _, p := range c.procs {
 			r.nodes = append(r.nodes, p.instance)
 		}
@@ -59,7 +60,15 @@ func newLinkRig(t *testing.T) *linkRig {
 	}
 	t.Cleanup(func() { db.Close() })
 	return &linkRig{mail: mb, nodes: []*instance{in}, sim: in.URL + "/_didit/_sim", db: db,
-		tenant: func(_ *testing.T, name string, flags ...string) (string, string) { return in.tenant(name, flags...) }}
+		tenant: func(_ *testing.T, name string, flags ...string) (string, string) { return in.tenant(name, flags...) },
+		cli: func(t *testing.T, args ...string) string {
+			t.Helper()
+			out, err := in.cli(args...)
+			if err != nil {
+				t.Fatalf("kycgate %s: %v", strings.Join(args, " "), err)
+			}
+			return out
+		}}
 }
 
 // aMinutePasses moves the send history of an address at a tenant a minute

@@ -298,6 +298,8 @@ func rpNewCluster(t *testing.T) *rpCluster {
 		"KYCGATE_RECONCILE_INTERVAL=1h",
 		"KYCGATE_SHUTDOWN_DELAY=0",
 		"KYCGATE_LOG_LEVEL=info",
+		"KYCGATE_WEBHOOK_ALLOW_PRIVATE=1",
+		"KYCGATE_WEBHOOK_RETRY_SCHEDULE="+testRetrySchedule,
 	)
 	return c
 }

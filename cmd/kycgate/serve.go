@@ -22,6 +22,7 @@ import (
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/mail"
 	"github.com/kycgate/kycgate/internal/store"
+	"github.com/kycgate/kycgate/internal/webhook"
 )
 
 func randomHex(n int) string {
@@ -80,8 +81,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	defer closeSim()
 
-	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mailer, Provider: client, Logger: log},
-		kyc.Config{Secret: sec, ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: cfg.AuthCacheTTL})
+	if cfg.WebhookAllowPrivate {
+		log.Warn("outbound webhooks may go to http:// and private addresses (KYCGATE_WEBHOOK_ALLOW_PRIVATE or development mode)")
+	}
+	sender := webhook.NewSender(webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate})
+	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mailer, Provider: client, Webhooks: sender, Logger: log},
+		kyc.Config{Secret: sec, ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: cfg.AuthCacheTTL, WebhookRetry: cfg.WebhookRetry})
 	if err != nil {
 		return err
 	}
@@ -178,6 +183,11 @@ func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln
 	recCtx, stopRec := context.WithCancel(ctx)
 	defer func() { stopRec(); wg.Wait() }()
 	wg.Go(func() { reconcile(recCtx, svc, cfg.ReconcileInterval, log) })
+	idle := time.Second
+	if len(cfg.WebhookRetry) > 0 {
+		idle = min(idle, cfg.WebhookRetry[0])
+	}
+	wg.Go(func() { deliverWebhooks(recCtx, svc, idle, log) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -264,6 +274,36 @@ func reconcile(ctx context.Context, svc *kyc.Service, every time.Duration, log *
 					break
 				}
 			}
+		}
+	}
+}
+
+// webhookBatch is how many deliveries one worker claims and attempts at
+// once.
+const webhookBatch = 20
+
+// deliverWebhooks is this replica's webhook worker: every replica runs
+// one, and the store's leases keep them from attempting one delivery
+// twice. It claims what is due, attempts it, and looks again at once when
+// the batch was full, else after idle. Attempts under way when ctx ends
+// finish (each within its timeout) and are recorded.
+func deliverWebhooks(ctx context.Context, svc *kyc.Service, idle time.Duration, log *slog.Logger) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := svc.DeliverWebhooks(ctx, webhookBatch)
+		if err != nil && ctx.Err() == nil {
+			log.Error("deliver webhooks", "err", err)
+		}
+		if err == nil && n == webhookBatch {
+			t.Reset(0)
+		} else {
+			t.Reset(idle)
 		}
 	}
 }

@@ -17,7 +17,7 @@ import (
 // tenantCommands are the partner administration commands. Each opens the
 // database named by the configuration.
 func tenantCommands() []command {
-	return []command{
+	return append([]command{
 		{path: "tenant create", args: "--name NAME [--quota N] [--rate-limit-per-minute N] [--json]",
 			summary: "create a tenant (a partner app) and its first API key, shown once", setup: tenantCreate},
 		{path: "tenant list", args: "[--json]", summary: "list the tenants", setup: tenantList},
@@ -27,7 +27,7 @@ func tenantCommands() []command {
 		{path: "tenant set-quota", args: "--tenant ID [--quota N] [--rate-limit-per-minute N] [--json]",
 			summary: "change a tenant's monthly session quota and per-key rate limit", setup: setQuota},
 		{path: "tenant set-products", args: "--tenant ID --kyc on|off [--json]", summary: "enable or disable the kyc product", setup: setProducts},
-	}
+	}, webhookCommands()...)
 }
 
 // admin is what every tenant command shares: the --json flag, and the

@@ -48,6 +48,13 @@ type Config struct {
 	Dev bool
 	// DevReason says why Dev is what it is, for the start-up log.
 	DevReason string
+	// WebhookAllowPrivate lets outbound webhooks go to http:// URLs and
+	// private, loopback and other inside addresses: with
+	// KYCGATE_WEBHOOK_ALLOW_PRIVATE=1, or in development mode.
+	WebhookAllowPrivate bool
+	// WebhookRetry is the wait after each failed webhook attempt
+	// (KYCGATE_WEBHOOK_RETRY_SCHEDULE); nil takes kyc's default.
+	WebhookRetry []time.Duration
 }
 
 // Error names the variable that is wrong.
@@ -94,6 +101,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if err := c.decideDev(getenv("KYCGATE_DEV"), listenHost, getenv("KYCGATE_PUBLIC_URL") != ""); err != nil {
+		return c, err
+	}
+	if err := c.webhooks(getenv("KYCGATE_WEBHOOK_ALLOW_PRIVATE"), getenv("KYCGATE_WEBHOOK_RETRY_SCHEDULE")); err != nil {
 		return c, err
 	}
 	const devOnly = "is required outside development mode (SQLite on a loopback address with no non-loopback KYCGATE_PUBLIC_URL, or KYCGATE_DEV=1)"
@@ -264,6 +274,38 @@ func loopbackHost(h string) bool {
 func loopbackURL(raw string) bool {
 	u, err := url.Parse(raw)
 	return err == nil && loopbackHost(u.Hostname())
+}
+
+// webhooks reads the outbound webhook settings. A schedule must retry
+// within a minute and, outside development mode, keep retrying for at
+// least a day: a receiver down for a night must still get its events.
+func (c *Config) webhooks(allowPrivate, schedule string) error {
+	switch strings.TrimSpace(allowPrivate) {
+	case "1", "true":
+		c.WebhookAllowPrivate = true
+	case "":
+		c.WebhookAllowPrivate = c.Dev
+	case "0", "false":
+	default:
+		return &Error{"KYCGATE_WEBHOOK_ALLOW_PRIVATE", "must be 1 or 0"}
+	}
+	if strings.TrimSpace(schedule) == "" {
+		return nil
+	}
+	const problem = "must be a comma-separated list of durations, the first at most 1m, spanning at least 24h outside development mode"
+	var total time.Duration
+	for part := range strings.SplitSeq(schedule, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d <= 0 || (len(c.WebhookRetry) == 0 && d > time.Minute) {
+			return &Error{"KYCGATE_WEBHOOK_RETRY_SCHEDULE", problem}
+		}
+		c.WebhookRetry = append(c.WebhookRetry, d)
+		total += d
+	}
+	if total < 24*time.Hour && !c.Dev {
+		return &Error{"KYCGATE_WEBHOOK_RETRY_SCHEDULE", problem}
+	}
+	return nil
 }
 
 // Embedded reports whether the Didit simulator stands in for Didit.

@@ -128,3 +128,42 @@ func TestDevModeBehindAProxy(t *testing.T) {
 		}
 	}
 }
+
+func TestWebhookSettings(t *testing.T) {
+	prod := []string{"KYCGATE_DATABASE_URL", "postgres://db/kyc", "KYCGATE_SECRET", strings.Repeat("s", 32),
+		"KYCGATE_DIDIT_API_KEY", "k", "KYCGATE_DIDIT_WORKFLOW_ID", "w", "KYCGATE_DIDIT_WEBHOOK_SECRET", "x",
+		"KYCGATE_SMTP_URL", "smtp://mail:25"}
+	with := func(kv ...string) []string { return append(append([]string{}, prod...), kv...) }
+	for _, c := range []struct {
+		env          []string
+		allowPrivate bool
+	}{
+		{prod, false},
+		{with("KYCGATE_WEBHOOK_ALLOW_PRIVATE", "1"), true},
+		{[]string{}, true}, // development mode
+		{[]string{"KYCGATE_WEBHOOK_ALLOW_PRIVATE", "0"}, false},
+	} {
+		got, err := Load(env(c.env...))
+		if err != nil || got.WebhookAllowPrivate != c.allowPrivate {
+			t.Errorf("%v: allow private = %v (%v), want %v", c.env, got.WebhookAllowPrivate, err, c.allowPrivate)
+		}
+	}
+	got, err := Load(env(with("KYCGATE_WEBHOOK_RETRY_SCHEDULE", "10s, 1m,24h")...))
+	if err != nil || len(got.WebhookRetry) != 3 || got.WebhookRetry[0] != 10*time.Second || got.WebhookRetry[2] != 24*time.Hour {
+		t.Errorf("schedule = %v, %v", got.WebhookRetry, err)
+	}
+	for _, bad := range []string{"2m,24h", "10s,1h", "10s,x", "0s,24h", "-1s,25h"} {
+		_, err := Load(env(with("KYCGATE_WEBHOOK_RETRY_SCHEDULE", bad)...))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != "KYCGATE_WEBHOOK_RETRY_SCHEDULE" {
+			t.Errorf("schedule %q: %v, want a KYCGATE_WEBHOOK_RETRY_SCHEDULE error", bad, err)
+		}
+	}
+	// Development mode may retry for less than a day (tests).
+	if got, err := Load(env("KYCGATE_WEBHOOK_RETRY_SCHEDULE", "100ms,100ms")); err != nil || len(got.WebhookRetry) != 2 {
+		t.Errorf("a short schedule in development mode: %v, %v", got.WebhookRetry, err)
+	}
+	if _, err := Load(env("KYCGATE_WEBHOOK_ALLOW_PRIVATE", "yes")); err == nil {
+		t.Error("KYCGATE_WEBHOOK_ALLOW_PRIVATE=yes accepted")
+	}
+}

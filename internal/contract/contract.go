@@ -432,3 +432,25 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return resp, nil
 }
+
+// CheckWebhook returns nil when body is a request body the document's
+// top-level `webhooks` allows for the event type: what kycgate POSTs to a
+// partner's endpoint.
+func (v *Validator) CheckWebhook(eventType string, body []byte) error {
+	item := v.doc.Webhooks[eventType]
+	if item == nil || item.Post == nil || item.Post.RequestBody == nil || item.Post.RequestBody.Value == nil {
+		return fmt.Errorf("contract: webhook %q is not documented", eventType)
+	}
+	mt := item.Post.RequestBody.Value.Content.Get("application/json")
+	if mt == nil || mt.Schema == nil || mt.Schema.Value == nil {
+		return fmt.Errorf("contract: webhook %q has no JSON schema", eventType)
+	}
+	var val any
+	if err := json.Unmarshal(body, &val); err != nil {
+		return fmt.Errorf("contract: webhook %q: body is not JSON: %w", eventType, err)
+	}
+	if err := mt.Schema.Value.VisitJSON(val, openapi3.EnableJSONSchema2020()); err != nil {
+		return fmt.Errorf("contract: webhook %q: %w", eventType, simplify(err))
+	}
+	return nil
+}

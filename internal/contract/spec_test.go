@@ -287,3 +287,38 @@ func TestSpecDocExamples(t *testing.T) {
 	}
 	t.Logf("%d example answers checked", checked)
 }
+
+// The document's webhooks accept what kycgate sends and refuse what it
+// must not.
+func TestWebhookSchemas(t *testing.T) {
+	v, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := map[string]string{
+		"kyc.session.created": `{"type":"kyc.session.created","timestamp":"2026-01-02T03:04:05.123Z","data":{"session_id":"s","session_url":"https://x","email":"a@b.c"}}`,
+		"kyc.status.updated": `{"type":"kyc.status.updated","timestamp":"2026-01-02T03:04:05Z","data":{"status":"approved","approved":true,` +
+			`"session_id":"s","session_status":"Approved","session_url":"u","ip_info":[],"is_blocklisted":false,"wallet":"0xab"}}`,
+		"email.verified":  `{"type":"email.verified","timestamp":"2026-01-02T03:04:05Z","data":{"email":"a@b.c"}}`,
+		"wallet.verified": `{"type":"wallet.verified","timestamp":"2026-01-02T03:04:05Z","data":{"wallet":"0xab","chain":"evm"}}`,
+		"identity.linked": `{"type":"identity.linked","timestamp":"2026-01-02T03:04:05Z","data":{"email":"a@b.c","wallet":"0xab"}}`,
+	}
+	for typ, body := range good {
+		if err := v.CheckWebhook(typ, []byte(body)); err != nil {
+			t.Errorf("%s: %v", typ, err)
+		}
+	}
+	bad := map[string]string{
+		"kyc.status.updated": `{"type":"kyc.status.updated","timestamp":"2026-01-02T03:04:05Z","data":{"status":"approved"}}`,
+		"email.verified":     `{"type":"wallet.verified","timestamp":"2026-01-02T03:04:05Z","data":{"email":"a@b.c"}}`,
+		"identity.linked":    `{"type":"identity.linked","timestamp":"2026-01-02T03:04:05Z","data":{"email":"a@b.c"}}`,
+	}
+	for typ, body := range bad {
+		if err := v.CheckWebhook(typ, []byte(body)); err == nil {
+			t.Errorf("%s accepted %s", typ, body)
+		}
+	}
+	if err := v.CheckWebhook("kyc.nope", []byte(`{}`)); err == nil {
+		t.Error("an undocumented webhook was accepted")
+	}
+}

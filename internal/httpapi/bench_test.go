@@ -30,7 +30,7 @@ func BenchmarkRespondEnvelope(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	data := statusData{Status: "approved", Approved: true, SessionID: "5f1c1a9e-2b7c-4c1e-9d0a-3e8f7b6a5c4d",
+	data := kyc.StatusData{Status: "approved", Approved: true, SessionID: "5f1c1a9e-2b7c-4c1e-9d0a-3e8f7b6a5c4d",
 		SessionStatus: "Approved", SessionURL: "https://verify.didit.me/session/abcdefghijklmnop", IPInfo: ip}
 	b.Run("with-data", func(b *testing.B) {
 		b.ReportAllocs()
@@ -151,7 +151,7 @@ func (s *benchServer) verified(b *testing.B, n int) []string {
 		if _, err := s.db.ClaimSessionCreation(context.Background(), p.ID, "bench", now.Add(time.Minute), now); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.db.InsertSession(context.Background(), sess, "bench"); err != nil {
+		if err := s.db.InsertSession(context.Background(), sess, "bench", nil); err != nil {
 			b.Fatal(err)
 		}
 	}

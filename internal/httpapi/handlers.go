@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -131,16 +130,6 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type statusData struct {
-	Status        string          `json:"status"`
-	Approved      bool            `json:"approved"`
-	SessionID     string          `json:"session_id"`
-	SessionStatus kyc.DiditStatus `json:"session_status"`
-	SessionURL    string          `json:"session_url"`
-	IPInfo        json.RawMessage `json:"ip_info"`
-	IsBlocklisted bool            `json:"is_blocklisted"`
-}
-
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	id := kyc.Identity{Email: q.Get("email"), Wallet: q.Get("wallet")}
@@ -159,13 +148,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, failStatus.code, failStatus.message)
 		return
 	}
-	ip := res.Session.IPInfo
-	if len(ip) == 0 {
-		ip = json.RawMessage("[]")
-	}
-	respond(w, http.StatusOK, "kyc_status_retrieved", "KYC status retrieved", statusData{
-		Status: res.Status, Approved: res.Approved, SessionID: res.Session.ID, SessionStatus: res.Session.Status,
-		SessionURL: res.Session.URL, IPInfo: ip, IsBlocklisted: res.Session.Blocklisted})
+	// One type for this answer and the kyc.status.updated webhook's data,
+	// so partners get the same object from both.
+	respond(w, http.StatusOK, "kyc_status_retrieved", "KYC status retrieved", kyc.StatusDataOf(res))
 }
 
 func (s *Server) products(w http.ResponseWriter, r *http.Request) error {

@@ -105,7 +105,7 @@ func (s *Service) HandleEvent(ctx context.Context, ev SessionEvent) error {
 		}
 		next.UpdatedAt = s.now()
 		next.Watch = watch(next)
-		dup, err := s.store.ApplyEvent(ctx, key, next, s.now())
+		dup, err := s.store.ApplyEvent(ctx, key, next, s.now(), s.statusFanout(cur, next))
 		if errors.Is(err, ErrConflict) {
 			continue // changed under us: re-read and decide again
 		}
@@ -139,7 +139,7 @@ func (s *Service) Reconcile(ctx context.Context, every time.Duration, batch int)
 			gone := sess
 			gone.Watch = false
 			gone.UpdatedAt = s.now()
-			if _, err := s.store.ApplyEvent(ctx, "gone:"+sess.ID, gone, s.now()); err != nil && !errors.Is(err, ErrConflict) {
+			if _, err := s.store.ApplyEvent(ctx, "gone:"+sess.ID, gone, s.now(), nil); err != nil && !errors.Is(err, ErrConflict) {
 				return 0, err
 			}
 			s.log.WarnContext(ctx, "reconcile: session deleted at the provider; no longer polled", "session", sess.ID)

@@ -86,12 +86,15 @@ func prepareWalletTx(ctx context.Context, tx Tx, tenantID, nonce string, w Walle
 	default:
 		e.PendingEmail, r.link = email, LinkPending // replaces an earlier pending one
 	}
-	if r.created {
-		err = tx.InsertEnrollment(ctx, r.enr, now)
-	} else {
-		err = tx.UpdateEnrollment(ctx, r.enr)
+	if !r.created {
+		return r, tx.UpdateEnrollment(ctx, r.enr)
 	}
-	return r, err
+	if err := tx.InsertEnrollment(ctx, r.enr, now); err != nil {
+		return r, err
+	}
+	// Only a wallet new here is news: proving it again changes nothing.
+	return r, tx.Emit(ctx, []OutboxEvent{newEvent(tenantID, EventWalletVerified,
+		walletVerifiedData{Chain: w.Chain, identifiers: idsOf(r.enr)}, now)})
 }
 
 // WalletID is a normalised wallet and its chain.
@@ -148,7 +151,8 @@ func linkTx(ctx context.Context, tx Tx, code CodeRef, codeHash string, now time.
 		return errOTPInvalid, err // !used: a concurrent request with the same code won
 	}
 	owner := pw
-	if ew.Email != email { // else linked here already (a concurrent proof won): just the proof
+	linked := ew.Email != email
+	if linked { // else linked here already (a concurrent proof won): just the proof
 		var refused *Error
 		if owner, refused, err = joinEmail(ctx, tx, pw, p, email, now); err != nil || refused != nil {
 			return refused, err
@@ -167,7 +171,15 @@ func linkTx(ctx context.Context, tx Tx, code CodeRef, codeHash string, now time.
 	if ew.PendingEmail == email {
 		ew.PendingEmail = ""
 	}
-	return nil, tx.UpdateEnrollment(ctx, ew)
+	if err := tx.UpdateEnrollment(ctx, ew); err != nil || !linked {
+		return nil, err
+	}
+	// The proof verified the address at this tenant and joined it to the
+	// wallet: both are news to the tenant, in this transaction.
+	return nil, tx.Emit(ctx, []OutboxEvent{
+		newEvent(code.TenantID, EventEmailVerified, idsOf(ew), now),
+		newEvent(code.TenantID, EventIdentityLinked, idsOf(ew), now),
+	})
 }
 
 // joinEmail makes email the address of the wallet's person pw, merging

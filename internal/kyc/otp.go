@@ -292,7 +292,7 @@ func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, in OTPInput) err
 	if t.link() {
 		return s.proveLink(ctx, tenant, t.code, stored)
 	}
-	used, err := s.store.ConsumeOTP(ctx, t.code, stored)
+	used, err := s.store.ConsumeOTP(ctx, t.code, stored, s.emailVerifiedFanout())
 	if err != nil {
 		return err
 	}

@@ -10,10 +10,15 @@ import (
 // room for manual resends.
 const EventRetention = 7 * 24 * time.Hour
 
+// OutboxRetention is how long outbound webhook events and their finished
+// deliveries are kept: the delivery log shows them, and redeliver can send
+// them again, for this long.
+const OutboxRetention = 30 * 24 * time.Hour
+
 // Prune removes expired challenges, lapsed claims, old event keys, old
-// rate-limit windows and expired idempotency keys. Codes are not pruned:
-// one row per (tenant, person) holds the send history the hourly limit
-// needs.
+// rate-limit windows, expired idempotency keys and old outbound webhook
+// events. Codes are not pruned: one row per (tenant, person)
+// holds the send history the hourly limit needs.
 func (s *Service) Prune(ctx context.Context) (int64, error) {
 	now := s.now()
 	return s.store.Prune(ctx, PruneBefore{
@@ -22,6 +27,7 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 		Events:       now.Add(-EventRetention),
 		RateCounters: now.Add(-10 * time.Minute),
 		Idempotency:  now,
+		Outbox:       now.Add(-OutboxRetention),
 	})
 }
 

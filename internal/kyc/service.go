@@ -43,6 +43,11 @@ type Config struct {
 	// or a new limit takes effect on the next request; with a TTL they take
 	// effect within it, on every replica. Unknown keys are never cached.
 	AuthCacheTTL time.Duration
+
+	// WebhookRetry is the wait after each failed webhook attempt; its
+	// length is how many retries follow the first attempt. Default
+	// DefaultWebhookRetry.
+	WebhookRetry []time.Duration
 }
 
 func (c *Config) defaults() {
@@ -70,6 +75,9 @@ func (c *Config) defaults() {
 	if c.SessionClaimTTL == 0 {
 		c.SessionClaimTTL = 15 * time.Second
 	}
+	if len(c.WebhookRetry) == 0 {
+		c.WebhookRetry = DefaultWebhookRetry
+	}
 }
 
 // Service implements the use cases. It is safe for concurrent use; all
@@ -78,6 +86,7 @@ type Service struct {
 	store    Store
 	mailer   Mailer
 	provider Provider
+	sender   WebhookSender
 	clock    Clock
 	cfg      Config
 	log      *slog.Logger
@@ -88,8 +97,9 @@ type Service struct {
 type Deps struct {
 	Store    Store
 	Mailer   Mailer
-	Provider Provider // may be nil until sessions are used
-	Clock    Clock    // nil = wall clock
+	Provider Provider      // may be nil until sessions are used
+	Webhooks WebhookSender // may be nil where no webhooks are delivered
+	Clock    Clock         // nil = wall clock
 	Logger   *slog.Logger
 }
 
@@ -114,7 +124,7 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if cfg.AuthCacheTTL < 0 {
 		return nil, errors.New("kyc: AuthCacheTTL must not be negative")
 	}
-	svc := &Service{store: d.Store, mailer: d.Mailer, provider: d.Provider, clock: d.Clock, cfg: cfg, log: d.Logger}
+	svc := &Service{store: d.Store, mailer: d.Mailer, provider: d.Provider, sender: d.Webhooks, clock: d.Clock, cfg: cfg, log: d.Logger}
 	if cfg.AuthCacheTTL > 0 {
 		svc.auth = newAuthCache(cfg.AuthCacheTTL)
 	}

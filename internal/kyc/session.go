@@ -223,7 +223,7 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 	sess := Session{ID: ps.ID, PersonID: personID, TenantID: tenant.ID, URL: ps.URL, Status: status,
 		EventAt: time.Unix(0, 0).UTC(), CreatedAt: now, UpdatedAt: now, CheckedAt: now}
 	sess.Watch = watch(sess)
-	err = s.store.InsertSession(ctx, sess, token)
+	err = s.store.InsertSession(ctx, sess, token, s.sessionCreatedFanout(sess))
 	if errors.Is(err, ErrExists) {
 		// Didit answers a create for the same vendor_data with the
 		// person's unfinished session when there is one (didit.md §2.2),
@@ -325,7 +325,7 @@ func (s *Service) reopen(ctx context.Context, id string, status DiditStatus) (Se
 		next.Status = status
 		next.UpdatedAt = s.now()
 		next.Watch = watch(next)
-		if _, err := s.store.ApplyEvent(ctx, newID("reopen:"), next, s.now()); errors.Is(err, ErrConflict) {
+		if _, err := s.store.ApplyEvent(ctx, newID("reopen:"), next, s.now(), s.statusFanout(cur, next)); errors.Is(err, ErrConflict) {
 			continue // changed under us: look again
 		} else if err != nil {
 			return cur, err

@@ -67,7 +67,9 @@ type Store interface {
 	// ConsumeOTP uses an address's own code (c.Wallet empty) once and marks
 	// the address verified on the tenant's enrollment registered under it,
 	// in one transaction. ok=false when another request used it first.
-	ConsumeOTP(ctx context.Context, c CodeRef, codeHash string) (ok bool, err error)
+	// The enrollment it verifies (when it was not verified yet) is fan's
+	// audience, and fan's events are written in the same transaction.
+	ConsumeOTP(ctx context.Context, c CodeRef, codeHash string, fan Fanout) (ok bool, err error)
 
 	// Wallet challenges.
 	SaveChallenge(ctx context.Context, c Challenge) error
@@ -100,12 +102,16 @@ type Store interface {
 	// only while the claim is still held and live at s.CreatedAt; otherwise
 	// ErrConflict and nothing is written. ErrExists, and nothing written,
 	// when a session with s.ID is already stored.
-	InsertSession(ctx context.Context, s Session, claimToken string) error
+	// fan's events (its audience: the person's enrollments) are written in
+	// the same transaction.
+	InsertSession(ctx context.Context, s Session, claimToken string, fan Fanout) error
 	// ApplyEvent records eventKey and writes s, in one transaction, if the
 	// key is new and the stored Version is still s.Version (compare-and-set;
 	// the stored Version becomes s.Version+1). duplicate=true when the key
 	// was already recorded; ErrConflict when the version moved on.
-	ApplyEvent(ctx context.Context, eventKey string, s Session, now time.Time) (duplicate bool, err error)
+	// When it writes, fan's events (its audience: the person's enrollments,
+	// and whether s is the person's latest session) are written with it.
+	ApplyEvent(ctx context.Context, eventKey string, s Session, now time.Time, fan Fanout) (duplicate bool, err error)
 	// WatchedSessions lists sessions marked Watch not checked since before,
 	// oldest check first.
 	WatchedSessions(ctx context.Context, before time.Time, limit int) ([]Session, error)
@@ -120,6 +126,34 @@ type Store interface {
 	// SweepLapsedClaims.
 	ReserveQuota(ctx context.Context, q QuotaHold, limit int) (bool, error)
 	QuotaUsed(ctx context.Context, tenantID, month string) (int, error)
+
+	// Outbound webhooks.
+	CreateWebhookEndpoint(ctx context.Context, ep WebhookEndpoint) error
+	// WebhookEndpoint finds one of the tenant's endpoints; ErrNotFound if none.
+	WebhookEndpoint(ctx context.Context, tenantID, id string) (WebhookEndpoint, error)
+	ListWebhookEndpoints(ctx context.Context, tenantID string) ([]WebhookEndpoint, error)
+	// RemoveWebhookEndpoint deletes an endpoint and its deliveries.
+	RemoveWebhookEndpoint(ctx context.Context, tenantID, id string) error
+	// RotateWebhookSecret makes secret the endpoint's and ep.Secret the
+	// previous one until prevUntil, only while ep.Secret is still the
+	// current one (ErrConflict otherwise).
+	RotateWebhookSecret(ctx context.Context, ep WebhookEndpoint, secret string, prevUntil time.Time) error
+	// ClaimDeliveries leases up to limit deliveries due at now (pending,
+	// next attempt not after now, endpoint enabled) to token until
+	// leaseUntil; no delivery goes to two claimers. token must be new for
+	// every claim: it names the claim's deliveries.
+	ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, token string, limit int) ([]Delivery, error)
+	// FinishDelivery records an attempt's outcome, only while o.Token
+	// still holds the lease (ErrConflict otherwise), and updates the
+	// endpoint's health with it.
+	FinishDelivery(ctx context.Context, o DeliveryOutcome) error
+	// ListDeliveries is an endpoint's delivery log, newest first.
+	ListDeliveries(ctx context.Context, tenantID, endpointID string, limit int) ([]DeliveryRecord, error)
+	// Redeliver makes the tenant's event due again at now for its endpoint
+	// endpointID (every enabled endpoint subscribed to it when ""), with a
+	// fresh retry schedule; it returns how many deliveries it queued.
+	// ErrNotFound when the tenant has no such event.
+	Redeliver(ctx context.Context, tenantID, eventID, endpointID string, now time.Time) (int, error)
 
 	// Prune deletes rows no rule needs any more; it returns how many.
 	Prune(ctx context.Context, p PruneBefore) (int64, error)
@@ -185,6 +219,7 @@ type PruneBefore struct {
 	Events       time.Time // webhook de-duplication keys
 	RateCounters time.Time // rate-limit windows
 	Idempotency  time.Time // idempotency keys whose 24 h ended
+	Outbox       time.Time // outbound webhook events and their finished deliveries
 }
 
 // NewIDs are the ids a write uses for the rows it creates.
@@ -234,4 +269,8 @@ type Tx interface {
 	// email.
 	UpdateEnrollment(ctx context.Context, e Enrollment) error
 	DeleteEnrollment(ctx context.Context, id string) error
+
+	// Emit writes outbox events, and their deliveries to the tenants'
+	// subscribed endpoints, in this transaction.
+	Emit(ctx context.Context, events []OutboxEvent) error
 }

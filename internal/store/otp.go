@@ -181,11 +181,18 @@ func (db *DB) CountOTPAttempt(ctx context.Context, c kyc.CodeRef, maxAttempts in
 // address is then proven too). The enrollment is found by the address, not
 // by a person id read earlier, so a link that merged the person meanwhile
 // cannot make the proof miss it.
-func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string) (bool, error) {
+func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fan kyc.Fanout) (bool, error) {
 	if c.Wallet != "" {
 		return false, errors.New("store: ConsumeOTP is for an address's own code; a link's code is consumed in its transaction")
 	}
-	if db.dialect == Postgres {
+	if db.dialect == Postgres && fan != nil {
+		if ok, err := anyEndpoints(ctx, db.r); err != nil {
+			return false, err
+		} else if !ok {
+			fan = nil
+		}
+	}
+	if db.dialect == Postgres && fan == nil {
 		var used int
 		if err := db.w.QueryRowContext(ctx, `WITH used AS (
 				UPDATE otp_codes SET code_hash = NULL
@@ -211,12 +218,31 @@ func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string) (b
 			return nil
 		}
 		ok = true
-		if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET email_verified = TRUE,
+		// The enrollment is read as the update leaves it (PostgreSQL: the
+		// row stays locked), and it is news only when it was unverified.
+		var r enrollmentRow
+		err = tx.QueryRowContext(ctx, `UPDATE enrollments SET email_verified = TRUE,
 			pending_email = CASE WHEN pending_email = $2 THEN NULL ELSE pending_email END
-			WHERE tenant_id = $1 AND email = $2`, c.TenantID, c.Address); err != nil {
+			WHERE tenant_id = $1 AND email = $2 AND email_verified = FALSE
+			RETURNING id, tenant_id, person_id, email, wallet, email_verified, pending_email`, c.TenantID, c.Address).Scan(r.dest(false)...)
+		if errors.Is(err, sql.ErrNoRows) {
+			_, err = tx.ExecContext(ctx, `UPDATE enrollments SET pending_email = NULL
+				WHERE tenant_id = $1 AND email = $2 AND pending_email = $2`, c.TenantID, c.Address)
+			if err != nil {
+				return fmt.Errorf("store: verify email: %w", err)
+			}
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("store: verify email: %w", err)
 		}
-		return nil
+		if fan == nil {
+			return nil
+		}
+		if ok, err := anyEndpoints(ctx, tx); err != nil || !ok {
+			return err
+		}
+		return emit(ctx, tx, fan(kyc.Audience{Enrollments: []kyc.Enrollment{r.enrollment()}}))
 	})
 	return ok && err == nil, err
 }

@@ -26,6 +26,11 @@ func (db *DB) Prune(ctx context.Context, p kyc.PruneBefore) (int64, error) {
 			{`DELETE FROM webhook_events WHERE received_at < $1`, ms(p.Events)},
 			{`DELETE FROM rate_counters WHERE window_start < $1`, ms(p.RateCounters)},
 			{`DELETE FROM idempotency_keys WHERE expires_at <= $1`, ms(p.Idempotency)},
+			// Finished deliveries, then events none is left for (pending
+			// ones stay, however old: they are still owed).
+			{`DELETE FROM webhook_deliveries WHERE state <> 'pending' AND created_at < $1`, ms(p.Outbox)},
+			{`DELETE FROM outbox_events WHERE created_at < $1
+				AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = outbox_events.id)`, ms(p.Outbox)},
 		} {
 			res, err := tx.ExecContext(ctx, q.sql, q.arg)
 			if err != nil {

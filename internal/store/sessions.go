@@ -64,13 +64,28 @@ func ipJSON(v []kyc.IPInfo) (string, error) {
 
 func nullBytes(b []byte) sql.NullString { return sql.NullString{String: string(b), Valid: b != nil} }
 
-func (db *DB) InsertSession(ctx context.Context, s kyc.Session, claimToken string) error {
+func (db *DB) InsertSession(ctx context.Context, s kyc.Session, claimToken string, fan kyc.Fanout) error {
 	ip, err := ipJSON(s.IPInfo)
 	if err != nil {
 		return err
 	}
 	if db.dialect == Postgres {
-		return db.insertSessionPG(ctx, s, ip, claimToken)
+		if fan != nil {
+			if ok, err := anyEndpoints(ctx, db.r); err != nil {
+				return err
+			} else if !ok {
+				fan = nil
+			}
+		}
+		if fan == nil {
+			return insertSessionPG(ctx, db.w, s, ip, claimToken)
+		}
+		return db.tx(ctx, func(tx *sql.Tx) error {
+			if err := insertSessionPG(ctx, tx, s, ip, claimToken); err != nil {
+				return err
+			}
+			return emitFor(ctx, tx, fan, s.PersonID, "")
+		})
 	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO kyc_sessions (`+sessionCols+`)
@@ -97,8 +112,13 @@ func (db *DB) InsertSession(ctx context.Context, s kyc.Session, claimToken strin
 		if n, _ := res.RowsAffected(); n != 1 {
 			return kyc.ErrConflict // the lease lapsed: someone else may be creating
 		}
-		return nil
+		return emitFor(ctx, tx, fan, s.PersonID, "")
 	})
+}
+
+// queryer is a pool or a transaction.
+type queryer interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
 // insertSessionPG is InsertSession in one statement: on PostgreSQL every
@@ -109,9 +129,9 @@ func (db *DB) InsertSession(ctx context.Context, s kyc.Session, claimToken strin
 // our insert, and the claim is kept when the id is already stored. (Only
 // if another statement stores the same id concurrently does our refused
 // insert release the claim — which the caller does next anyway.)
-func (db *DB) insertSessionPG(ctx context.Context, s kyc.Session, ip, claimToken string) error {
+func insertSessionPG(ctx context.Context, q queryer, s kyc.Session, ip, claimToken string) error {
 	var claimed, inserted, existed int
-	err := db.w.QueryRowContext(ctx, `WITH claim AS (
+	err := q.QueryRowContext(ctx, `WITH claim AS (
 			DELETE FROM session_claims WHERE person_id = $2 AND token = $15 AND claimed_until >= $10
 				AND NOT EXISTS (SELECT 1 FROM kyc_sessions WHERE id = $1) RETURNING quota_tenant, quota_month
 		), other AS ( -- a unit inherited from another tenant's dead holder goes back to it
@@ -140,7 +160,7 @@ func (db *DB) insertSessionPG(ctx context.Context, s kyc.Session, ip, claimToken
 	return nil
 }
 
-func (db *DB) ApplyEvent(ctx context.Context, eventKey string, s kyc.Session, now time.Time) (dup bool, err error) {
+func (db *DB) ApplyEvent(ctx context.Context, eventKey string, s kyc.Session, now time.Time, fan kyc.Fanout) (dup bool, err error) {
 	ip, err := ipJSON(s.IPInfo)
 	if err != nil {
 		return false, err
@@ -165,7 +185,7 @@ func (db *DB) ApplyEvent(ctx context.Context, eventKey string, s kyc.Session, no
 		if n, _ := res.RowsAffected(); n == 0 {
 			return kyc.ErrConflict
 		}
-		return nil
+		return emitFor(ctx, tx, fan, s.PersonID, s.ID)
 	})
 	return dup, err
 }

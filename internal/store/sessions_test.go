@@ -34,7 +34,7 @@ func insert(t *testing.T, db *store.DB, s kyc.Session) {
 	if ok, err := db.ClaimSessionCreation(t.Context(), s.PersonID, token, s.CreatedAt.Add(time.Minute), s.CreatedAt); err != nil || !ok {
 		t.Fatalf("claim for %s = %v, %v", s.ID, ok, err)
 	}
-	must(t, db.InsertSession(t.Context(), s, token))
+	must(t, db.InsertSession(t.Context(), s, token, nil))
 }
 
 var sessionCmp = cmpopts.EquateEmpty()
@@ -72,10 +72,10 @@ func TestInsertSessionAndSessionByID(t *testing.T) {
 		if _, err := db.SessionByID(ctx, "nope"); !isNotFound(err) {
 			t.Errorf("SessionByID(unknown) err = %v, want ErrNotFound", err)
 		}
-		if err := db.InsertSession(ctx, newSession("s1", ann.ID, t0), "x"); !errors.Is(err, kyc.ErrExists) {
+		if err := db.InsertSession(ctx, newSession("s1", ann.ID, t0), "x", nil); !errors.Is(err, kyc.ErrExists) {
 			t.Errorf("InsertSession of a stored id = %v, want ErrExists", err)
 		}
-		if err := db.InsertSession(ctx, newSession("s9", "ghost", t0), "x"); err == nil {
+		if err := db.InsertSession(ctx, newSession("s9", "ghost", t0), "x", nil); err == nil {
 			t.Error("InsertSession accepted an unknown person")
 		}
 	})
@@ -115,7 +115,7 @@ func TestLatestSession(t *testing.T) {
 		old, err := db.SessionByID(ctx, "a-old")
 		must(t, err)
 		old.Status, old.UpdatedAt = kyc.StatusApproved, at(time.Hour)
-		if _, err := db.ApplyEvent(ctx, "ev", old, at(time.Hour)); err != nil {
+		if _, err := db.ApplyEvent(ctx, "ev", old, at(time.Hour), nil); err != nil {
 			t.Fatal(err)
 		}
 		if got := latest(ann); got != "a-tie-2" {
@@ -174,7 +174,7 @@ func TestClaimSessionCreation(t *testing.T) {
 
 		t.Run("InsertSession releases the claim", func(t *testing.T) {
 			s := newSession("s1", ann.ID, at(2*ttl))
-			if err := db.InsertSession(ctx, s, "not-the-holder"); !isConflict(err) {
+			if err := db.InsertSession(ctx, s, "not-the-holder", nil); !isConflict(err) {
 				t.Fatalf("InsertSession without the claim = %v, want ErrConflict", err)
 			}
 			if _, err := db.SessionByID(ctx, "s1"); !isNotFound(err) {
@@ -183,19 +183,19 @@ func TestClaimSessionCreation(t *testing.T) {
 			if claim(ann, "t5", at(5*ttl), at(2*ttl)) {
 				t.Error("InsertSession with another token released the claim")
 			}
-			must(t, db.InsertSession(ctx, newSession("s2", ann.ID, at(2*ttl)), "t4"))
+			must(t, db.InsertSession(ctx, newSession("s2", ann.ID, at(2*ttl)), "t4", nil))
 			if !claim(ann, "t5", at(5*ttl), at(2*ttl)) {
 				t.Error("claim still held after the holder's InsertSession")
 			}
 		})
 		t.Run("InsertSession after the lease lapsed", func(t *testing.T) {
 			// t5 holds the claim until 5*ttl; at 6*ttl it has lapsed.
-			if err := db.InsertSession(ctx, newSession("s3", ann.ID, at(6*ttl)), "t5"); !isConflict(err) {
+			if err := db.InsertSession(ctx, newSession("s3", ann.ID, at(6*ttl)), "t5", nil); !isConflict(err) {
 				t.Fatalf("InsertSession on a lapsed lease = %v, want ErrConflict", err)
 			}
 		})
 		t.Run("failed InsertSession keeps the claim", func(t *testing.T) {
-			if err := db.InsertSession(ctx, newSession("s2", ann.ID, at(2*ttl)), "t5"); err == nil {
+			if err := db.InsertSession(ctx, newSession("s2", ann.ID, at(2*ttl)), "t5", nil); err == nil {
 				t.Fatal("duplicate InsertSession succeeded")
 			}
 			if claim(ann, "t6", at(5*ttl), at(2*ttl)) {
@@ -259,7 +259,7 @@ func TestApplyEvent(t *testing.T) {
 		// Fields ApplyEvent must not write:
 		next.URL, next.CreatedAt, next.CheckedAt, next.TenantID = "https://evil.example", at(time.Hour), at(time.Hour), "tb"
 
-		dup, err := db.ApplyEvent(ctx, "ev1", next, at(2*time.Minute))
+		dup, err := db.ApplyEvent(ctx, "ev1", next, at(2*time.Minute), nil)
 		if err != nil || dup {
 			t.Fatalf("ApplyEvent = %v, %v", dup, err)
 		}
@@ -273,7 +273,7 @@ func TestApplyEvent(t *testing.T) {
 		t.Run("duplicate key changes nothing", func(t *testing.T) {
 			again := get()
 			again.Status = kyc.StatusDeclined
-			dup, err := db.ApplyEvent(ctx, "ev1", again, at(3*time.Minute))
+			dup, err := db.ApplyEvent(ctx, "ev1", again, at(3*time.Minute), nil)
 			if err != nil || !dup {
 				t.Fatalf("ApplyEvent(same key) = %v, %v; want duplicate", dup, err)
 			}
@@ -284,7 +284,7 @@ func TestApplyEvent(t *testing.T) {
 		t.Run("stale version conflicts and records nothing", func(t *testing.T) {
 			stale := next // Version 0; stored is 1
 			stale.Status = kyc.StatusDeclined
-			if _, err := db.ApplyEvent(ctx, "ev2", stale, at(4*time.Minute)); !isConflict(err) {
+			if _, err := db.ApplyEvent(ctx, "ev2", stale, at(4*time.Minute), nil); !isConflict(err) {
 				t.Fatalf("ApplyEvent(stale) err = %v, want ErrConflict", err)
 			}
 			if d := cmp.Diff(want, get()); d != "" {
@@ -294,7 +294,7 @@ func TestApplyEvent(t *testing.T) {
 			fresh := get()
 			fresh.Status = kyc.StatusDeclined
 			fresh.Decision = nil
-			dup, err := db.ApplyEvent(ctx, "ev2", fresh, at(5*time.Minute))
+			dup, err := db.ApplyEvent(ctx, "ev2", fresh, at(5*time.Minute), nil)
 			if err != nil || dup {
 				t.Fatalf("ApplyEvent(ev2, current version) = %v, %v; the key must not have been recorded", dup, err)
 			}
@@ -305,11 +305,11 @@ func TestApplyEvent(t *testing.T) {
 		})
 		t.Run("unknown session", func(t *testing.T) {
 			ghost := newSession("ghost", ann.ID, t0)
-			if _, err := db.ApplyEvent(ctx, "ev3", ghost, t0); err == nil {
+			if _, err := db.ApplyEvent(ctx, "ev3", ghost, t0, nil); err == nil {
 				t.Fatal("ApplyEvent on an unknown session succeeded")
 			}
 			insert(t, db, ghost)
-			if dup, err := db.ApplyEvent(ctx, "ev3", ghost, t0); err != nil || dup {
+			if dup, err := db.ApplyEvent(ctx, "ev3", ghost, t0, nil); err != nil || dup {
 				t.Errorf("ev3 after the session exists = %v, %v; the key must not have been recorded", dup, err)
 			}
 		})
@@ -339,7 +339,7 @@ func TestApplyEventConcurrent(t *testing.T) {
 		t.Run("distinct keys, same version", func(t *testing.T) {
 			dups := make([]bool, n)
 			errs := make([]error, n)
-			together(n, func(i int) { dups[i], errs[i] = db.ApplyEvent(ctx, fmt.Sprint("k", i), event(i, 3), t0) })
+			together(n, func(i int) { dups[i], errs[i] = db.ApplyEvent(ctx, fmt.Sprint("k", i), event(i, 3), t0, nil) })
 			winner := -1
 			for i := range n {
 				switch {
@@ -367,7 +367,7 @@ func TestApplyEventConcurrent(t *testing.T) {
 				if i == winner {
 					continue
 				}
-				dup, err := db.ApplyEvent(ctx, fmt.Sprint("k", i), event(i, v), t0)
+				dup, err := db.ApplyEvent(ctx, fmt.Sprint("k", i), event(i, v), t0, nil)
 				if err != nil || dup {
 					t.Errorf("loser %d re-applied = %v, %v", i, dup, err)
 				}
@@ -379,7 +379,7 @@ func TestApplyEventConcurrent(t *testing.T) {
 			must(t, err)
 			dups := make([]bool, n)
 			errs := make([]error, n)
-			together(n, func(i int) { dups[i], errs[i] = db.ApplyEvent(ctx, "same", event(i, cur.Version), t0) })
+			together(n, func(i int) { dups[i], errs[i] = db.ApplyEvent(ctx, "same", event(i, cur.Version), t0, nil) })
 			noErrors(t, errs)
 			applied := 0
 			for _, d := range dups {
@@ -448,7 +448,7 @@ func TestWatchedSessions(t *testing.T) {
 		a, err := db.SessionByID(ctx, "a")
 		must(t, err)
 		a.Status, a.Watch = kyc.StatusApproved, false
-		_, err = db.ApplyEvent(ctx, "ev-a", a, t0)
+		_, err = db.ApplyEvent(ctx, "ev-a", a, t0, nil)
 		must(t, err)
 		check(at(time.Minute), 10, "e", "d", "b")
 	})
@@ -595,7 +595,7 @@ func TestQuotaOfADeadHolder(t *testing.T) {
 				t.Fatalf("after the take-over QuotaUsed = %d, want 1", f.used("ta", "2030-03"))
 			}
 			s := newSession("inherited", next.PersonID, after)
-			must(t, db.InsertSession(ctx, s, next.Token))
+			must(t, db.InsertSession(ctx, s, next.Token, nil))
 			if _, err := db.SweepLapsedClaims(ctx, at(time.Hour)); err != nil {
 				t.Fatal(err)
 			}
@@ -626,7 +626,7 @@ func TestQuotaOfADeadHolder(t *testing.T) {
 			}
 			s := newSession("other-tenant", next.PersonID, after)
 			s.TenantID = "tb"
-			must(t, db.InsertSession(ctx, s, next.Token))
+			must(t, db.InsertSession(ctx, s, next.Token, nil))
 			if n := f.used("tc", "2030-03"); n != 0 {
 				t.Errorf("tc's QuotaUsed = %d, want 0", n)
 			}
@@ -652,7 +652,7 @@ func TestQuotaOfADeadHolder(t *testing.T) {
 				t.Errorf("second sweep: %d claims, QuotaUsed = %d; want 0, 1", n, u)
 			}
 			// Its holder, back from a pause, cannot store a session now.
-			if err := db.InsertSession(ctx, newSession("late", dead.PersonID, lapses.Add(-time.Second)), dead.Token); !isConflict(err) {
+			if err := db.InsertSession(ctx, newSession("late", dead.PersonID, lapses.Add(-time.Second)), dead.Token, nil); !isConflict(err) {
 				t.Errorf("InsertSession after the sweep = %v, want ErrConflict", err)
 			}
 			// Prune sweeps the same way.
@@ -835,7 +835,7 @@ func TestDeadHoldersUnitsUnderConcurrency(t *testing.T) {
 				errs[i] = db.ReleaseSessionClaim(ctx, next.PersonID, next.Token)
 				return
 			}
-			errs[i] = db.InsertSession(ctx, newSession(fmt.Sprint("s", i), next.PersonID, now), next.Token)
+			errs[i] = db.InsertSession(ctx, newSession(fmt.Sprint("s", i), next.PersonID, now), next.Token, nil)
 			stored[i] = errs[i] == nil
 		})
 		noErrors(t, errs)

@@ -95,7 +95,7 @@ func perfPeople(b *testing.B, db *store.DB, n int) []string {
 		if ok, err := db.ClaimSessionCreation(ctx, p.ID, "bench", now.Add(time.Minute), now); err != nil || !ok {
 			b.Fatal(ok, err)
 		}
-		if err := db.InsertSession(ctx, s, "bench"); err != nil {
+		if err := db.InsertSession(ctx, s, "bench", nil); err != nil {
 			b.Fatal(err)
 		}
 	}

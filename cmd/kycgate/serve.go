@@ -81,7 +81,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	defer closeSim()
 
 	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mailer, Provider: client, Logger: log},
-		kyc.Config{Secret: sec, ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: cfg.AuthCacheTTL})
+		kyc.Config{Secret: sec, PreviousSecrets: previousSecrets(cfg, sec), DecisionRetention: cfg.RetainDecisions,
+			ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: cfg.AuthCacheTTL})
 	if err != nil {
 		return err
 	}

@@ -147,6 +147,19 @@ func secret(cfg config.Config) ([]byte, secretSource, error) {
 	return b, src, err
 }
 
+// previousSecrets are the secrets KYCGATE_SECRET_PREVIOUS lists, less the
+// current one: listing it too (a step of the rotation done early on one
+// replica) would only cost a hash per miss.
+func previousSecrets(cfg config.Config, current []byte) [][]byte {
+	var out [][]byte
+	for _, p := range cfg.PreviousSecrets {
+		if p != string(current) {
+			out = append(out, []byte(p))
+		}
+	}
+	return out
+}
+
 // secretFile reads the secret at path, creating it first if there is none.
 func secretFile(dir, path string) ([]byte, bool, error) {
 	read := func() ([]byte, error) {
@@ -216,7 +229,7 @@ func openService(ctx context.Context, getenv func(string) string) (*kyc.Service,
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: noMail{}}, kyc.Config{Secret: sec})
+	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: noMail{}}, kyc.Config{Secret: sec, PreviousSecrets: previousSecrets(cfg, sec)})
 	if err != nil {
 		db.Close()
 		return nil, nil, err

@@ -86,7 +86,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	sender := webhook.NewSender(webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate})
 	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mailer, Provider: client, Webhooks: sender, Logger: log},
-		kyc.Config{Secret: sec, ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: cfg.AuthCacheTTL, WebhookRetry: cfg.WebhookRetry})
+		kyc.Config{Secret: sec, PreviousSecrets: previousSecrets(cfg, sec), DecisionRetention: cfg.RetainDecisions,
+			ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: cfg.AuthCacheTTL, WebhookRetry: cfg.WebhookRetry})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Config is everything `kycgate serve` needs.
@@ -55,6 +56,12 @@ type Config struct {
 	// WebhookRetry is the wait after each failed webhook attempt
 	// (KYCGATE_WEBHOOK_RETRY_SCHEDULE); nil takes kyc's default.
 	WebhookRetry []time.Duration
+	// PreviousSecrets are secrets Secret replaced: API keys and live codes
+	// hashed under them still work while a rotation settles.
+	PreviousSecrets []string
+	// RetainDecisions is how long decisions and IP/device facts are kept
+	// after a session's final status; 0 = forever.
+	RetainDecisions time.Duration
 }
 
 // Error names the variable that is wrong.
@@ -98,6 +105,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if err := c.durations(get); err != nil {
+		return c, err
+	}
+	if err := c.rotation(getenv("KYCGATE_SECRET_PREVIOUS"), get("KYCGATE_RETAIN_DECISIONS", "365d")); err != nil {
 		return c, err
 	}
 	if err := c.decideDev(getenv("KYCGATE_DEV"), listenHost, getenv("KYCGATE_PUBLIC_URL") != ""); err != nil {
@@ -233,6 +243,41 @@ func (c *Config) durations(get func(k, def string) string) error {
 		}
 		*d.dst = n
 	}
+	return nil
+}
+
+// rotation reads the previous secrets and the decision retention.
+func (c *Config) rotation(previous, retain string) error {
+	// Secrets are hex or base64 in practice: commas and whitespace
+	// separate them, so one line lists several.
+	c.PreviousSecrets = strings.FieldsFunc(previous, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	for _, p := range c.PreviousSecrets {
+		if len(p) < 32 {
+			return &Error{"KYCGATE_SECRET_PREVIOUS", "each secret must be at least 32 characters (separate several with commas)"}
+		}
+	}
+	const problem = "must be a duration of at least 24h (e.g. 365d, 2160h) or 0/forever to keep decisions"
+	switch retain {
+	case "0", "forever":
+		c.RetainDecisions = 0
+		return nil
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(retain, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 1 || n > 100*366 {
+			return &Error{"KYCGATE_RETAIN_DECISIONS", problem}
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else if n, err := time.ParseDuration(retain); err == nil {
+		d = n
+	}
+	// A day at least: a decision is what a dispute is settled on, and a
+	// typo like "365" (nanoseconds) must not erase them within the hour.
+	if d < 24*time.Hour {
+		return &Error{"KYCGATE_RETAIN_DECISIONS", problem}
+	}
+	c.RetainDecisions = d
 	return nil
 }
 

@@ -167,3 +167,36 @@ func TestWebhookSettings(t *testing.T) {
 		t.Error("KYCGATE_WEBHOOK_ALLOW_PRIVATE=yes accepted")
 	}
 }
+
+func TestRotationAndRetention(t *testing.T) {
+	c, err := Load(env())
+	if err != nil || len(c.PreviousSecrets) != 0 || c.RetainDecisions != 365*24*time.Hour {
+		t.Fatalf("defaults: previous %v, retain %v, %v; want none and 365 days", c.PreviousSecrets, c.RetainDecisions, err)
+	}
+	a, b := strings.Repeat("a", 32), strings.Repeat("b", 40)
+	for _, v := range []string{a + "," + b, " " + a + "\n" + b + " ", a + ", " + b + ","} {
+		c, err := Load(env("KYCGATE_SECRET_PREVIOUS", v))
+		if err != nil || len(c.PreviousSecrets) != 2 || c.PreviousSecrets[0] != a || c.PreviousSecrets[1] != b {
+			t.Errorf("KYCGATE_SECRET_PREVIOUS=%q: %q, %v", v, c.PreviousSecrets, err)
+		}
+	}
+	for v, want := range map[string]time.Duration{"0": 0, "forever": 0, "30d": 30 * 24 * time.Hour, "2160h": 90 * 24 * time.Hour} {
+		c, err := Load(env("KYCGATE_RETAIN_DECISIONS", v))
+		if err != nil || c.RetainDecisions != want {
+			t.Errorf("KYCGATE_RETAIN_DECISIONS=%s: %v, %v; want %v", v, c.RetainDecisions, err, want)
+		}
+	}
+	for _, kv := range [][]string{
+		{"KYCGATE_SECRET_PREVIOUS", a + ",short"},
+		{"KYCGATE_RETAIN_DECISIONS", "365"},
+		{"KYCGATE_RETAIN_DECISIONS", "1h"},
+		{"KYCGATE_RETAIN_DECISIONS", "-5d"},
+		{"KYCGATE_RETAIN_DECISIONS", "a year"},
+	} {
+		_, err := Load(env(kv...))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != kv[0] {
+			t.Errorf("%s=%q: %v, want an error naming it", kv[0], kv[1], err)
+		}
+	}
+}

@@ -76,8 +76,9 @@ type benchServer struct {
 }
 
 // newBenchServer is the real stack on a fresh SQLite database, logging
-// (JSON, as kycgate does) to io.Discard, with one tenant without limits.
-func newBenchServer(b *testing.B) *benchServer {
+// (JSON, as kycgate does) to io.Discard, with one tenant without limits;
+// previous are the service's previous secrets (none: no rotation).
+func newBenchServer(b *testing.B, previous ...[]byte) *benchServer {
 	b.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"), store.Options{})
@@ -88,7 +89,7 @@ func newBenchServer(b *testing.B) *benchServer {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	m := &codeMailer{codes: map[string]string{}}
 	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: m, Logger: log},
-		kyc.Config{Secret: []byte("benchmark-secret-0123456789abcdefghijklmnop")})
+		kyc.Config{Secret: []byte("benchmark-secret-0123456789abcdefghijklmnop"), PreviousSecrets: previous})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -177,6 +178,38 @@ func BenchmarkServeStatus(b *testing.B) {
 		i++
 		s.do(b, "GET", "/kyc/status?email="+emails[i%len(emails)], "", 200)
 	})
+}
+
+// BenchmarkServeStatusRotation is BenchmarkServeStatus with a good key
+// (hit) and an unknown one (miss, 403), without and with a previous
+// secret: a hit costs the same, a miss one more hash and lookup.
+func BenchmarkServeStatusRotation(b *testing.B) {
+	for _, prev := range []string{"none", "one"} {
+		for _, hit := range []bool{true, false} {
+			name := "previous=" + prev + "/miss"
+			if hit {
+				name = "previous=" + prev + "/hit"
+			}
+			b.Run(name, func(b *testing.B) {
+				var previous [][]byte
+				if prev == "one" {
+					previous = [][]byte{[]byte("previous-secret-0123456789abcdefghijklmnop")}
+				}
+				s := newBenchServer(b, previous...)
+				emails := s.verified(b, 20)
+				want := 200
+				if !hit {
+					s.key, want = "kg_"+strings.Repeat("x", 39), 403
+				}
+				b.ReportAllocs()
+				i := 0
+				loopCPU(b, func() {
+					i++
+					s.do(b, "GET", "/kyc/status?email="+emails[i%len(emails)], "", want)
+				})
+			})
+		}
+	}
 }
 
 // BenchmarkServePrepare is POST /kyc/prepare for a new email each time.

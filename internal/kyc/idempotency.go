@@ -98,6 +98,7 @@ type IdempotencyStore interface {
 // FinishIdempotent.
 type IdempotentCall struct {
 	tenantID, keyHash, token string
+	also                     []string // the key's names under previous secrets, held with token
 }
 
 // ParseIdempotencyKey reads the header's value: the draft's sf-string
@@ -149,6 +150,31 @@ func (s *Service) BeginIdempotent(ctx context.Context, tenantID, key string, req
 	c := IdempotencyClaim{TenantID: tenantID, KeyHash: s.mac("idempotency", tenantID, key),
 		Fingerprint: req.fingerprint(), Token: newID("ik_"),
 		LeaseUntil: s.deliveryLease(ctx, now), ExpiresAt: now.Add(IdempotencyTTL), Now: now}
+	call, a, err := s.claimIdempotent(ctx, c)
+	if call == nil {
+		return nil, a, err
+	}
+	// After a rotation the key may name a request run under a previous
+	// secret: before the rotation (24 h of retries), or on a replica not
+	// restarted yet. The claim holds its old names too, with one token, so
+	// that request's answer is replayed, and a replica still on the old
+	// secret sees this one running instead of running it again.
+	for _, p := range s.cfg.PreviousSecrets {
+		oc := c
+		oc.KeyHash = macWith(p, "idempotency", tenantID, key)
+		held, a, err := s.claimIdempotent(ctx, oc)
+		if held == nil {
+			s.FinishIdempotent(ctx, call, nil) // gives back what this claim took
+			return nil, a, err
+		}
+		call.also = append(call.also, oc.KeyHash)
+	}
+	return call, nil, nil
+}
+
+// claimIdempotent claims one name of a key: the call when it won, or the
+// answer to replay, or the error to answer.
+func (s *Service) claimIdempotent(ctx context.Context, c IdempotencyClaim) (*IdempotentCall, *StoredAnswer, error) {
 	// A row released between our claim and our read is gone: claim again.
 	// Twice is plenty; a second loss means the key is contested right now.
 	for range 2 {
@@ -161,7 +187,7 @@ func (s *Service) BeginIdempotent(ctx context.Context, tenantID, key string, req
 		}
 		switch {
 		case won:
-			return &IdempotentCall{tenantID: tenantID, keyHash: c.KeyHash, token: c.Token}, nil, nil
+			return &IdempotentCall{tenantID: c.TenantID, keyHash: c.KeyHash, token: c.Token}, nil, nil
 		case rec.Fingerprint != c.Fingerprint:
 			return nil, nil, NewError(CodeIdempotencyKeyReused, "Idempotency-Key was already used for a different request")
 		case rec.Answer != nil:
@@ -188,15 +214,18 @@ func Storable(status int) bool {
 func (s *Service) FinishIdempotent(ctx context.Context, call *IdempotentCall, a *StoredAnswer) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryLeaseGrace)
 	defer cancel()
-	var err error
-	if a != nil && Storable(a.Status) && len(a.Body) <= MaxStoredAnswer && storableText(a.Body) {
-		err = s.store.CompleteIdempotencyKey(ctx, call.tenantID, call.keyHash, call.token, *a)
-	} else {
-		err = s.store.ReleaseIdempotencyKey(ctx, call.tenantID, call.keyHash, call.token)
-	}
-	if err != nil {
-		// The lease still frees the key when it lapses.
-		s.log.ErrorContext(ctx, "finish idempotency key", "tenant", call.tenantID, "err", err)
+	keep := a != nil && Storable(a.Status) && len(a.Body) <= MaxStoredAnswer && storableText(a.Body)
+	for _, hash := range append([]string{call.keyHash}, call.also...) {
+		var err error
+		if keep {
+			err = s.store.CompleteIdempotencyKey(ctx, call.tenantID, hash, call.token, *a)
+		} else {
+			err = s.store.ReleaseIdempotencyKey(ctx, call.tenantID, hash, call.token)
+		}
+		if err != nil {
+			// The lease still frees the key when it lapses.
+			s.log.ErrorContext(ctx, "finish idempotency key", "tenant", call.tenantID, "err", err)
+		}
 	}
 }
 

@@ -265,6 +265,22 @@ func (s *Service) otpHash(tenantID, email, code string) string {
 	return s.mac("otp", tenantID, email, code)
 }
 
+// codeMatches compares a given code with the stored hash, under the
+// current secret and then each previous one: a code mailed just before a
+// rotation still works for its few minutes. Codes are never re-hashed;
+// they expire.
+func (s *Service) codeMatches(tenantID, email, code, stored string) bool {
+	if subtle.ConstantTimeCompare([]byte(s.otpHash(tenantID, email, code)), []byte(stored)) == 1 {
+		return true
+	}
+	for _, p := range s.cfg.PreviousSecrets {
+		if subtle.ConstantTimeCompare([]byte(macWith(p, "otp", tenantID, email, code)), []byte(stored)) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
 // VerifyOTP checks a code (api.md §4) and, for a link's code, completes the
 // link (§6.1). The attempt is counted before the comparison, atomically in
 // the store, so concurrent guesses can never exceed the limit.
@@ -285,8 +301,7 @@ func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, in OTPInput) err
 	case OTPNoAttemptsLeft:
 		return NewError(CodeOTPMaxAttempts, "Max attempts reached, please request a new code")
 	}
-	given := s.otpHash(tenant.ID, email, strings.TrimSpace(in.Code))
-	if subtle.ConstantTimeCompare([]byte(given), []byte(stored)) != 1 {
+	if !s.codeMatches(tenant.ID, email, strings.TrimSpace(in.Code), stored) {
 		return errOTPInvalid
 	}
 	if t.link() {

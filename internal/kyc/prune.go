@@ -2,6 +2,8 @@ package kyc
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -16,20 +18,48 @@ const EventRetention = 7 * 24 * time.Hour
 const OutboxRetention = 30 * 24 * time.Hour
 
 // Prune removes expired challenges, lapsed claims, old event keys, old
-// rate-limit windows, expired idempotency keys and old outbound webhook
-// events. Codes are not pruned: one row per (tenant, person)
-// holds the send history the hourly limit needs.
+// rate-limit windows, expired idempotency keys, old outbound webhook
+// events, codes an hour past their
+// expiry, send histories whose every send left the hourly window, and,
+// with Config.DecisionRetention, the decisions and IP/device facts of
+// sessions decided longer ago (their status stays).
 func (s *Service) Prune(ctx context.Context) (int64, error) {
 	now := s.now()
-	return s.store.Prune(ctx, PruneBefore{
+	p := PruneBefore{
 		Challenges:   now.Add(-time.Hour), // an hour past expiry: late callers still get challenge_expired
 		Claims:       now.Add(-claimSweepMargin),
 		Events:       now.Add(-EventRetention),
 		RateCounters: now.Add(-10 * time.Minute),
 		Idempotency:  now,
 		Outbox:       now.Add(-OutboxRetention),
-	})
+		// As challenges: late callers still get otp_expired for an hour.
+		OTPCodes: now.Add(-time.Hour),
+		// A history with no send in the window, no gap running and no
+		// delivery under way limits nothing: the row is as good as none.
+		OTPSends: now.Add(-max(s.cfg.OTPWindow, s.cfg.OTPMinGap)),
+	}
+	if s.cfg.DecisionRetention > 0 {
+		p.Decisions = now.Add(-s.cfg.DecisionRetention)
+		p.FinalStatuses = finalStatuses
+	}
+	n, err := s.store.Prune(ctx, p)
+	if err != nil {
+		return n, fmt.Errorf("prune: %w", err)
+	}
+	return n, nil
 }
+
+// finalStatuses are the statuses after which a session is decided for good.
+var finalStatuses = func() []DiditStatus {
+	var out []DiditStatus
+	for st := range statusRank {
+		if Final(st) {
+			out = append(out, st)
+		}
+	}
+	slices.Sort(out)
+	return out
+}()
 
 // claimSweepMargin is how long past its lapse a claim is left alone
 // before the sweep takes it: a live holder renews long before its lease

@@ -18,7 +18,16 @@ import (
 // Config holds the rules' parameters. Zero values take the documented
 // defaults (api.md §4, §5).
 type Config struct {
-	Secret []byte // keys the HMACs of codes and API keys; at least 32 bytes
+	Secret []byte // keys the HMACs of codes, API keys and idempotency keys; at least 32 bytes
+	// PreviousSecrets are secrets Secret replaced, each at least 32 bytes.
+	// API keys and live codes hashed under one of them are still accepted,
+	// and an API key is moved to Secret's hash when it is used, so a
+	// rotation fails no request (README, "Rotating the secret"). New
+	// hashes always use Secret.
+	PreviousSecrets [][]byte
+	// DecisionRetention is how long a session's decision and IP/device
+	// facts are kept after its final status; 0 keeps them forever.
+	DecisionRetention time.Duration
 
 	OTPTTL          time.Duration // 10 min
 	OTPMaxAttempts  int           // 5
@@ -109,6 +118,14 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if len(cfg.Secret) < 32 {
 		return nil, errors.New("kyc: secret must be at least 32 bytes")
 	}
+	for _, p := range cfg.PreviousSecrets {
+		if len(p) < 32 {
+			return nil, errors.New("kyc: previous secrets must be at least 32 bytes")
+		}
+	}
+	if cfg.DecisionRetention < 0 {
+		return nil, errors.New("kyc: DecisionRetention must not be negative")
+	}
 	if cfg.OTPMaxPerWindow != 5 {
 		return nil, errors.New("kyc: OTPMaxPerWindow must be 5")
 	}
@@ -136,7 +153,12 @@ func (s *Service) now() time.Time { return s.clock.Now().UTC() }
 // mac is the keyed hash used for everything secret we store. The purpose
 // string separates domains so a hash of one kind never matches another.
 func (s *Service) mac(purpose string, parts ...string) string {
-	h := hmac.New(sha256.New, s.cfg.Secret)
+	return macWith(s.cfg.Secret, purpose, parts...)
+}
+
+// macWith is mac under a given secret: the current one or one it replaced.
+func macWith(secret []byte, purpose string, parts ...string) string {
+	h := hmac.New(sha256.New, secret)
 	h.Write([]byte(purpose))
 	for _, p := range parts {
 		var n [4]byte

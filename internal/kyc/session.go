@@ -426,7 +426,14 @@ func (s *Service) AuthenticatedStatus(ctx context.Context, plain string, id Iden
 			res, err = statusOf(e, sess)
 			return t, hash, true, res, err
 		case errors.Is(err, ErrNotFound):
-			return Tenant{}, "", false, StatusResult{}, ErrNotFound
+			// Maybe a key hashed under a previous secret: found (and moved
+			// to hash), it is looked up alone, and the caller reads the
+			// status as after a cache hit.
+			if t, err = s.previousKey(ctx, plain, hash); err != nil {
+				return Tenant{}, "", false, StatusResult{}, err
+			}
+			s.cacheAuth(hash, t, now)
+			return t, hash, false, StatusResult{}, nil
 		}
 		// Look the key up alone below: the caller then applies the gates
 		// and reads the status, so an over-limit or product-disabled key is
@@ -435,7 +442,7 @@ func (s *Service) AuthenticatedStatus(ctx context.Context, plain string, id Iden
 		s.log.WarnContext(ctx, "status: joined key and status read failed; reading the key alone", "err", err)
 	}
 	if !cached {
-		if t, err = s.storedTenant(ctx, hash); err != nil {
+		if t, err = s.storedTenant(ctx, plain, hash); err != nil {
 			return Tenant{}, "", false, StatusResult{}, err
 		}
 	}

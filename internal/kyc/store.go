@@ -23,6 +23,12 @@ type Store interface {
 	SetKYCEnabled(ctx context.Context, tenantID string, enabled bool) error
 	// TenantByKeyHash finds the tenant owning an unrevoked key.
 	TenantByKeyHash(ctx context.Context, hash string) (Tenant, error)
+	// RehashAPIKey finds the tenant owning an unrevoked key stored under
+	// hash or any of old (its names under secrets the current one
+	// replaced), and renames a key found under an old one to hash.
+	// Replicas may race: the rename happens once, and a caller that lost
+	// finds the key under hash. moved reports whether this call renamed it.
+	RehashAPIKey(ctx context.Context, hash string, old []string) (t Tenant, moved bool, err error)
 
 	// PrepareEmail registers email at the tenant: it finds or creates the
 	// person with this email (ids.Person for a new one) and the tenant's
@@ -220,6 +226,13 @@ type PruneBefore struct {
 	RateCounters time.Time // rate-limit windows
 	Idempotency  time.Time // idempotency keys whose 24 h ended
 	Outbox       time.Time // outbound webhook events and their finished deliveries
+	OTPCodes     time.Time // codes (used or not) that expired
+	OTPSends     time.Time // send histories whose newest send, gap and delivery lease all ended
+	// Decisions: the decision and IP/device facts of sessions in one of
+	// FinalStatuses, not watched, last updated before then, are emptied
+	// (their status stays). Zero keeps them all.
+	Decisions     time.Time
+	FinalStatuses []DiditStatus
 }
 
 // NewIDs are the ids a write uses for the rows it creates.

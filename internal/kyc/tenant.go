@@ -88,22 +88,49 @@ func (s *Service) Authenticate(ctx context.Context, plain string) (Tenant, strin
 	if t, ok := s.cachedTenant(hash); ok {
 		return t, hash, nil
 	}
-	t, err := s.storedTenant(ctx, hash)
+	t, err := s.storedTenant(ctx, plain, hash)
 	if err != nil {
 		return Tenant{}, "", err
 	}
 	return t, hash, nil
 }
 
-// storedTenant is the store's answer for a key hash, cached when caching
-// is on.
-func (s *Service) storedTenant(ctx context.Context, hash string) (Tenant, error) {
+// storedTenant is the store's answer for a presented key (hash is its
+// name under the current secret), cached when caching is on.
+func (s *Service) storedTenant(ctx context.Context, plain, hash string) (Tenant, error) {
 	now := s.clock.Now()
 	t, err := s.store.TenantByKeyHash(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		t, err = s.previousKey(ctx, plain, hash)
+	}
 	if err != nil {
 		return Tenant{}, err
 	}
 	s.cacheAuth(hash, t, now)
+	return t, nil
+}
+
+// previousKey looks for a key the current secret does not know under the
+// secrets it replaced, and moves one it finds to hash, its name under the
+// current secret, so the previous secrets can be dropped once every key
+// was used. Without previous secrets it is ErrNotFound at no cost: the hot
+// path pays for rotation only while one is configured, and then only on a
+// miss (one more hash per previous secret and one more query).
+func (s *Service) previousKey(ctx context.Context, plain, hash string) (Tenant, error) {
+	if len(s.cfg.PreviousSecrets) == 0 {
+		return Tenant{}, ErrNotFound
+	}
+	old := make([]string, len(s.cfg.PreviousSecrets))
+	for i, p := range s.cfg.PreviousSecrets {
+		old[i] = macWith(p, "apikey", plain)
+	}
+	t, moved, err := s.store.RehashAPIKey(ctx, hash, old)
+	if err != nil {
+		return Tenant{}, err
+	}
+	if moved {
+		s.log.InfoContext(ctx, "api key re-hashed under the current secret", "tenant", t.ID, "key_prefix", plain[:min(len(plain), 10)])
+	}
 	return t, nil
 }
 

@@ -155,3 +155,41 @@ func (db *DB) TenantByKeyHash(ctx context.Context, hash string) (kyc.Tenant, err
 	}
 	return t, nil
 }
+
+// RehashAPIKey finds a key under its current name or a previous one (one
+// read) and renames it when found under a previous one. The rename names
+// the old hash, so of racing replicas one renames and the others change
+// nothing and find the key under its new name.
+func (db *DB) RehashAPIKey(ctx context.Context, hash string, old []string) (kyc.Tenant, bool, error) {
+	args := []any{hash}
+	in := "$1"
+	for i, h := range old {
+		args = append(args, h)
+		in += fmt.Sprintf(", $%d", i+2)
+	}
+	var t kyc.Tenant
+	var created int64
+	var found string
+	err := db.r.QueryRowContext(db.pointCtx(ctx), `SELECT `+tenantCols+`, k.key_hash FROM api_keys k
+		JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash IN (`+in+`) AND k.revoked_at IS NULL LIMIT 1`, args...).
+		Scan(append(tenantDest(&t, &created), &found)...)
+	t.CreatedAt = fromMS(created)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return t, false, kyc.ErrNotFound
+	case err != nil:
+		return t, false, fmt.Errorf("store: tenant by previous key: %w", err)
+	case found == hash:
+		return t, false, nil
+	}
+	res, err := db.w.ExecContext(ctx, `UPDATE api_keys SET key_hash = $1 WHERE key_hash = $2 AND revoked_at IS NULL`, hash, found)
+	if err != nil {
+		return t, false, fmt.Errorf("store: rehash api key: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return t, true, nil
+	}
+	// Another replica renamed it first, or it was revoked meanwhile.
+	t, err = db.TenantByKeyHash(ctx, hash)
+	return t, false, err
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/kycgate/kycgate/internal/httpapi"
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/mail"
+	"github.com/kycgate/kycgate/internal/metrics"
 	"github.com/kycgate/kycgate/internal/store"
 )
 
@@ -80,7 +81,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	defer closeSim()
 
-	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mailer, Provider: client, Logger: log},
+	reg := metrics.New(db.Pools())
+	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mailer, Provider: client, Logger: log, Observer: reg},
 		kyc.Config{Secret: sec, ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: cfg.AuthCacheTTL})
 	if err != nil {
 		return err
@@ -91,7 +93,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	api := httpapi.New(httpapi.Config{Service: svc, Logger: log, Counter: counter,
 		Webhooks: didit.Webhooks{Secret: hookSecret}, Ready: db.Ready, Fault: db.NoteFault, Mounts: mounts,
-		RequestTimeout: cfg.RequestTimeout})
+		RequestTimeout: cfg.RequestTimeout, Metrics: reg})
+	adm, err := listenAdmin(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer adm.close()
 	if cfg.PprofAddr != "" {
 		pln, err := net.Listen("tcp", cfg.PprofAddr)
 		if err != nil {
@@ -101,7 +108,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		go (&http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 5 * time.Second}).Serve(pln)
 		log.Warn("profiling endpoints on "+pln.Addr().String()+"/debug/pprof/ (KYCGATE_PPROF_ADDR)", "pprof", pln.Addr().String())
 	}
-	return serveUntilDone(ctx, cfg, log, ln, at, api, svc)
+	return serveUntilDone(ctx, cfg, log, ln, at, api, svc, adm)
 }
 
 // where is this server's address as it reaches itself (local) and as
@@ -164,7 +171,7 @@ func newProvider(cfg config.Config, log *slog.Logger, at where, mounts map[strin
 // delay, so load balancers take the replica out before connections are
 // refused (a second signal cuts the delay short); then in-flight requests
 // finish.
-func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, at where, api *httpapi.Server, svc *kyc.Service) error {
+func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, at where, api *httpapi.Server, svc *kyc.Service, adm *adminListener) error {
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -179,8 +186,9 @@ func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln
 	defer func() { stopRec(); wg.Wait() }()
 	wg.Go(func() { reconcile(recCtx, svc, cfg.ReconcileInterval, log) })
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	adm.serve(errc)
 	log.Info("kycgate listening", "addr", ln.Addr().String(), "public_url", at.public, "database", dbKind(cfg.DatabaseURL))
 	select {
 	case err := <-errc:
@@ -204,6 +212,9 @@ func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := adm.shutdown(shutCtx); err != nil {
+		return err
 	}
 	log.Info("stopped")
 	return nil

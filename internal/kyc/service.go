@@ -81,6 +81,7 @@ type Service struct {
 	clock    Clock
 	cfg      Config
 	log      *slog.Logger
+	obs      Observer
 	auth     *authCache // nil when Config.AuthCacheTTL is 0
 }
 
@@ -91,6 +92,7 @@ type Deps struct {
 	Provider Provider // may be nil until sessions are used
 	Clock    Clock    // nil = wall clock
 	Logger   *slog.Logger
+	Observer Observer // nil = NopObserver
 }
 
 // NewService checks its configuration and returns a ready Service.
@@ -111,10 +113,13 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
+	if d.Observer == nil {
+		d.Observer = NopObserver{}
+	}
 	if cfg.AuthCacheTTL < 0 {
 		return nil, errors.New("kyc: AuthCacheTTL must not be negative")
 	}
-	svc := &Service{store: d.Store, mailer: d.Mailer, provider: d.Provider, clock: d.Clock, cfg: cfg, log: d.Logger}
+	svc := &Service{store: d.Store, mailer: d.Mailer, provider: d.Provider, clock: d.Clock, cfg: cfg, log: d.Logger, obs: d.Observer}
 	if cfg.AuthCacheTTL > 0 {
 		svc.auth = newAuthCache(cfg.AuthCacheTTL)
 	}

@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,9 @@ type Metrics struct {
 
 	requests *prometheus.CounterVec   // route, method, code
 	latency  *prometheus.HistogramVec // route, method, status (class)
+	// series caches each (route, method, code)'s two series: one map
+	// lookup per request instead of two label hashings and vector lookups.
+	series sync.Map // reqKey → reqSeries
 
 	codesSent, codesFailed, codesVerified prometheus.Counter
 	codesRefused                          *prometheus.CounterVec // reason
@@ -120,14 +124,34 @@ var codeLabels, classLabels = func() (codes, classes [600]string) {
 	return
 }()
 
+type reqKey struct {
+	route, method string
+	code          int
+}
+
+type reqSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
 // ObserveRequest counts an answered request. route is a pattern (or
-// "unmatched"), method already bounded by the caller.
+// "unmatched"), method already bounded by the caller: the cache is as
+// bounded as the series.
 func (m *Metrics) ObserveRequest(route, method string, code int, took time.Duration) {
 	if code < 0 || code >= len(codeLabels) {
 		code = 0
 	}
-	m.requests.WithLabelValues(route, method, codeLabels[code]).Inc()
-	m.latency.WithLabelValues(route, method, classLabels[code]).Observe(took.Seconds())
+	k := reqKey{route, method, code}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, reqSeries{
+			count:   m.requests.WithLabelValues(route, method, codeLabels[code]),
+			latency: m.latency.WithLabelValues(route, method, classLabels[code]),
+		})
+	}
+	s := v.(reqSeries)
+	s.count.Inc()
+	s.latency.Observe(took.Seconds())
 }
 
 // Webhook counts a Didit webhook delivery by its result (Webhook*).

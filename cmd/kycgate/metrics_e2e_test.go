@@ -159,7 +159,7 @@ func TestMetricsBusinessCounters(t *testing.T) {
 	t.Parallel()
 	r := startDidit(t)
 	in := r.in
-	_, key := in.tenant("metrics", "--quota", "1")
+	_, key := in.tenant("metrics", "--quota", "1", "--rate-limit-per-minute", "0")
 	const create = "/kyc/create/verify_public_kyc"
 
 	in.verifyEmail(r.mb, key, "one@example.com")
@@ -265,7 +265,7 @@ var metricName = regexp.MustCompile(`\b(?:kycgate|go|process)_[a-z0-9_]+\b`)
 func TestDeployFilesUseExportedMetrics(t *testing.T) {
 	t.Parallel()
 	r := startDidit(t)
-	_, key := r.in.tenant("deploy")
+	_, key := r.in.tenant("deploy", "--rate-limit-per-minute", "0")
 	r.in.verifyEmail(r.mb, key, "deploy@example.com")
 	eventually(t, r.in.AdminURL, func(f map[string]*dto.MetricFamily) string {
 		if _, ok := sample(f, "kycgate_http_requests_total", map[string]string{"route": "/security/email/verify-otp"}); !ok {

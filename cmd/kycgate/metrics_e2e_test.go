@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -369,5 +370,39 @@ func TestAlertRulesPromtool(t *testing.T) {
 	out, err := exec.CommandContext(ctx, promtool, "check", "rules", filepath.Join("..", "..", "deploy", "prometheus", "alerts.yml")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+}
+
+// TestAdminListenerLifecycle: a busy admin address stops start-up with a
+// line naming the variable; a running server's admin listener closes with
+// it on shutdown.
+func TestAdminListenerLifecycle(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	env := newEnv(t, newMailbox(t).srv.URL())
+	env["KYCGATE_ADMIN_ADDR"] = busy.Addr().String()
+	if err := run(t.Context(), []string{"serve"}, getenvFrom(env), io.Discard, io.Discard); err == nil ||
+		!strings.HasPrefix(err.Error(), "KYCGATE_ADMIN_ADDR: ") {
+		t.Fatalf("serve with the admin address taken = %v, want an error naming KYCGATE_ADMIN_ADDR", err)
+	}
+
+	env = newEnv(t, newMailbox(t).srv.URL())
+	in := start(t, env)
+	adminURL := in.AdminURL
+	scrapeText(t, adminURL, "")
+	in.stop()
+	if resp, err := http.Get(adminURL + "/metrics"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("admin listener still answers after shutdown: %d", resp.StatusCode)
+	}
+
+	env = newEnv(t, newMailbox(t).srv.URL())
+	env["KYCGATE_ADMIN_ADDR"] = "off"
+	if in := start(t, env); in.AdminURL != "" {
+		t.Fatalf("KYCGATE_ADMIN_ADDR=off, yet an admin listener at %s", in.AdminURL)
 	}
 }

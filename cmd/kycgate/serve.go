@@ -94,11 +94,6 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	api := httpapi.New(httpapi.Config{Service: svc, Logger: log, Counter: counter,
 		Webhooks: didit.Webhooks{Secret: hookSecret}, Ready: db.Ready, Fault: db.NoteFault, Mounts: mounts,
 		RequestTimeout: cfg.RequestTimeout, Metrics: reg})
-	adm, err := listenAdmin(cfg, log, reg)
-	if err != nil {
-		return err
-	}
-	defer adm.close()
 	if cfg.PprofAddr != "" {
 		pln, err := net.Listen("tcp", cfg.PprofAddr)
 		if err != nil {
@@ -108,7 +103,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		go (&http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 5 * time.Second}).Serve(pln)
 		log.Warn("profiling endpoints on "+pln.Addr().String()+"/debug/pprof/ (KYCGATE_PPROF_ADDR)", "pprof", pln.Addr().String())
 	}
-	return serveUntilDone(ctx, cfg, log, ln, at, api, svc, adm)
+	return serveUntilDone(ctx, cfg, log, ln, at, api, svc, reg)
 }
 
 // where is this server's address as it reaches itself (local) and as
@@ -170,8 +165,14 @@ func newProvider(cfg config.Config, log *slog.Logger, at where, mounts map[strin
 // shuts down: /readyz turns 503 first and the server keeps serving for the
 // delay, so load balancers take the replica out before connections are
 // refused (a second signal cuts the delay short); then in-flight requests
-// finish.
-func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, at where, api *httpapi.Server, svc *kyc.Service, adm *adminListener) error {
+// finish. The admin listener (reg's /metrics) serves beside it and stops
+// after it, so the drain can be watched.
+func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, at where, api *httpapi.Server, svc *kyc.Service, reg *metrics.Metrics) error {
+	adm, err := listenAdmin(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer adm.close()
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -31,6 +31,7 @@ type logSink struct {
 	buf   bytes.Buffer
 	line  []byte
 	addrc chan string
+	admin string // the admin listener's address, once announced
 }
 
 func (l *logSink) Write(p []byte) (int, error) {
@@ -44,8 +45,12 @@ func (l *logSink) Write(p []byte) (int, error) {
 			break
 		}
 		var rec struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
+			Msg       string `json:"msg"`
+			Addr      string `json:"addr"`
+			AdminAddr string `json:"admin_addr"`
+		}
+		if json.Unmarshal(l.line[:i], &rec) == nil && rec.Msg == "admin listening" {
+			l.admin = rec.AdminAddr // announced before "kycgate listening"
 		}
 		if json.Unmarshal(l.line[:i], &rec) == nil && rec.Msg == "kycgate listening" {
 			select {
@@ -66,14 +71,15 @@ func (l *logSink) String() string {
 
 // instance is one running kycgate.
 type instance struct {
-	t      testing.TB
-	env    map[string]string
-	URL    string
-	client *http.Client
-	logs   *logSink
-	cancel context.CancelFunc
-	hurry  chan struct{} // close after cancel: the second signal
-	done   chan error
+	t        testing.TB
+	env      map[string]string
+	URL      string
+	AdminURL string // "" when the admin listener is off
+	client   *http.Client
+	logs     *logSink
+	cancel   context.CancelFunc
+	hurry    chan struct{} // close after cancel: the second signal
+	done     chan error
 }
 
 var (
@@ -109,6 +115,8 @@ func newEnv(t testing.TB, smtpURL string) map[string]string {
 		// Outbound webhooks go to loopback receivers, and retry at once.
 		"KYCGATE_WEBHOOK_ALLOW_PRIVATE":  "1",
 		"KYCGATE_WEBHOOK_RETRY_SCHEDULE": testRetrySchedule,
+		// Tests run side by side: each admin listener on its own port.
+		"KYCGATE_ADMIN_ADDR": "127.0.0.1:0",
 	}
 	switch engine := os.Getenv("KYCGATE_TEST_ENGINE"); engine {
 	case "", "sqlite":
@@ -156,6 +164,11 @@ func (in *instance) boot() {
 	select {
 	case addr := <-in.logs.addrc:
 		in.URL = "http://" + addr
+		in.logs.mu.Lock()
+		if in.logs.admin != "" {
+			in.AdminURL = "http://" + in.logs.admin
+		}
+		in.logs.mu.Unlock()
 	case err := <-in.done:
 		t.Fatalf("kycgate exited during start-up: %v\n%s", err, in.logs)
 	case <-time.After(30 * time.Second):

@@ -286,6 +286,7 @@ func rpNewCluster(t *testing.T) *rpCluster {
 	}
 	c.env = append(c.env,
 		"KYCGATE_ADDR=127.0.0.1:0",
+		"KYCGATE_ADMIN_ADDR=127.0.0.1:0",
 		"KYCGATE_DATABASE_URL="+url,
 		"KYCGATE_SECRET="+rpSecret,
 		"KYCGATE_DB_MAX_CONNS=10",

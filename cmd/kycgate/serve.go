@@ -21,6 +21,7 @@ import (
 	"github.com/kycgate/kycgate/internal/httpapi"
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/mail"
+	"github.com/kycgate/kycgate/internal/metrics"
 	"github.com/kycgate/kycgate/internal/store"
 	"github.com/kycgate/kycgate/internal/webhook"
 )
@@ -84,8 +85,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if cfg.WebhookAllowPrivate {
 		log.Warn("outbound webhooks may go to http:// and private addresses (KYCGATE_WEBHOOK_ALLOW_PRIVATE or development mode)")
 	}
+	reg := metrics.New(db.Pools())
 	sender := webhook.NewSender(webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate})
-	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mailer, Provider: client, Webhooks: sender, Logger: log},
+	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mailer, Provider: client, Webhooks: sender, Logger: log, Observer: reg},
 		kyc.Config{Secret: sec, PreviousSecrets: previousSecrets(cfg, sec), DecisionRetention: cfg.RetainDecisions,
 			ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: cfg.AuthCacheTTL, WebhookRetry: cfg.WebhookRetry})
 	if err != nil {
@@ -97,7 +99,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	api := httpapi.New(httpapi.Config{Service: svc, Logger: log, Counter: counter,
 		Webhooks: didit.Webhooks{Secret: hookSecret}, Ready: db.Ready, Fault: db.NoteFault, Mounts: mounts,
-		RequestTimeout: cfg.RequestTimeout})
+		RequestTimeout: cfg.RequestTimeout, Metrics: reg})
 	if cfg.PprofAddr != "" {
 		pln, err := net.Listen("tcp", cfg.PprofAddr)
 		if err != nil {
@@ -107,7 +109,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		go (&http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 5 * time.Second}).Serve(pln)
 		log.Warn("profiling endpoints on "+pln.Addr().String()+"/debug/pprof/ (KYCGATE_PPROF_ADDR)", "pprof", pln.Addr().String())
 	}
-	return serveUntilDone(ctx, cfg, log, ln, at, api, svc)
+	return serveUntilDone(ctx, cfg, log, ln, at, api, svc, reg)
 }
 
 // where is this server's address as it reaches itself (local) and as
@@ -169,8 +171,14 @@ func newProvider(cfg config.Config, log *slog.Logger, at where, mounts map[strin
 // shuts down: /readyz turns 503 first and the server keeps serving for the
 // delay, so load balancers take the replica out before connections are
 // refused (a second signal cuts the delay short); then in-flight requests
-// finish.
-func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, at where, api *httpapi.Server, svc *kyc.Service) error {
+// finish. The admin listener (reg's /metrics) serves beside it and stops
+// after it, so the drain can be watched.
+func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, at where, api *httpapi.Server, svc *kyc.Service, reg *metrics.Metrics) error {
+	adm, err := listenAdmin(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer adm.close()
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -190,8 +198,9 @@ func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln
 	}
 	wg.Go(func() { deliverWebhooks(recCtx, svc, idle, log) })
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	adm.serve(errc)
 	log.Info("kycgate listening", "addr", ln.Addr().String(), "public_url", at.public, "database", dbKind(cfg.DatabaseURL))
 	select {
 	case err := <-errc:
@@ -215,6 +224,9 @@ func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := adm.shutdown(shutCtx); err != nil {
+		return err
 	}
 	log.Info("stopped")
 	return nil

@@ -353,6 +353,7 @@ func (h *harness) kycgateEnv(dbURL string, port int) []string {
 	return append([]string{
 		"KYCGATE_DATABASE_URL=" + dbURL,
 		"KYCGATE_ADDR=127.0.0.1:" + strconv.Itoa(port),
+		"KYCGATE_ADMIN_ADDR=127.0.0.1:0", // replicas side by side: one admin port each
 		"KYCGATE_SECRET=" + h.secret,
 		"KYCGATE_SMTP_URL=smtp://" + h.sink.Addr(),
 		"KYCGATE_DIDIT_URL=" + h.simURL,

@@ -42,6 +42,9 @@ type Config struct {
 	ShutdownDelay time.Duration
 	// PprofAddr serves net/http/pprof there when set; loopback only.
 	PprofAddr string
+	// AdminAddr is the admin listener (/metrics); "" when off. AdminToken,
+	// required off loopback, is the bearer token every admin request needs.
+	AdminAddr, AdminToken string
 	// Dev allows the development stand-ins (Didit simulator, mailbox):
 	// automatically when the deployment is plainly local (SQLite, a
 	// loopback listener, and no public URL naming another host), else
@@ -108,6 +111,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if err := c.rotation(getenv("KYCGATE_SECRET_PREVIOUS"), get("KYCGATE_RETAIN_DECISIONS", "365d")); err != nil {
+		return c, err
+	}
+	if err := c.admin(get("KYCGATE_ADMIN_ADDR", "127.0.0.1:9090"), strings.TrimSpace(getenv("KYCGATE_ADMIN_TOKEN"))); err != nil {
 		return c, err
 	}
 	if err := c.decideDev(getenv("KYCGATE_DEV"), listenHost, getenv("KYCGATE_PUBLIC_URL") != ""); err != nil {
@@ -210,6 +216,29 @@ func (c *Config) checkDidit() error {
 			return &Error{"KYCGATE_DIDIT_WEBHOOK_SECRET", "is required when KYCGATE_DIDIT_API_KEY is set"}
 		}
 	}
+	return nil
+}
+
+// admin checks the admin listener's address and token. Metrics name no
+// secret, but they tell a stranger a lot about traffic and failures: off
+// loopback they need the token.
+func (c *Config) admin(addr, token string) error {
+	if addr == "off" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return &Error{"KYCGATE_ADMIN_ADDR", fmt.Sprintf("must be host:port or off, got %q", addr)}
+	}
+	if token != "" && len(token) < 32 {
+		return &Error{"KYCGATE_ADMIN_TOKEN", "must be at least 32 characters"}
+	}
+	if ip := net.ParseIP(host); token == "" && (ip == nil || !ip.IsLoopback()) {
+		// "localhost" may resolve to anything: only a literal loopback IP
+		// goes without a token.
+		return &Error{"KYCGATE_ADMIN_TOKEN", "is required when KYCGATE_ADMIN_ADDR is not a loopback IP address (or set KYCGATE_ADMIN_ADDR=off)"}
+	}
+	c.AdminAddr, c.AdminToken = addr, token
 	return nil
 }
 

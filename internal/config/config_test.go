@@ -200,3 +200,36 @@ func TestRotationAndRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminListener: on by default on loopback without a token; off with
+// "off"; off loopback only with a token of 32 characters or more.
+func TestAdminListener(t *testing.T) {
+	tok := strings.Repeat("t", 32)
+	for _, tc := range []struct {
+		env              []string
+		addr, token, bad string
+	}{
+		{nil, "127.0.0.1:9090", "", ""},
+		{[]string{"KYCGATE_ADMIN_ADDR", "off"}, "", "", ""},
+		{[]string{"KYCGATE_ADMIN_ADDR", "[::1]:9091"}, "[::1]:9091", "", ""},
+		{[]string{"KYCGATE_ADMIN_TOKEN", tok}, "127.0.0.1:9090", tok, ""},
+		{[]string{"KYCGATE_ADMIN_ADDR", "0.0.0.0:9090", "KYCGATE_ADMIN_TOKEN", tok}, "0.0.0.0:9090", tok, ""},
+		{[]string{"KYCGATE_ADMIN_ADDR", "0.0.0.0:9090"}, "", "", "KYCGATE_ADMIN_TOKEN"},
+		{[]string{"KYCGATE_ADMIN_ADDR", ":9090"}, "", "", "KYCGATE_ADMIN_TOKEN"},
+		{[]string{"KYCGATE_ADMIN_ADDR", "localhost:9090"}, "", "", "KYCGATE_ADMIN_TOKEN"},
+		{[]string{"KYCGATE_ADMIN_ADDR", "10.0.0.5:9090", "KYCGATE_ADMIN_TOKEN", "short"}, "", "", "KYCGATE_ADMIN_TOKEN"},
+		{[]string{"KYCGATE_ADMIN_ADDR", "9090"}, "", "", "KYCGATE_ADMIN_ADDR"},
+	} {
+		c, err := Load(env(tc.env...))
+		if tc.bad != "" {
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Var != tc.bad {
+				t.Errorf("%v: err = %v, want one naming %s", tc.env, err, tc.bad)
+			}
+			continue
+		}
+		if err != nil || c.AdminAddr != tc.addr || c.AdminToken != tc.token {
+			t.Errorf("%v: admin %q token %q err %v, want %q %q", tc.env, c.AdminAddr, c.AdminToken, err, tc.addr, tc.token)
+		}
+	}
+}

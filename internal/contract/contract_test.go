@@ -285,10 +285,6 @@ func endpoints() []endpoint {
 			{"ready", 200, `{"status":"ready"}`, nil},
 			{"unavailable", 503, `{"status":"unavailable","error":"database: connection refused"}`, nil},
 		}},
-		{method: "GET", path: "/metrics", bareOnly: true, examples: []example{
-			{"prometheus", 200, "# HELP up 1\n# TYPE up gauge\nup 1\n", http.Header{
-				"Content-Type": {"text/plain; version=0.0.4; charset=utf-8"}, "X-Request-Id": {"r1"}}},
-		}},
 	}
 }
 
@@ -546,7 +542,6 @@ func TestUndocumentedResponsesFail(t *testing.T) {
 		{"rate limit with statusCode", "POST", "/kyc/prepare", 429, `{"code":429,"statusCode":429,"message":"Too many requests. The limit is 600 request per minute and 10 requests per second.","docs":"https://docs.starkfi.io/"}`, jsonHeader(rateLimitHeaders...)},
 		{"rate limit, Retry-After a date", "POST", "/kyc/prepare", 429, rateLimitBody, jsonHeader("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT", "RateLimit-Limit", "600", "RateLimit-Remaining", "0", "RateLimit-Reset", "1")},
 		{"otp send limit without Retry-After", "POST", "/security/email/send-otp", 429, env(429, "otp_send_rate_limited", "Please wait before requesting a new code", nil), nil},
-		{"metrics as JSON", "GET", "/metrics", 200, `{}`, nil},
 	}
 	for _, c := range fail {
 		h := c.header

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
+	"github.com/kycgate/kycgate/internal/metrics"
 	"github.com/kycgate/kycgate/internal/store"
 )
 
@@ -88,7 +89,9 @@ func newBenchServer(b *testing.B, previous ...[]byte) *benchServer {
 	b.Cleanup(func() { db.Close() })
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	m := &codeMailer{codes: map[string]string{}}
-	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: m, Logger: log},
+	// The metrics kycgate serve wires, so their cost is in the figures.
+	reg := metrics.New(db.Pools())
+	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: m, Logger: log, Observer: reg},
 		kyc.Config{Secret: []byte("benchmark-secret-0123456789abcdefghijklmnop"), PreviousSecrets: previous})
 	if err != nil {
 		b.Fatal(err)
@@ -98,7 +101,7 @@ func newBenchServer(b *testing.B, previous ...[]byte) *benchServer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &benchServer{h: New(Config{Service: svc, Logger: log}), key: key, db: db, mailer: m}
+	return &benchServer{h: New(Config{Service: svc, Logger: log, Metrics: reg}), key: key, db: db, mailer: m}
 }
 
 func (s *benchServer) do(b *testing.B, method, path, body string, want int) string {

@@ -206,26 +206,32 @@ func webhookVerifiers() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 // and only then, in one of the webhookVerifiers slots, the signatures over
 // the body.
 func (s *Server) diditWebhook(w http.ResponseWriter, r *http.Request) {
+	s.metrics.Webhook(s.webhook(w, r))
+}
+
+// webhook answers a Didit delivery and returns its result for the metrics
+// (one of the metrics.Webhook* names).
+func (s *Server) webhook(w http.ResponseWriter, r *http.Request) string {
 	if r.ContentLength > maxWebhookBody {
 		// Refused unread; the server closes the connection rather than
 		// read what is left.
 		respond(w, http.StatusRequestEntityTooLarge, codePayloadTooLarge, "Request body is too large", nil)
-		return
+		return "too_large"
 	}
 	if s.webhooks == nil {
 		respond(w, http.StatusUnauthorized, codeWebhookSignature, "Invalid webhook signature", nil)
-		return
+		return "bad_signature"
 	}
 	if err := s.webhooks.CheckHeaders(r.Header, s.now()); err != nil {
 		s.log.WarnContext(r.Context(), "webhook rejected", "request_id", requestID(r.Context()), "reason", err.Error())
 		respond(w, http.StatusUnauthorized, codeWebhookSignature, "Invalid webhook signature", nil)
-		return
+		return "bad_signature"
 	}
 	wait := time.NewTimer(webhookWait)
 	defer wait.Stop()
 	if !take(r, s.holders, wait) {
 		s.webhookBusy(w, r, "webhook bodies at their bound")
-		return
+		return "busy"
 	}
 	holding := true
 	release := func() {
@@ -240,45 +246,46 @@ func (s *Server) diditWebhook(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			respond(w, http.StatusRequestEntityTooLarge, codePayloadTooLarge, "Request body is too large", nil)
-			return
+			return "too_large"
 		}
 		respond(w, http.StatusBadRequest, kyc.CodeInvalidBody, "Request body must be a JSON object", nil)
-		return
+		return "invalid"
 	}
 	if !take(r, s.verifiers, wait) {
 		s.webhookBusy(w, r, "webhook checks at their bound")
-		return
+		return "busy"
 	}
 	err = s.verify(r, raw)
 	if err != nil {
 		s.log.WarnContext(r.Context(), "webhook rejected", "request_id", requestID(r.Context()), "reason", err.Error())
 		respond(w, http.StatusUnauthorized, codeWebhookSignature, "Invalid webhook signature", nil)
-		return
+		return "bad_signature"
 	}
 	ev, err := s.webhooks.Parse(raw)
 	release() // done with the body
 	if errors.Is(err, ErrIgnoredEvent) {
 		respond(w, http.StatusOK, "webhook_received", "Webhook received", nil)
-		return
+		return "ignored"
 	}
 	if err != nil {
 		s.log.WarnContext(r.Context(), "webhook unreadable", "request_id", requestID(r.Context()), "err", err)
 		respond(w, http.StatusBadRequest, kyc.CodeInvalidBody, "Request body must be a JSON object", nil)
-		return
+		return "invalid"
 	}
 	if ev.At.IsZero() {
 		// Verify refuses a body without its own time, so this is a verifier
 		// that does not: never order decisions by an unsigned header.
 		s.log.WarnContext(r.Context(), "webhook rejected", "request_id", requestID(r.Context()), "reason", "no event time in the signed body")
 		respond(w, http.StatusUnauthorized, codeWebhookSignature, "Invalid webhook signature", nil)
-		return
+		return "bad_signature"
 	}
 	if err := s.svc.HandleEvent(r.Context(), ev); err != nil {
 		// A 5xx makes Didit retry, which is what we want for our own failures.
 		s.fail(w, r, err, failSecurity.code, failSecurity.message)
-		return
+		return "failed"
 	}
 	respond(w, http.StatusOK, "webhook_received", "Webhook received", nil)
+	return "accepted"
 }
 
 // webhookBusy answers 503 server_busy: Didit will retry.

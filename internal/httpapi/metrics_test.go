@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/kycgate/kycgate/internal/httpapi"
+	"github.com/kycgate/kycgate/internal/metrics"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
@@ -39,8 +40,11 @@ func (s *syncBuffer) String() string {
 
 func TestMetricsMethodCardinalityBounded(t *testing.T) {
 	var logs syncBuffer
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}))
+	m := metrics.New(nil)
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Metrics: m}))
 	defer srv.Close()
+	adm := httptest.NewServer(m.Handler())
+	defer adm.Close()
 	const n = 200
 	long := strings.Repeat("A", 64<<10)
 	for i := range n {
@@ -59,7 +63,7 @@ func TestMetricsMethodCardinalityBounded(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	resp, err := http.Get(srv.URL + "/metrics")
+	resp, err := http.Get(adm.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,5 +94,23 @@ func TestMetricsMethodCardinalityBounded(t *testing.T) {
 	}
 	if !strings.Contains(log, `"method":"OTHER"`) || !strings.Contains(log, `"method":"GET"`) {
 		t.Errorf("access log lacks the bounded method values:\n%.2000s", log)
+	}
+}
+
+// TestMetricsNotOnPartnerListener: /metrics is the admin listener's; the
+// partner API answers it as any unknown route, whatever the method.
+func TestMetricsNotOnPartnerListener(t *testing.T) {
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Metrics: metrics.New(nil)}))
+	defer srv.Close()
+	for _, p := range []string{"/metrics", "/api/metrics"} {
+		resp, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), `"status":"not_found"`) {
+			t.Errorf("GET %s on the partner listener = %d %s, want the 404 envelope", p, resp.StatusCode, b)
+		}
 	}
 }

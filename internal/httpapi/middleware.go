@@ -113,9 +113,10 @@ func (s *Server) common(next http.Handler) http.Handler {
 				route, path = "unmatched", logPath(r.URL.Path)
 			}
 			took := time.Since(start)
-			s.metrics.observe(route, r.Method, sw.code, took)
+			method := methodLabel(r.Method)
+			s.metrics.ObserveRequest(route, method, sw.code, took)
 			s.accessLog(ctx, levelFor(sw.code),
-				slogStr("request_id", id), slogStr("method", methodLabel(r.Method)), slogStr("path", path),
+				slogStr("request_id", id), slogStr("method", method), slogStr("path", path),
 				slogInt("status", sw.code), slogInt("bytes", sw.bytes),
 				slogDur("duration_ms", took), slogStr("tenant", info.tenant.ID))
 		}()

@@ -41,7 +41,6 @@ func (s *Server) routes(mounts map[string]http.Handler) http.Handler {
 	}
 	mux.Handle("/healthz", s.methodRouter(route{"/healthz", map[string]http.Handler{"GET": http.HandlerFunc(s.healthz)}}))
 	mux.Handle("/readyz", s.methodRouter(route{"/readyz", map[string]http.Handler{"GET": http.HandlerFunc(s.readyz)}}))
-	mux.Handle("/metrics", s.methodRouter(route{"/metrics", map[string]http.Handler{"GET": s.metrics}}))
 	for prefix, h := range mounts {
 		mux.Handle(prefix, h)
 	}

@@ -49,6 +49,9 @@ type Config struct {
 	Mounts map[string]http.Handler
 	// RequestTimeout bounds one request's work (default 30 s).
 	RequestTimeout time.Duration
+	// Metrics is told of every request and webhook; nil = none. It is
+	// served elsewhere (the admin listener), never on this handler.
+	Metrics Recorder
 }
 
 // Server is the HTTP face of the service.
@@ -64,7 +67,7 @@ type Server struct {
 	timeout  time.Duration
 	draining atomic.Bool
 	handler  http.Handler
-	metrics  *metrics
+	metrics  Recorder
 	// holders and verifiers hold a token per webhook request holding a
 	// body, and per webhook check running (see webhookHolders).
 	holders, verifiers chan struct{}
@@ -73,7 +76,7 @@ type Server struct {
 // New builds the server and its routes.
 func New(cfg Config) *Server {
 	s := &Server{svc: cfg.Service, log: cfg.Logger, counter: cfg.Counter, webhooks: cfg.Webhooks,
-		clock: cfg.Clock, ready: cfg.Ready, fault: cfg.Fault, timeout: cfg.RequestTimeout, metrics: newMetrics(),
+		clock: cfg.Clock, ready: cfg.Ready, fault: cfg.Fault, timeout: cfg.RequestTimeout, metrics: cfg.Metrics,
 		holders: make(chan struct{}, webhookHolders), verifiers: make(chan struct{}, webhookVerifiers())}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -83,6 +86,9 @@ func New(cfg Config) *Server {
 	}
 	if s.clock == nil {
 		s.clock = kyc.SystemClock{}
+	}
+	if s.metrics == nil {
+		s.metrics = nopRecorder{}
 	}
 	if s.timeout == 0 {
 		s.timeout = 30 * time.Second

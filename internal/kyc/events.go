@@ -128,10 +128,18 @@ func (s *Service) Reconcile(ctx context.Context, every time.Duration, batch int)
 		return 0, nil
 	}
 	now := s.now()
-	list, err := s.store.WatchedSessions(ctx, now.Add(-every), batch)
+	due := now.Add(-every)
+	list, err := s.store.WatchedSessions(ctx, due, batch)
 	if err != nil {
 		return 0, err
 	}
+	// Oldest first: the first session is the one waiting longest past its
+	// poll time; none due is no lag.
+	var lag time.Duration
+	if len(list) > 0 {
+		lag = max(due.Sub(list[0].CheckedAt), 0)
+	}
+	s.obs.ReconcileLag(lag)
 	for _, sess := range list {
 		d, err := s.provider.GetDecision(ctx, sess.ID)
 		if errors.Is(err, ErrNotFound) {
@@ -144,6 +152,7 @@ func (s *Service) Reconcile(ctx context.Context, every time.Duration, batch int)
 			}
 			s.log.WarnContext(ctx, "reconcile: session deleted at the provider; no longer polled", "session", sess.ID)
 		} else if err != nil {
+			s.obs.ProviderError(ProviderOpDecision)
 			s.log.WarnContext(ctx, "reconcile: fetch decision", "session", sess.ID, "err", err)
 		} else if ValidStatus(d.Status) {
 			// A poll is Didit's truth now: stamp it with the poll time, so a

@@ -211,6 +211,7 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, in OTPInput) error
 		if wait < time.Second {
 			wait = time.Second
 		}
+		s.obs.CodeRefused(RefusedRateLimited)
 		return &Error{Code: CodeOTPSendRateLimited, Message: "Please wait before requesting a new code", RetryAfter: wait}
 	}
 	err = s.mailer.SendCode(ctx, CodeMail{To: email, Code: code, Wallet: t.code.Wallet})
@@ -235,11 +236,13 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, in OTPInput) error
 			// The delivery lease still frees the address when it lapses.
 			s.log.ErrorContext(ctx, "drop undelivered otp", "tenant", tenant.ID, "enrollment", t.enr.ID, "err", derr)
 		}
+		s.obs.CodeSendFailed()
 		return err
 	}
 	if cerr := s.store.ConfirmOTP(after, t.code, now); cerr != nil {
 		s.log.ErrorContext(ctx, "confirm otp send", "tenant", tenant.ID, "enrollment", t.enr.ID, "err", cerr)
 	}
+	s.obs.CodeSent()
 	if err == nil {
 		s.log.InfoContext(ctx, "otp sent", "tenant", tenant.ID, "enrollment", t.enr.ID, "link", t.link(), "to", maskEmail(email))
 	}
@@ -285,6 +288,34 @@ func (s *Service) codeMatches(tenantID, email, code, stored string) bool {
 // link (§6.1). The attempt is counted before the comparison, atomically in
 // the store, so concurrent guesses can never exceed the limit.
 func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, in OTPInput) error {
+	err := s.verifyOTP(ctx, tenant, in)
+	var ke *Error
+	switch {
+	case err == nil:
+		s.obs.CodeVerified()
+	case errors.As(err, &ke):
+		if reason := refusal(ke.Code); reason != "" {
+			s.obs.CodeRefused(reason)
+		}
+	}
+	return err
+}
+
+// refusal is the Observer's reason for a code refused with this error
+// code, "" for the refusals that are about the request, not the code.
+func refusal(code string) string {
+	switch code {
+	case CodeOTPInvalid:
+		return RefusedInvalid
+	case CodeOTPExpired:
+		return RefusedExpired
+	case CodeOTPMaxAttempts:
+		return RefusedMaxAttempts
+	}
+	return ""
+}
+
+func (s *Service) verifyOTP(ctx context.Context, tenant Tenant, in OTPInput) error {
 	email, t, err := s.otpRequest(ctx, tenant, in, true)
 	if err != nil {
 		return err

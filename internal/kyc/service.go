@@ -99,6 +99,7 @@ type Service struct {
 	clock    Clock
 	cfg      Config
 	log      *slog.Logger
+	obs      Observer
 	auth     *authCache // nil when Config.AuthCacheTTL is 0
 }
 
@@ -110,6 +111,7 @@ type Deps struct {
 	Webhooks WebhookSender // may be nil where no webhooks are delivered
 	Clock    Clock         // nil = wall clock
 	Logger   *slog.Logger
+	Observer Observer // nil = NopObserver
 }
 
 // NewService checks its configuration and returns a ready Service.
@@ -138,10 +140,13 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
+	if d.Observer == nil {
+		d.Observer = NopObserver{}
+	}
 	if cfg.AuthCacheTTL < 0 {
 		return nil, errors.New("kyc: AuthCacheTTL must not be negative")
 	}
-	svc := &Service{store: d.Store, mailer: d.Mailer, provider: d.Provider, sender: d.Webhooks, clock: d.Clock, cfg: cfg, log: d.Logger}
+	svc := &Service{store: d.Store, mailer: d.Mailer, provider: d.Provider, sender: d.Webhooks, clock: d.Clock, cfg: cfg, log: d.Logger, obs: d.Observer}
 	if cfg.AuthCacheTTL > 0 {
 		svc.auth = newAuthCache(cfg.AuthCacheTTL)
 	}

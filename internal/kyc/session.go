@@ -93,6 +93,14 @@ func normalizeIdentity(id Identity) (email, wal string, err error) {
 // CreateSession creates or resumes the person's Didit session (api.md §7),
 // with the checks in the documented order.
 func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType string, id Identity) (CreateResult, error) {
+	r, err := s.createSession(ctx, tenant, kycType, id)
+	if err == nil {
+		s.obs.SessionCreated(r.Kind)
+	}
+	return r, err
+}
+
+func (s *Service) createSession(ctx context.Context, tenant Tenant, kycType string, id Identity) (CreateResult, error) {
 	if kycType != KYCTypePublic {
 		return CreateResult{}, NewError(CodeMethodNotFound, "KYC method not found")
 	}
@@ -194,6 +202,7 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 			return CreateResult{}, err
 		}
 		if !ok {
+			s.obs.QuotaRefused()
 			return CreateResult{}, NewError(CodeQuotaExceeded, "Monthly KYC session quota exceeded")
 		}
 	}
@@ -213,6 +222,7 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 	})
 	stopRenew()
 	if err != nil {
+		s.obs.ProviderError(ProviderOpCreate)
 		return CreateResult{}, err
 	}
 	now := s.now()

@@ -86,6 +86,7 @@ type sessRig struct {
 	mail   *sessMailer
 	tenant kyc.Tenant
 	key    string // the tenant's API key
+	obs    *countingObserver
 }
 
 func newSessRig(t *testing.T, provider kyc.Provider) *sessRig {
@@ -97,8 +98,8 @@ func newSessRig(t *testing.T, provider kyc.Provider) *sessRig {
 	}
 	t.Cleanup(func() { db.Close() })
 	r := &sessRig{db: db, clock: &testClock{t: time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)},
-		mail: &sessMailer{codes: map[string]string{}}}
-	r.svc, err = kyc.NewService(kyc.Deps{Store: db, Mailer: r.mail, Provider: provider, Clock: r.clock},
+		mail: &sessMailer{codes: map[string]string{}}, obs: &countingObserver{}}
+	r.svc, err = kyc.NewService(kyc.Deps{Store: db, Mailer: r.mail, Provider: provider, Clock: r.clock, Observer: r.obs},
 		kyc.Config{Secret: []byte(strings.Repeat("k", 32))})
 	if err != nil {
 		t.Fatal(err)

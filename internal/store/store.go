@@ -385,3 +385,13 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// Pools names the database/sql pools, for their metrics: SQLite's single
+// writer connection and its readers apart (a writer starved of its one
+// connection is the thing to see), PostgreSQL's one shared pool.
+func (db *DB) Pools() map[string]*sql.DB {
+	if db.r == db.w {
+		return map[string]*sql.DB{string(db.dialect): db.w}
+	}
+	return map[string]*sql.DB{string(db.dialect) + "_write": db.w, string(db.dialect) + "_read": db.r}
+}

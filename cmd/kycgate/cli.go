@@ -36,6 +36,7 @@ func commands() []command {
 		{path: "migrate", summary: "apply database migrations and exit", setup: migrateCmd},
 		{path: "version", args: "[--json]", summary: "print the version and commit this binary was built from", setup: versionCmd},
 		{path: "didit-sim", summary: "run the Didit simulator on its own", help: diditSimHelp, setup: diditSimCmd},
+		{path: "healthcheck", args: "[--live] [--timeout D]", summary: "probe the local server's /readyz (or /healthz) and exit 0 if it answers 200", help: healthcheckHelp, setup: healthcheckCmd},
 	}
 	return append(cs, tenantCommands()...)
 }

@@ -39,6 +39,7 @@ type browser struct {
 	t    *testing.T
 	ctx  context.Context // the first tab
 	base string
+	dir  string // where screenshots go
 
 	mu   sync.Mutex
 	urls []string
@@ -63,7 +64,11 @@ func newBrowser(t *testing.T, base string) *browser {
 	// condition, and this bounds them all.
 	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	b := &browser{t: t, ctx: ctx, base: base}
+	dir := os.Getenv("KYCGATE_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	b := &browser{t: t, ctx: ctx, base: base, dir: dir}
 	if err := b.watch(ctx); err != nil {
 		t.Fatalf("start Chromium (%s): %v", path, err)
 	}
@@ -137,14 +142,10 @@ func (b *browser) viewShot(ctx context.Context, name string) {
 
 func (b *browser) save(name string, png []byte) {
 	b.t.Helper()
-	dir := os.Getenv("KYCGATE_SCREENSHOTS")
-	if dir == "" {
-		dir = b.t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(b.dir, 0o755); err != nil {
 		b.t.Fatal(err)
 	}
-	path := filepath.Join(dir, name+".png")
+	path := filepath.Join(b.dir, name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}

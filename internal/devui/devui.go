@@ -67,24 +67,33 @@ func Mount(mounts map[string]http.Handler, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("devui: static files: %w", err)
 	}
-	mounts["GET /{$}"] = page("landing.html", func(*http.Request) any { return cfg.Info })
-	mounts["GET /_dev/api/{$}"] = page("reference.html", func(*http.Request) any { return ref })
+	info := cfg.Info
+	mounts["GET /{$}"] = page("landing.html", "Welcome", info, func() any { return nil })
+	mounts["GET /_dev/api/{$}"] = page("reference.html", "API reference", info, func() any { return ref })
 	mounts["GET /_dev/api/openapi.yaml"] = http.HandlerFunc(serveOpenAPI)
-	mounts["GET /_dev/demo/{$}"] = page("demo.html", func(*http.Request) any { return cfg.Info })
-	mounts["GET /_dev/demo/key"] = demoKey(cfg.DemoKey, cfg.Info.DemoTenantID)
+	mounts["GET /_dev/demo/{$}"] = page("demo.html", "Onboarding demo", info, func() any { return nil })
+	mounts["GET /_dev/demo/key"] = demoKey(cfg.DemoKey, info.DemoTenantID)
 	mounts["GET /_dev/static/"] = http.StripPrefix("/_dev/static/", http.FileServerFS(static))
 	if cfg.Sessions != nil {
-		mounts["GET /_didit/{$}"] = page("simulator.html", func(*http.Request) any { return cfg.Sessions() })
+		mounts["GET /_didit/{$}"] = page("simulator.html", "Didit simulator", info, func() any { return cfg.Sessions() })
 	}
 	return nil
 }
 
+// view is what every template gets: the page's title, what is running
+// (the navigation links only what is mounted) and the page's own data.
+type view struct {
+	Title string
+	Info  Info
+	Data  any
+}
+
 // page renders one template into a buffer first, so a template error is a
 // 500 rather than half a page.
-func page(name string, data func(*http.Request) any) http.Handler {
+func page(name, title string, info Info, data func() any) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var buf bytes.Buffer
-		if err := pages.ExecuteTemplate(&buf, name, data(r)); err != nil {
+		if err := pages.ExecuteTemplate(&buf, name, view{title, info, data()}); err != nil {
 			http.Error(w, "devui: render "+name+": "+err.Error(), http.StatusInternalServerError)
 			return
 		}

@@ -56,6 +56,17 @@ func TestLandingIsExactlyRoot(t *testing.T) {
 	if code, _ := serve(m, "POST", "/", ""); code != 404 {
 		t.Errorf("POST /: %d, want the API's 404", code)
 	}
+	// With SMTP and real Didit nothing links the pages that are not there.
+	m = mux(t, Config{Info: Info{Mail: "SMTP via smtp.example.com:587", Didit: "Didit at https://verification.didit.me"}})
+	_, body = serve(m, "GET", "/", "")
+	for _, s := range []string{`href="/_dev/mail/"`, `href="/_didit/"`} {
+		if strings.Contains(body, s) {
+			t.Errorf("the landing page links %s though it is not mounted", s)
+		}
+	}
+	if !strings.Contains(body, "SMTP via smtp.example.com:587") {
+		t.Error("the landing page does not say mail goes via SMTP")
+	}
 }
 
 func TestDemoKeyOnlyOnLoopback(t *testing.T) {

@@ -31,7 +31,9 @@ async function call(method, path, body, quiet) {
   const env = await res.json().catch(() => ({}));
   if (!quiet || !res.ok) log("← " + res.status + " " + (env.status || "") + (env.message ? " · " + env.message : ""));
   if (!res.ok) {
-    throw new Error(method + " " + path + ": " + res.status + " " + (env.status || "") + " — " + (env.message || ""));
+    const err = new Error(method + " " + path + ": " + res.status + " " + (env.status || "") + " — " + (env.message || ""));
+    err.status = env.status;
+    throw err;
   }
   return env;
 }
@@ -151,7 +153,17 @@ $("email-start").addEventListener("click", async () => {
   const email = $("email").value.trim();
   try {
     await call("POST", "/kyc/prepare", { email });
-    await call("POST", "/security/email/send-otp", { email });
+    try {
+      await call("POST", "/security/email/send-otp", { email });
+    } catch (err) {
+      if (err.status !== "email_already_verified") throw err;
+      // Verified on an earlier visit: no code needed, go straight on.
+      log("this email is verified already; opening its session");
+      $("email-step-1").classList.add("done");
+      $("email-step-2").classList.add("done");
+      await openSession({ email }, "email-session-link", "email-session", $("email-status"), "email-step-3");
+      return;
+    }
     $("email-sent").hidden = false;
     $("email-step-1").classList.add("done");
     $("email-verify").disabled = false;

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/kycgate/kycgate/api"
 	"github.com/kycgate/kycgate/internal/didit/diditsim"
@@ -59,7 +60,7 @@ func Mount(mounts map[string]http.Handler, cfg Config) error {
 	if cfg.Info.Version == "" {
 		cfg.Info.Version = Version()
 	}
-	ref, err := newReference(api.OpenAPI)
+	ref, err := embeddedReference()
 	if err != nil {
 		return err
 	}
@@ -79,6 +80,10 @@ func Mount(mounts map[string]http.Handler, cfg Config) error {
 	}
 	return nil
 }
+
+// embeddedReference parses and validates the embedded document once per
+// process (some 40 ms), not at every start of a server: tests start many.
+var embeddedReference = sync.OnceValues(func() (*reference, error) { return newReference(api.OpenAPI) })
 
 // view is what every template gets: the page's title, what is running
 // (the navigation links only what is mounted) and the page's own data.

@@ -118,6 +118,62 @@ func TestReferenceHasEveryOperation(t *testing.T) {
 	}
 }
 
+// A document written by hand: unquoted status codes, a $ref chain, an
+// operation without security, and markup in a description.
+func TestReferenceFromHandWrittenDocument(t *testing.T) {
+	spec := []byte(`openapi: 3.1.0
+info: {title: t, version: "1"}
+security: [{ApiKey: []}]
+paths:
+  /b:
+    get:
+      operationId: second
+      security: []
+      description: "<script>x</script>"
+      responses:
+        200: {$ref: '#/components/responses/Ok'}
+  /a:
+    post:
+      operationId: first
+      responses:
+        404:
+          description: gone
+          content:
+            application/json:
+              schema:
+                oneOf:
+                  - $ref: '#/components/schemas/Gone'
+components:
+  responses:
+    Ok: {description: fine}
+  schemas:
+    Gone:
+      properties:
+        status: {const: gone}
+        message: {const: It is gone}
+`)
+	ref, err := newReference(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := ref.Tags[0].Ops
+	if len(ops) != 2 || ops[0].ID != "second" || ops[1].ID != "first" {
+		t.Fatalf("operations %+v, want second then first (the file's order)", ops)
+	}
+	if ops[0].Auth || !ops[1].Auth {
+		t.Errorf("auth: second %v (security: []), first %v (the default)", ops[0].Auth, ops[1].Auth)
+	}
+	if r := ops[0].Responses; len(r) != 1 || r[0].Code != "200" || r[0].Description != "fine" {
+		t.Errorf("second's responses %+v, want 200 fine through the $ref", r)
+	}
+	if c := ops[1].Responses[0].Cases; len(c) != 1 || c[0] != (envelopeCase{"gone", "It is gone"}) {
+		t.Errorf("first's cases %+v", c)
+	}
+	if got := string(markdown(ops[0].Description)); strings.Contains(got, "<script>") {
+		t.Errorf("description not escaped: %s", got)
+	}
+}
+
 func TestMarkdownEscapes(t *testing.T) {
 	got := string(markdown("Say **<b>hi</b>** `a<b` *x*\n\n- one\n  more\n- two"))
 	want := "<p>Say <strong>&lt;b&gt;hi&lt;/b&gt;</strong> <code>a&lt;b</code> <em>x</em></p>\n<ul>\n<li>one more<li>two</ul>\n"

@@ -2,7 +2,7 @@ package devui
 
 import (
 	"bytes"
-	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"regexp"
@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/getkin/kin-openapi/openapi3"
+	yaml "github.com/oasdiff/yaml3"
 )
 
 // reference is the API reference page's model, built once from the
@@ -58,35 +58,52 @@ type response struct {
 // envelopeCase is one (status, message) pair a response documents.
 type envelopeCase struct{ Status, Message string }
 
+// node is a decoded YAML mapping; the document is read generically rather
+// than through an OpenAPI library, which would add megabytes to the binary
+// for one development page (the contract tests validate the document).
+type node = map[string]any
+
 func newReference(spec []byte) (*reference, error) {
-	doc, err := openapi3.NewLoader().LoadFromData(spec)
-	if err != nil {
-		return nil, fmt.Errorf("devui: load openapi.yaml: %w", err)
+	var raw any
+	if err := yaml.Unmarshal(spec, &raw); err != nil {
+		return nil, fmt.Errorf("devui: parse openapi.yaml: %w", err)
 	}
-	if err := doc.Validate(context.Background()); err != nil {
-		return nil, fmt.Errorf("devui: openapi.yaml is not valid: %w", err)
+	doc, ok := stringKeys(raw).(node)
+	if !ok {
+		return nil, errors.New("devui: openapi.yaml is not a mapping")
 	}
-	ref := &reference{Title: doc.Info.Title, Version: doc.Info.Version, Summary: doc.Info.Summary,
-		Description: doc.Info.Description}
+	d := &document{root: doc}
+	info := d.get(doc, "info")
+	ref := &reference{Title: str(info, "title"), Version: str(info, "version"), Summary: str(info, "summary"),
+		Description: str(info, "description")}
 	groups := map[string]*tagGroup{}
 	var order []string
-	for _, t := range doc.Tags {
-		groups[t.Name] = &tagGroup{Name: t.Name, Description: t.Description}
-		order = append(order, t.Name)
+	for _, t := range list(doc, "tags") {
+		tn, _ := t.(node)
+		groups[str(tn, "name")] = &tagGroup{Name: str(tn, "name"), Description: str(tn, "description")}
+		order = append(order, str(tn, "name"))
 	}
-	paths := doc.Paths.Map()
+	paths := d.get(doc, "paths")
+	if len(paths) == 0 {
+		return nil, errors.New("devui: openapi.yaml lists no paths")
+	}
 	for _, p := range documentOrder(spec, paths) {
 		if _, twin := paths[strings.TrimPrefix(p, "/api")]; twin && strings.HasPrefix(p, "/api/") {
 			continue // listed as its bare twin's alias
 		}
-		for method, op := range paths[p].Operations() {
-			o := newOperation(doc, p, method, op)
+		item := d.get(paths, p)
+		for _, method := range []string{"get", "put", "post", "patch", "delete", "head", "options"} {
+			op := d.get(item, method)
+			if op == nil {
+				continue
+			}
+			o := d.operation(p, strings.ToUpper(method), op)
 			if _, ok := paths["/api"+p]; ok {
 				o.Alias = "/api" + p
 			}
 			tag := "other"
-			if len(op.Tags) > 0 {
-				tag = op.Tags[0]
+			if tags := list(op, "tags"); len(tags) > 0 {
+				tag = fmt.Sprint(tags[0])
 			}
 			g, ok := groups[tag]
 			if !ok {
@@ -105,9 +122,76 @@ func newReference(spec []byte) (*reference, error) {
 	return ref, nil
 }
 
+// stringKeys turns every mapping into a node: YAML decodes one with a
+// non-string key (an unquoted 200: under responses) as map[any]any.
+func stringKeys(v any) any {
+	switch t := v.(type) {
+	case map[any]any:
+		n := make(node, len(t))
+		for k, x := range t {
+			n[fmt.Sprint(k)] = stringKeys(x)
+		}
+		return n
+	case node:
+		for k, x := range t {
+			t[k] = stringKeys(x)
+		}
+		return t
+	case []any:
+		for i, x := range t {
+			t[i] = stringKeys(x)
+		}
+		return t
+	}
+	return v
+}
+
+// document resolves local $refs ("#/components/schemas/X") in the tree.
+type document struct{ root node }
+
+// get returns n[key] as a mapping, following a $ref.
+func (d *document) get(n node, key string) node {
+	v, _ := n[key].(node)
+	return d.deref(v)
+}
+
+func (d *document) deref(n node) node {
+	for range 16 { // a chain of refs, bounded against cycles
+		r, ok := n["$ref"].(string)
+		if !ok {
+			return n
+		}
+		n = d.lookup(r)
+	}
+	return nil
+}
+
+func (d *document) lookup(ref string) node {
+	cur := d.root
+	for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		part = strings.ReplaceAll(strings.ReplaceAll(part, "~1", "/"), "~0", "~")
+		next, ok := cur[part].(node)
+		if !ok {
+			return nil
+		}
+		cur = next
+	}
+	return cur
+}
+
+func str(n node, key string) string {
+	s, _ := n[key].(string)
+	return s
+}
+
+func list(n node, key string) []any {
+	l, _ := n[key].([]any)
+	return l
+}
+
 // documentOrder lists the paths as the YAML file lists them, which is the
-// order a reader follows (the parsed document keeps them in a map).
-func documentOrder(spec []byte, paths map[string]*openapi3.PathItem) []string {
+// order a reader follows (a decoded mapping has none).
+func documentOrder(spec []byte, paths node) []string {
 	out := make([]string, 0, len(paths))
 	pos := map[string]int{}
 	for p := range paths {
@@ -127,50 +211,58 @@ func documentOrder(spec []byte, paths map[string]*openapi3.PathItem) []string {
 	return out
 }
 
-func newOperation(doc *openapi3.T, path, method string, op *openapi3.Operation) operation {
-	o := operation{ID: op.OperationID, Method: method, Path: path, Summary: op.Summary, Description: op.Description,
-		Auth: op.Security == nil && len(doc.Security) > 0 || op.Security != nil && len(*op.Security) > 0}
-	for _, pr := range op.Parameters {
-		if p := pr.Value; p != nil {
-			o.Params = append(o.Params, param{Name: p.Name, In: p.In, Description: p.Description, Required: p.Required})
+func (d *document) operation(path, method string, op node) operation {
+	o := operation{ID: str(op, "operationId"), Method: method, Path: path, Summary: str(op, "summary"),
+		Description: str(op, "description"), Auth: len(list(d.root, "security")) > 0}
+	if sec, ok := op["security"]; ok {
+		l, _ := sec.([]any)
+		o.Auth = len(l) > 0
+	}
+	for _, raw := range list(op, "parameters") {
+		pn, _ := raw.(node)
+		if pn = d.deref(pn); pn != nil {
+			req, _ := pn["required"].(bool)
+			o.Params = append(o.Params, param{Name: str(pn, "name"), In: str(pn, "in"), Description: str(pn, "description"), Required: req})
 		}
 	}
-	if rb := op.RequestBody; rb != nil && rb.Value != nil {
-		if mt := rb.Value.Content.Get("application/json"); mt != nil && mt.Schema != nil {
-			o.Body = newSchemaView(mt.Schema)
-		}
+	if schema, ref := d.jsonSchema(d.get(op, "requestBody")); schema != nil {
+		o.Body = d.schemaView(schema, ref)
 	}
-	if op.Responses != nil {
-		for code, rr := range op.Responses.Map() {
-			if rr.Value == nil {
-				continue
-			}
-			r := response{Code: code}
-			if rr.Value.Description != nil {
-				r.Description = *rr.Value.Description
-			}
-			if mt := rr.Value.Content.Get("application/json"); mt != nil && mt.Schema != nil {
-				r.Cases = cases(mt.Schema, map[*openapi3.Schema]bool{})
-			}
-			o.Responses = append(o.Responses, r)
+	responses := d.get(op, "responses")
+	for code := range responses {
+		rn := d.get(responses, code)
+		r := response{Code: code, Description: str(rn, "description")}
+		if schema, _ := d.jsonSchema(rn); schema != nil {
+			r.Cases = d.cases(schema, 0)
 		}
-		sort.Slice(o.Responses, func(a, b int) bool { return o.Responses[a].Code < o.Responses[b].Code })
+		o.Responses = append(o.Responses, r)
 	}
+	sort.Slice(o.Responses, func(a, b int) bool { return o.Responses[a].Code < o.Responses[b].Code })
 	return o
 }
 
-func newSchemaView(ref *openapi3.SchemaRef) *schemaView {
-	s := ref.Value
-	v := &schemaView{Name: strings.TrimPrefix(ref.Ref, "#/components/schemas/")}
-	if s == nil {
-		return v
+// jsonSchema returns the application/json schema of a request body or
+// response, resolved, and the name of the component it refers to.
+func (d *document) jsonSchema(n node) (node, string) {
+	content := d.get(n, "content")
+	mt := d.get(content, "application/json")
+	raw, _ := mt["schema"].(node)
+	if raw == nil {
+		return nil, ""
 	}
+	ref, _ := raw["$ref"].(string)
+	return d.deref(raw), strings.TrimPrefix(ref, "#/components/schemas/")
+}
+
+func (d *document) schemaView(s node, name string) *schemaView {
+	v := &schemaView{Name: name}
 	req := map[string]bool{}
-	for _, r := range s.Required {
-		req[r] = true
+	for _, r := range list(s, "required") {
+		req[fmt.Sprint(r)] = true
 	}
-	names := make([]string, 0, len(s.Properties))
-	for n := range s.Properties {
+	props := d.get(s, "properties")
+	names := make([]string, 0, len(props))
+	for n := range props {
 		names = append(names, n)
 	}
 	sort.Slice(names, func(a, b int) bool {
@@ -180,13 +272,17 @@ func newSchemaView(ref *openapi3.SchemaRef) *schemaView {
 		return names[a] < names[b]
 	})
 	for _, n := range names {
-		p := s.Properties[n]
-		f := field{Name: n, Required: req[n]}
-		if p.Value != nil {
-			f.Description = p.Value.Description
-			if p.Value.Type != nil {
-				f.Type = strings.Join(p.Value.Type.Slice(), " | ")
+		p := d.get(props, n)
+		f := field{Name: n, Required: req[n], Description: str(p, "description")}
+		switch t := p["type"].(type) {
+		case string:
+			f.Type = t
+		case []any:
+			parts := make([]string, len(t))
+			for i, x := range t {
+				parts[i] = fmt.Sprint(x)
 			}
+			f.Type = strings.Join(parts, " | ")
 		}
 		v.Fields = append(v.Fields, f)
 	}
@@ -195,30 +291,27 @@ func newSchemaView(ref *openapi3.SchemaRef) *schemaView {
 
 // cases collects the (status, message) constants a response schema allows,
 // walking allOf/oneOf/anyOf: the document spells each error case that way.
-func cases(ref *openapi3.SchemaRef, seen map[*openapi3.Schema]bool) []envelopeCase {
-	s := ref.Value
-	if s == nil || seen[s] {
+func (d *document) cases(s node, depth int) []envelopeCase {
+	if s == nil || depth > 16 {
 		return nil
 	}
-	seen[s] = true
 	var out []envelopeCase
-	if st := s.Properties["status"]; st != nil && st.Value != nil {
-		if c, ok := st.Value.Const.(string); ok {
-			e := envelopeCase{Status: c}
-			if m := s.Properties["message"]; m != nil && m.Value != nil {
-				switch {
-				case m.Value.Const != nil:
-					e.Message = fmt.Sprint(m.Value.Const)
-				case m.Value.Pattern != "":
-					e.Message = "(a message matching " + m.Value.Pattern + ")"
-				}
-			}
-			out = append(out, e)
+	props := d.get(s, "properties")
+	if c, ok := d.get(props, "status")["const"].(string); ok {
+		e := envelopeCase{Status: c}
+		m := d.get(props, "message")
+		switch {
+		case m["const"] != nil:
+			e.Message = fmt.Sprint(m["const"])
+		case str(m, "pattern") != "":
+			e.Message = "(a message matching " + str(m, "pattern") + ")"
 		}
+		out = append(out, e)
 	}
-	for _, group := range []openapi3.SchemaRefs{s.AllOf, s.OneOf, s.AnyOf} {
-		for _, sub := range group {
-			out = append(out, cases(sub, seen)...)
+	for _, key := range []string{"allOf", "oneOf", "anyOf"} {
+		for _, sub := range list(s, key) {
+			sn, _ := sub.(node)
+			out = append(out, d.cases(d.deref(sn), depth+1)...)
 		}
 	}
 	return out

@@ -45,13 +45,21 @@ type browser struct {
 	urls []string
 }
 
-// newBrowser starts Chromium, or skips the test when there is none.
-func newBrowser(t *testing.T, base string) *browser {
+// needChromium skips the test when there is no Chromium; tests call it
+// before starting a server they would not use.
+func needChromium(t *testing.T) string {
 	t.Helper()
 	path := chromiumPath()
 	if path == "" {
 		t.Skip("no Chromium found (install Debian's chromium package, or set KYCGATE_CHROMIUM to a Chrome/Chromium binary): browser tests skipped")
 	}
+	return path
+}
+
+// newBrowser starts Chromium, or skips the test when there is none.
+func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
+	path := needChromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // CI and containers run as root
@@ -178,6 +186,7 @@ func startDev(t *testing.T) *instance {
 
 func TestBrowserLanding(t *testing.T) {
 	t.Parallel()
+	needChromium(t)
 	in := startDev(t)
 	b := newBrowser(t, in.URL)
 	b.open(b.ctx, "/")
@@ -218,6 +227,7 @@ func TestBrowserLanding(t *testing.T) {
 
 func TestBrowserAPIReference(t *testing.T) {
 	t.Parallel()
+	needChromium(t)
 	in := startDev(t)
 	b := newBrowser(t, in.URL)
 	b.open(b.ctx, "/_dev/api/")
@@ -253,6 +263,7 @@ var sixDigits = regexp.MustCompile(`\b[0-9]{6}\b`)
 
 func TestBrowserDemoEmail(t *testing.T) {
 	t.Parallel()
+	needChromium(t)
 	in := startDev(t)
 	b := newBrowser(t, in.URL)
 	demo := b.ctx
@@ -297,6 +308,7 @@ func TestBrowserDemoEmail(t *testing.T) {
 
 func TestBrowserDemoWallet(t *testing.T) {
 	t.Parallel()
+	needChromium(t)
 	in := startDev(t)
 	b := newBrowser(t, in.URL)
 	demo := b.ctx

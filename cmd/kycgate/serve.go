@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/kycgate/kycgate/internal/config"
+	"github.com/kycgate/kycgate/internal/devui"
 	"github.com/kycgate/kycgate/internal/didit"
 	"github.com/kycgate/kycgate/internal/didit/diditsim"
 	"github.com/kycgate/kycgate/internal/httpapi"
@@ -71,12 +72,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		at.public = at.local
 	}
 	mounts := map[string]http.Handler{}
-	mailer, closeMail, err := newMailer(cfg, log, at, mounts)
+	dev := devui.Config{Info: devui.Info{Database: dbName(cfg.DatabaseURL)}}
+	mailer, closeMail, err := newMailer(cfg, log, at, mounts, &dev.Info)
 	if err != nil {
 		return err
 	}
 	defer closeMail()
-	client, hookSecret, closeSim, err := newProvider(cfg, log, at, mounts)
+	client, hookSecret, closeSim, err := newProvider(cfg, log, at, mounts, &dev)
 	if err != nil {
 		return err
 	}
@@ -92,6 +94,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 			ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: cfg.AuthCacheTTL, WebhookRetry: cfg.WebhookRetry})
 	if err != nil {
 		return err
+	}
+	if cfg.Dev {
+		if err := mountDevUI(ctx, log, at, db, svc, mounts, dev); err != nil {
+			return err
+		}
 	}
 	var counter httpapi.Counter = httpapi.NewMemory()
 	if db.Dialect() == store.Postgres {
@@ -116,10 +123,27 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 // users and Didit reach it (public).
 type where struct{ local, public string }
 
+// mountDevUI adds the development pages (landing page, API reference,
+// onboarding demo) and the demo tenant whose key the demo page uses.
+func mountDevUI(ctx context.Context, log *slog.Logger, at where, db *store.DB, svc *kyc.Service, mounts map[string]http.Handler, dev devui.Config) error {
+	id, key, err := devui.EnsureDemoTenant(ctx, db, svc)
+	if err != nil {
+		return err
+	}
+	dev.DemoKey, dev.Info.DemoTenantID, dev.Info.URL = key, id, at.public
+	if err := devui.Mount(mounts, dev); err != nil {
+		return err
+	}
+	log.Warn("development pages: open "+at.public+"/ (API reference, onboarding demo with the Demo tenant, mailbox, simulator)",
+		"home", at.public+"/", "demo_tenant", id)
+	return nil
+}
+
 // newMailer is SMTP when configured, else the development mailbox mounted
-// at /_dev/mail/.
-func newMailer(cfg config.Config, log *slog.Logger, at where, mounts map[string]http.Handler) (kyc.Mailer, func(), error) {
+// at /_dev/mail/; it says which in info for the landing page.
+func newMailer(cfg config.Config, log *slog.Logger, at where, mounts map[string]http.Handler, info *devui.Info) (kyc.Mailer, func(), error) {
 	if cfg.SMTPURL == "" {
+		info.Mail, info.Mailbox = "development mailbox (nothing is delivered)", true
 		box := mail.NewMailbox()
 		mounts["/_dev/mail/"] = http.StripPrefix("/_dev/mail", box.Handler())
 		mounts["/_dev/mail"] = http.RedirectHandler("/_dev/mail/", http.StatusFound)
@@ -132,14 +156,17 @@ func newMailer(cfg config.Config, log *slog.Logger, at where, mounts map[string]
 		return nil, nil, &config.Error{Var: "KYCGATE_SMTP_URL", Problem: err.Error()}
 	}
 	log.Info("mail via SMTP", "smtp", smtp.Endpoint().String())
+	info.Mail = "SMTP via " + smtp.Endpoint().String()
 	return smtp, func() { smtp.Close() }, nil
 }
 
 // newProvider is the Didit client, for real Didit when configured, else for
-// the built-in simulator mounted at /_didit/; it returns the webhook secret.
-func newProvider(cfg config.Config, log *slog.Logger, at where, mounts map[string]http.Handler) (*didit.Client, string, func(), error) {
+// the built-in simulator mounted at /_didit/; it returns the webhook secret,
+// and says which in dev for the landing page.
+func newProvider(cfg config.Config, log *slog.Logger, at where, mounts map[string]http.Handler, dev *devui.Config) (*didit.Client, string, func(), error) {
 	diditURL, diditKey, workflow, hookSecret := cfg.DiditURL, cfg.DiditAPIKey, cfg.DiditWorkflowID, cfg.DiditWebhookSecret
 	closeSim := func() {}
+	dev.Info.Didit = "Didit at " + diditURL
 	if cfg.Embedded() {
 		diditKey, workflow, hookSecret = randomHex(16), uuid.NewString(), randomHex(24)
 		simCfg := diditsim.DefaultConfig()
@@ -153,6 +180,7 @@ func newProvider(cfg config.Config, log *slog.Logger, at where, mounts map[strin
 			return nil, "", nil, fmt.Errorf("didit simulator: %w", err)
 		}
 		closeSim = func() { sim.Close() }
+		dev.Info.Didit, dev.Info.Simulator, dev.Sessions = "built-in simulator (verifications are simulated)", true, sim.Sessions
 		mounts["/_didit/"] = http.StripPrefix("/_didit", sim.Handler())
 		diditURL = at.local + "/_didit"
 		log.Warn("built-in Didit simulator: verifications are SIMULATED; open a session_url to pick an outcome (set KYCGATE_DIDIT_API_KEY for real Didit)",
@@ -240,6 +268,15 @@ func pprofHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// dbName names the database engine for people; unlike dbKind it never
+// shows a PostgreSQL URL (it may carry a password).
+func dbName(url string) string {
+	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
+		return "SQLite (" + path + ")"
+	}
+	return "PostgreSQL"
 }
 
 func dbKind(url string) string {

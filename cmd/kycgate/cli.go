@@ -41,9 +41,6 @@ func commands() []command {
 	return append(cs, tenantCommands()...)
 }
 
-// errUsage marks an error whose message already holds the usage to show.
-var errUsage = errors.New("usage")
-
 // dispatch runs the command args name, or prints help.
 func dispatch(ctx context.Context, args []string, cio cliIO) error {
 	cs := commands()

@@ -492,7 +492,7 @@ func expectHookRejected(t *testing.T, rep reply) {
 
 // ---- the tests ----
 
-// TestDiditSessionFlows walks the session outcomes of api.md §7, §8 and
+// TestDiditSessionFlows walks the session outcomes of docs/api.md §7, §8 and
 // §11 through kycgate and the simulator, asserting create's data.message
 // and the status endpoint's whole data at each step.
 func TestDiditSessionFlows(t *testing.T) {
@@ -549,7 +549,7 @@ func TestDiditSessionFlows(t *testing.T) {
 	t.Run("declined, resubmission requested", func(t *testing.T) {
 		// A reviewer asks a declined person to redo some steps: Didit moves
 		// the session to Resubmitted (open again) and answers a create for
-		// the same vendor_data with that session (didit.md §2.2). kycgate
+		// the same vendor_data with that session (docs/didit.md §2.2). kycgate
 		// ignored the Resubmitted webhook (a final status is never replaced
 		// by a non-final one), so create must cope with Didit handing back
 		// a session it already has.
@@ -783,7 +783,7 @@ func TestDiditSessionErrors(t *testing.T) {
 	})
 }
 
-// TestDiditSharedVerification is api.md §10 across two tenants.
+// TestDiditSharedVerification is docs/api.md §10 across two tenants.
 func TestDiditSharedVerification(t *testing.T) {
 	t.Parallel()
 	r := startDidit(t)
@@ -951,7 +951,7 @@ func TestDiditSessionConcurrency(t *testing.T) {
 	})
 }
 
-// TestDiditWebhooks checks kycgate's /webhooks/didit (api.md §11): what it
+// TestDiditWebhooks checks kycgate's /webhooks/didit (docs/api.md §11): what it
 // refuses, and that duplicates, stale-ordered events and unknown sessions
 // are acknowledged and change nothing.
 func TestDiditWebhooks(t *testing.T) {
@@ -1182,7 +1182,7 @@ func hookCanonicalV2Signature(t *testing.T, r *diditRig, key string, session fun
 		`"ip_analyses": [{"node_id": "feature_ip_analysis", "status": "Approved", "ip_address": "203.0.113.9", "ip_country": "Espa\u00f1a", "ip_state": "Andaluc\u00eda", "ip_city": "M\u00e1laga", "platform": "mobile", "device_brand": "Apple", "device_model": "iPhone", "is_vpn_or_tor": false, "is_data_center": false, "latitude": 36.72, "longitude": -4.42}, `+
 		`{"node_id": "feature_ip_analysis", "status": "Approved", "ip_address": "203.0.113.9", "ip_country": "Espa\u00f1a", "ip_state": "Andaluc\u00eda", "ip_city": "M\u00e1laga", "platform": "desktop", "device_brand": "Apple", "device_model": "Mac", "is_vpn_or_tor": false, "is_data_center": false, "latitude": 36.72, "longitude": -4.42}]}}`,
 		sid, ts, uuid.NewString())
-	// Its canonical form, by hand (didit.md §6.4): keys sorted at every
+	// Its canonical form, by hand (docs/didit.md §6.4): keys sorted at every
 	// level, compact, raw UTF-8, integer-valued floats shortened,
 	// Python's float repr.
 	ipItem := func(platform, model string) string {

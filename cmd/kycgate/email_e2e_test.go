@@ -11,7 +11,7 @@ import (
 	"github.com/kycgate/kycgate/internal/mail/mailtest"
 )
 
-// TestEmailPath walks api.md §1–§4 and §9 through a running server: every
+// TestEmailPath walks docs/api.md §1–§4 and §9 through a running server: every
 // documented status, on both path forms, with a real SMTP server.
 func TestEmailPath(t *testing.T) {
 	t.Parallel()
@@ -238,7 +238,7 @@ func TestEmailPath(t *testing.T) {
 	})
 }
 
-// TestTenantIsolation: enrollments and proofs are per tenant (api.md §10).
+// TestTenantIsolation: enrollments and proofs are per tenant (docs/api.md §10).
 func TestTenantIsolation(t *testing.T) {
 	t.Parallel()
 	mb := newMailbox(t)

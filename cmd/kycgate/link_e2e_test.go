@@ -1,6 +1,6 @@
 package main
 
-// Identity linking (api.md §6.1) end to end: an email joins a wallet only
+// Identity linking (docs/api.md §6.1) end to end: an email joins a wallet only
 // when the email's owner passes an OTP bound to that link. Wallets are
 // played by the real libraries (scripts/wallet/sign.mjs: ethers, tweetnacl)
 // with fresh keys, codes travel over real SMTP, and sessions are made at the

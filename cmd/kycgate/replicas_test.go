@@ -4,7 +4,7 @@ package main
 // two or three `kycgate serve` processes on one PostgreSQL schema, each on
 // its own loopback port, sharing KYCGATE_SECRET, one SMTP server (mailtest)
 // and one Didit simulator on its own HTTP server. Requests are spread
-// round-robin over the replicas; every invariant of api.md §4–§7 and §11 is
+// round-robin over the replicas; every invariant of docs/api.md §4–§7 and §11 is
 // asserted across them, and a replica killed with SIGKILL in the middle of
 // a mixed load loses nothing it acknowledged (read back from the database).
 //

@@ -1,6 +1,6 @@
 package main
 
-// The wallet path (api.md §5–§8, §10) through a running server. Wallets are
+// The wallet path (docs/api.md §5–§8, §10) through a running server. Wallets are
 // played by the real libraries: scripts/wallet/sign.mjs signs each challenge
 // the server issues with ethers (EVM) or @solana/web3.js + tweetnacl
 // (Solana). The keys are the fixed ones in internal/wallet/testdata/
@@ -347,7 +347,7 @@ func checkChallengeMessage(t testing.TB, msg, wallet, chain string, before, afte
 	}
 }
 
-// TestWalletChallenge: POST /security/wallet/challenge (api.md §5).
+// TestWalletChallenge: POST /security/wallet/challenge (docs/api.md §5).
 func TestWalletChallenge(t *testing.T) {
 	t.Parallel()
 	in := start(t, newEnv(t, newMailbox(t).srv.URL()))
@@ -457,7 +457,7 @@ func TestWalletChallenge(t *testing.T) {
 // ---------------------------------------------------------------- §6 without live signatures
 
 // TestWalletPrepareErrors: prepare-wallet's refusals that need no valid
-// signature, in the documented order (api.md §6).
+// signature, in the documented order (docs/api.md §6).
 func TestWalletPrepareErrors(t *testing.T) {
 	t.Parallel()
 	in := start(t, newEnv(t, newMailbox(t).srv.URL()))
@@ -813,7 +813,7 @@ func TestWalletConcurrentPrepare(t *testing.T) {
 
 	t.Run("two wallets, one new email", func(t *testing.T) {
 		// Naming an address is harmless: both wallets hold it pending, and
-		// neither is found by it until one of them proves it (api.md §6.1).
+		// neither is found by it until one of them proves it (docs/api.md §6.1).
 		for _, b := range bodies[3:5] {
 			b["email"] = fresh
 		}

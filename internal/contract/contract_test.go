@@ -96,7 +96,7 @@ func walletStateData(emailVerified, approved bool, status string) map[string]any
 	return d
 }
 
-// linkData is prepare-wallet's data with data.email_link (api.md §6.1).
+// linkData is prepare-wallet's data with data.email_link (docs/api.md §6.1).
 func linkData(emailVerified bool, link string) map[string]any {
 	d := walletStateData(emailVerified, false, "pending")
 	d["email_link"] = link
@@ -154,7 +154,7 @@ type endpoint struct {
 	examples     []example
 }
 
-// endpoints holds, per endpoint, every documented answer of api.md §1–§11.
+// endpoints holds, per endpoint, every documented answer of docs/api.md §1–§11.
 func endpoints() []endpoint {
 	nullIP := ipInfo()
 	for _, k := range []string{"ip_country", "ip_state", "ip_city", "platform", "device_brand", "device_model"} {

@@ -178,7 +178,7 @@ type createSessionResponse struct {
 // unreadable, or was a 5xx other than 503), so Didit may hold a session —
 // and bill it — that we did not get. Such a create is never resent. The
 // session is not lost for good: Didit answers a later create for the same
-// vendor_data with that unfinished session (didit.md §2.2, from Didit's
+// vendor_data with that unfinished session (docs/didit.md §2.2, from Didit's
 // OpenAPI description), so the partner's retry resumes it rather than
 // opening another.
 var ErrCreateUnconfirmed = errors.New("create not confirmed (Didit may hold the session)")

@@ -24,7 +24,7 @@ const (
 	testWorkflowID = "0b1e2d3c-4a5b-6c7d-8e9f-a0b1c2d3e4f5"
 )
 
-// createdBody is Didit's 201 answer to a create (didit.md §2.2).
+// createdBody is Didit's 201 answer to a create (docs/didit.md §2.2).
 const createdBody = `{
   "session_id": "5f0c8a2e-1b7d-4c3a-9e61-0a4d2b9f7c11",
   "session_number": 1042,

@@ -54,7 +54,7 @@ func TestBodyStr(t *testing.T) {
 }
 
 func TestLimitMessage(t *testing.T) {
-	// The documented default, byte for byte (api.md §1).
+	// The documented default, byte for byte (docs/api.md §1).
 	if got, want := fmtLimit(600), "Too many requests. The limit is 600 request per minute and 10 requests per second."; got != want {
 		t.Fatalf("fmtLimit(600) = %q", got)
 	}

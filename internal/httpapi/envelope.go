@@ -13,7 +13,7 @@ import (
 	"github.com/kycgate/kycgate/internal/kyc"
 )
 
-// envelope is every KYC response body (api.md §1).
+// envelope is every KYC response body (docs/api.md §1).
 type envelope struct {
 	StatusCode int    `json:"statusCode"`
 	Success    bool   `json:"success"`

@@ -110,7 +110,7 @@ type createData struct {
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	kycType := r.PathValue("kyc_type")
 	var id kyc.Identity
-	// The kyc_type check comes first (api.md §7 step 1), even before the body.
+	// The kyc_type check comes first (docs/api.md §7 step 1), even before the body.
 	if kycType == kyc.KYCTypePublic {
 		f, err := fields(w, r, "email", "wallet")
 		if err != nil {

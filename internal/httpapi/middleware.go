@@ -247,7 +247,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, t kyc.Tenant, key
 	return true
 }
 
-// allow applies the per-key limits (api.md §1): N per minute and ⌈N/60⌉ per
+// allow applies the per-key limits (docs/api.md §1): N per minute and ⌈N/60⌉ per
 // second in fixed windows. Over the limit the body is StarkFi's documented
 // shape, not the envelope.
 func (s *Server) allow(w http.ResponseWriter, r *http.Request, t kyc.Tenant, bucket string) bool {

@@ -7,7 +7,7 @@ import (
 )
 
 // fail500 is an endpoint's documented 500; the public docs name them
-// differently per endpoint (api.md §2, §3, §7, §8).
+// differently per endpoint (docs/api.md §2, §3, §7, §8).
 type fail500 struct{ code, message string }
 
 var (
@@ -18,7 +18,7 @@ var (
 )
 
 // routes is the whole HTTP surface in one place. Every KYC route is served
-// at its bare path and under /api (api.md §1).
+// at its bare path and under /api (docs/api.md §1).
 func (s *Server) routes(mounts map[string]http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	kycRoutes := []route{

@@ -76,7 +76,7 @@ func TestStatusGates(t *testing.T) {
 		status           string
 	}{
 		// A wallet that is no address is the caller's mistake, said as
-		// such (api.md §1, §7 step 2), as a malformed email is.
+		// such (docs/api.md §1, §7 step 2), as a malformed email is.
 		{"create, bad wallet", key, "POST /kyc/create/verify_public_kyc", 400, "invalid_wallet"},
 		{"no key, no params", "", "", 403, "invalid_api_key"},
 		{"unknown key", "kg_unknown", "email=a@example.com", 403, "invalid_api_key"},

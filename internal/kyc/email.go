@@ -6,7 +6,7 @@ import (
 )
 
 // NormalizeEmail trims ASCII whitespace and lowercases an address, then
-// checks it is a bare addr-spec of at most 254 characters (api.md §1).
+// checks it is a bare addr-spec of at most 254 characters (docs/api.md §1).
 // Any non-ASCII byte is refused before lowercasing, so no Unicode folding
 // (U+212A KELVIN SIGN to "k") or Unicode space trimming can make a visually
 // different input equal to another address.

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// needsDecision lists the statuses whose decision we keep (api.md §11).
+// needsDecision lists the statuses whose decision we keep (docs/api.md §11).
 func needsDecision(status DiditStatus) bool {
 	switch status {
 	case StatusApproved, StatusDeclined, StatusInReview, StatusAbandoned:

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The identity rules (api.md §6, §6.1, §10), each decided inside one store
+// The identity rules (docs/api.md §6, §6.1, §10), each decided inside one store
 // transaction whose reads lock what they return, so two replicas can never
 // both act on the same state.
 //
@@ -45,7 +45,7 @@ type walletPrep struct {
 }
 
 // prepareWalletTx consumes the challenge and registers the wallet at the
-// tenant, recording the named email as a pending link (api.md §6.1). The
+// tenant, recording the named email as a pending link (docs/api.md §6.1). The
 // challenge is consumed in the same transaction, so a failure that rolls
 // back leaves it usable, while a refusal (409) commits with it spent.
 func prepareWalletTx(ctx context.Context, tx Tx, tenantID, nonce string, w WalletID, email string, ids NewIDs, now time.Time) (walletPrep, error) {
@@ -104,7 +104,7 @@ type WalletID struct {
 }
 
 // proveLink completes a wallet's pending link to an address whose link
-// code matched (api.md §6.1).
+// code matched (docs/api.md §6.1).
 func (s *Service) proveLink(ctx context.Context, tenant Tenant, code CodeRef, codeHash string) error {
 	var refused *Error
 	err := s.store.InTx(ctx, func(tx Tx) (err error) {

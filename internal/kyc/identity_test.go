@@ -1,6 +1,6 @@
 package kyc_test
 
-// The identity rules (api.md §6.1) on the real service and a real store, on
+// The identity rules (docs/api.md §6.1) on the real service and a real store, on
 // every engine: linking an email to a wallet only by the email owner's OTP
 // bound to that link, one user after it, nothing learned elsewhere, and
 // exact under concurrency.

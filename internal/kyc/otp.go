@@ -17,7 +17,7 @@ type State struct {
 	WalletVerified bool
 	KYCApproved    bool
 	KYCStatus      string
-	// EmailLink is prepare-wallet's data.email_link (api.md §6.1):
+	// EmailLink is prepare-wallet's data.email_link (docs/api.md §6.1):
 	// LinkLinked, LinkPending, or "" when no email was named and none is
 	// pending.
 	EmailLink string
@@ -30,7 +30,7 @@ const (
 )
 
 // state reports the KYC outcome only to a tenant whose enrollment is
-// verified (api.md §10): nobody learns another tenant's results by guessing.
+// verified (docs/api.md §10): nobody learns another tenant's results by guessing.
 func (s *Service) state(ctx context.Context, e Enrollment) (State, error) {
 	st := State{EmailVerified: e.EmailVerified, WalletVerified: e.WalletVerified(), KYCStatus: "pending"}
 	if !e.Verified() {
@@ -54,7 +54,7 @@ type PrepareResult struct {
 	State   State
 }
 
-// Prepare registers an email for the tenant (api.md §2). An address that is
+// Prepare registers an email for the tenant (docs/api.md §2). An address that is
 // only pending on a wallet here becomes a user of its own (§6.1): the
 // wallet's link can still be proven later, and then merges the two.
 func (s *Service) Prepare(ctx context.Context, tenant Tenant, rawEmail string) (PrepareResult, error) {
@@ -95,7 +95,7 @@ func normalizeWallet(raw string) (string, error) {
 
 // OTPInput is the body of send-otp (Code empty) and verify-otp. Wallet,
 // optional, names the wallet whose link to the email the code proves
-// (api.md §6.1).
+// (docs/api.md §6.1).
 type OTPInput struct {
 	Email, Code, Wallet string
 }
@@ -110,7 +110,7 @@ type otpTarget struct {
 
 func (t otpTarget) link() bool { return t.code.Wallet != "" }
 
-// otpTarget resolves an OTP request (api.md §3, §4, §6.1), with the checks
+// otpTarget resolves an OTP request (docs/api.md §3, §4, §6.1), with the checks
 // in their order: the address (or the named wallet's link to it) is
 // registered here → not yet verified. A link is proven by a code bound to
 // it, so the address's owner proving their own enrollment never completes
@@ -186,7 +186,7 @@ func (s *Service) otpRequest(ctx context.Context, tenant Tenant, in OTPInput, ve
 	return email, t, err
 }
 
-// SendOTP issues a new code and mails it (api.md §3, §6.1, §12). It answers
+// SendOTP issues a new code and mails it (docs/api.md §3, §6.1, §12). It answers
 // success only after the mail server accepted the message; a failed
 // delivery invalidates the code. A link's code is sent even when its proof
 // will conflict: the proof decides.
@@ -284,7 +284,7 @@ func (s *Service) codeMatches(tenantID, email, code, stored string) bool {
 	return false
 }
 
-// VerifyOTP checks a code (api.md §4) and, for a link's code, completes the
+// VerifyOTP checks a code (docs/api.md §4) and, for a link's code, completes the
 // link (§6.1). The attempt is counted before the comparison, atomically in
 // the store, so concurrent guesses can never exceed the limit.
 func (s *Service) VerifyOTP(ctx context.Context, tenant Tenant, in OTPInput) error {

@@ -4,7 +4,7 @@ package kyc_test
 // last webhook, so a delayed retry of an OLDER webhook (stamped between that
 // webhook and the poll) replaces the polled, newer final status, and the
 // session is no longer watched, so nothing corrects it.
-// api.md §11: "an event older than the last one applied changes nothing".
+// docs/api.md §11: "an event older than the last one applied changes nothing".
 
 import (
 	"context"

@@ -1,6 +1,6 @@
 package kyc_test
 
-// The reconciler (api.md §11: "a lost webhook never strands a user"), on a
+// The reconciler (docs/api.md §11: "a lost webhook never strands a user"), on a
 // real SQLite store, against the Didit simulator over HTTP through the real
 // Didit client, with the service's clock in the test's hands. The
 // simulator has no webhook destination: every webhook is lost.

@@ -1,5 +1,5 @@
 // Package kyc holds kycgate's domain: every rule of the StarkFi KYC contract
-// (shared/spec/api.md). Handlers translate HTTP into calls here; stores
+// (docs/api.md). Handlers translate HTTP into calls here; stores
 // persist; neither decides.
 package kyc
 
@@ -16,7 +16,7 @@ import (
 )
 
 // Config holds the rules' parameters. Zero values take the documented
-// defaults (api.md §4, §5).
+// defaults (docs/api.md §4, §5).
 type Config struct {
 	Secret []byte // keys the HMACs of codes, API keys and idempotency keys; at least 32 bytes
 	// PreviousSecrets are secrets Secret replaced, each at least 32 bytes.

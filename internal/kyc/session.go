@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// KYCTypePublic is the only kyc_type (api.md §7).
+// KYCTypePublic is the only kyc_type (docs/api.md §7).
 const KYCTypePublic = "verify_public_kyc"
 
 // Identity names a person by email and/or wallet, as partners send them.
@@ -72,7 +72,7 @@ func (s *Service) resolve(ctx context.Context, tenant Tenant, id Identity, notFo
 }
 
 // normalizeIdentity gives the stored forms of id's email and wallet (each
-// empty when not given), or the error that names a malformed one (api.md
+// empty when not given), or the error that names a malformed one (docs/api.md
 // §1, §7 step 2: the email is checked first).
 func normalizeIdentity(id Identity) (email, wal string, err error) {
 	if id.Email != "" {
@@ -90,7 +90,7 @@ func normalizeIdentity(id Identity) (email, wal string, err error) {
 	return email, wal, nil
 }
 
-// CreateSession creates or resumes the person's Didit session (api.md §7),
+// CreateSession creates or resumes the person's Didit session (docs/api.md §7),
 // with the checks in the documented order.
 func (s *Service) CreateSession(ctx context.Context, tenant Tenant, kycType string, id Identity) (CreateResult, error) {
 	r, err := s.createSession(ctx, tenant, kycType, id)
@@ -236,7 +236,7 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 	err = s.store.InsertSession(ctx, sess, token, s.sessionCreatedFanout(sess))
 	if errors.Is(err, ErrExists) {
 		// Didit answers a create for the same vendor_data with the
-		// person's unfinished session when there is one (didit.md §2.2),
+		// person's unfinished session when there is one (docs/didit.md §2.2),
 		// e.g. a declined session a reviewer reopened (Resubmitted) while
 		// we kept the final status. That is a resume: no new session, no
 		// quota (the caller's release gives the unit back).
@@ -382,7 +382,7 @@ type StatusResult struct {
 }
 
 // Status reports the person's latest session to a tenant whose enrollment is
-// verified (api.md §8, §10).
+// verified (docs/api.md §8, §10).
 func (s *Service) Status(ctx context.Context, tenant Tenant, id Identity) (StatusResult, error) {
 	if id.Email == "" && id.Wallet == "" {
 		return StatusResult{}, NewError(CodeMissingParams, "email or wallet is required")

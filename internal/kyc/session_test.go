@@ -1,6 +1,6 @@
 package kyc_test
 
-// Service-level tests of sessions (api.md §7, §11) on a real SQLite store:
+// Service-level tests of sessions (docs/api.md §7, §11) on a real SQLite store:
 // how provider events are ordered, and creation when a claim is stale.
 
 import (
@@ -166,7 +166,7 @@ func ipDecision(status kyc.DiditStatus, ip string, blocklisted bool) *kyc.Decisi
 		Blocklisted: blocklisted, Raw: []byte(`{"status":"` + string(status) + `","ip":"` + ip + `"}`)}
 }
 
-// TestSessionEventOrdering: api.md §11's rules, with explicit event
+// TestSessionEventOrdering: docs/api.md §11's rules, with explicit event
 // times. Each case starts from a fresh session and applies events in
 // order; want is the stored status afterwards and how many events changed
 // the row.
@@ -327,7 +327,7 @@ func TestSessionStaleClaim(t *testing.T) {
 }
 
 // TestSessionProviderReturnsKnownSession: Didit answers a create with the
-// person's unfinished session when it has one (didit.md §2.2). When that is
+// person's unfinished session when it has one (docs/didit.md §2.2). When that is
 // a session kycgate stores as final (a reviewer reopened it: Declined →
 // Resubmitted, a webhook the event rules ignore), create resumes it: no new
 // session row, no quota, and the session is watched again.

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Default tenant limits (api.md §1; the quota protects a new partner from a
+// Default tenant limits (docs/api.md §1; the quota protects a new partner from a
 // surprise Didit bill).
 const (
 	DefaultRatePerMinute = 600

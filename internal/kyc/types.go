@@ -40,7 +40,7 @@ type Person struct {
 // proving an email to one tenant proves nothing to another. A tenant can
 // hold two enrollments of one person (one by email, one by wallet) when the
 // link between them was proven elsewhere: to this tenant they are two users
-// until it proves the link itself (api.md §6.1, §10).
+// until it proves the link itself (docs/api.md §6.1, §10).
 type Enrollment struct {
 	ID       string
 	TenantID string
@@ -81,7 +81,7 @@ type Session struct {
 	Version     int64 // optimistic-concurrency counter
 }
 
-// SessionView is what status shows of a session (api.md §8).
+// SessionView is what status shows of a session (docs/api.md §8).
 type SessionView struct {
 	ID     string
 	Status DiditStatus
@@ -134,7 +134,7 @@ var statusRank = map[DiditStatus]int{
 }
 
 // Open reports whether a session can still progress without a new session:
-// api.md §7 step 6.
+// docs/api.md §7 step 6.
 func Open(status DiditStatus) bool {
 	switch status {
 	case StatusNotStarted, StatusInProgress, StatusInReview, StatusResubmitted, StatusAwaitingUser:

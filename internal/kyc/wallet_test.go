@@ -1,6 +1,6 @@
 package kyc_test
 
-// Service-level tests of the wallet flow (api.md §5, §6) where the clock
+// Service-level tests of the wallet flow (docs/api.md §5, §6) where the clock
 // matters, on a real SQLite store. Signatures come from the committed
 // vectors (made by ethers and @solana/web3.js + tweetnacl), whose challenge
 // messages are stored here as if the service had issued them.

@@ -18,7 +18,7 @@ type ChallengeResult struct {
 	Chain   string
 }
 
-// Challenge issues a single-use message bound to tenant and wallet (api.md §5).
+// Challenge issues a single-use message bound to tenant and wallet (docs/api.md §5).
 func (s *Service) Challenge(ctx context.Context, tenant Tenant, rawWallet, purpose string) (ChallengeResult, error) {
 	if rawWallet == "" {
 		return ChallengeResult{}, NewError(CodeMissingParams, "wallet is required")
@@ -77,7 +77,7 @@ type PrepareWalletInput struct {
 	Wallet, Message, SignedBytes, Email string
 }
 
-// PrepareWallet registers a user by a signed challenge (api.md §6), with
+// PrepareWallet registers a user by a signed challenge (docs/api.md §6), with
 // the checks in the documented order, and records a named email as a
 // pending link (§6.1).
 func (s *Service) PrepareWallet(ctx context.Context, tenant Tenant, in PrepareWalletInput) (PrepareResult, error) {

@@ -4,7 +4,7 @@
 // mail server and reports success only once that server accepted the message
 // data (250), and Mailbox, an in-memory development inbox with an HTTP view.
 //
-// Transport decisions (see also api.md §12):
+// Transport decisions (see also docs/api.md §12):
 //
 //   - smtp:// without a port means 587, the submission port (RFC 6409).
 //     kycgate submits mail to a relay or provider with STARTTLS and AUTH; port 25

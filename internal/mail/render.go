@@ -32,7 +32,7 @@ var (
 	ErrInvalidCode    = errors.New("code must be exactly 6 decimal digits")
 )
 
-// codeTTL is what the mail promises; the OTP rules (api.md §4) fix it.
+// codeTTL is what the mail promises; the OTP rules (docs/api.md §4) fix it.
 const codeTTL = "10 minutes"
 
 const (

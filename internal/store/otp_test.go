@@ -616,7 +616,7 @@ func consumeChallenge(t *testing.T, db *store.DB, nonce string, at time.Time) (u
 	return used, err
 }
 
-// A link's code (api.md §6.1) has a slot of its own: it neither replaces
+// A link's code (docs/api.md §6.1) has a slot of its own: it neither replaces
 // nor is replaced by the address's own code or another wallet's, its
 // attempts are its own, and it proves only its link. The send limits count
 // every code mailed to the address at the tenant, whatever it is for.

@@ -1,5 +1,5 @@
 // Package wallet parses EVM and Solana wallet addresses and verifies the
-// signatures those wallets make over a challenge message (api.md §5, §6).
+// signatures those wallets make over a challenge message (docs/api.md §5, §6).
 //
 // It is pure: no I/O, no clock, no randomness. Every function accepts
 // arbitrary attacker-supplied strings without panicking, and every failure

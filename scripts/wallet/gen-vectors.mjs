@@ -26,7 +26,7 @@ const KEYS = 3;
 const seedFor = (chain, i) => sha256(toUtf8Bytes(`kycgate/wallet/${chain}/${i}`)).slice(2);
 
 function challenge(wallet, chain) {
-  // Same shape as the kycgate challenge (api.md §5), with fixed nonce/times.
+  // Same shape as the kycgate challenge (docs/api.md §5), with fixed nonce/times.
   return [
     'StarkFi KYC verification',
     `Wallet: ${wallet}`,

@@ -56,7 +56,7 @@ func keyEqual(got, want string) bool {
 }
 
 // createResponse is the 201 body of POST /v3/session/: exactly the fields of
-// didit.md §2.2, in that order.
+// docs/didit.md §2.2, in that order.
 type createResponse struct {
 	SessionID       string          `json:"session_id"`
 	SessionNumber   int             `json:"session_number"`
@@ -162,7 +162,7 @@ func (s *Sim) parseCreate(fields map[string]json.RawMessage) (createRequest, fie
 }
 
 // createSession makes the session, or hands back the vendor's unfinished
-// one (didit.md §2.2: still 201, with callback and metadata refreshed).
+// one (docs/didit.md §2.2: still 201, with callback and metadata refreshed).
 func (s *Sim) createSession(env string, req createRequest) createResponse {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -368,7 +368,7 @@ func (s *Sim) handleDelete(w http.ResponseWriter, r *http.Request, env string) {
 	s.mu.Lock()
 	sess := s.apiSessionLocked(r, env)
 	if sess != nil {
-		// Soft delete, no webhook (didit.md §5.2).
+		// Soft delete, no webhook (docs/didit.md §5.2).
 		sess.deleted = true
 	}
 	s.mu.Unlock()

@@ -27,7 +27,7 @@ const (
 	nodeEmail    = "feature_email"
 )
 
-// Feature-level statuses (didit.md §3.2).
+// Feature-level statuses (docs/didit.md §3.2).
 const (
 	featNotFinished = "Not Finished"
 	featApproved    = "Approved"
@@ -236,7 +236,7 @@ type review struct {
 	CreatedAt string `json:"created_at"`
 }
 
-// decisionV3 is GET /v3/session/{id}/decision/ (didit.md §3).
+// decisionV3 is GET /v3/session/{id}/decision/ (docs/didit.md §3).
 type decisionV3 struct {
 	SessionID              string               `json:"session_id"`
 	SessionKind            string               `json:"session_kind"`
@@ -267,7 +267,7 @@ type decisionV3 struct {
 	Reviews                []review             `json:"reviews"`
 }
 
-// decisionV2 is the v2 shape (didit.md §3.5): one singular object per
+// decisionV2 is the v2 shape (docs/didit.md §3.5): one singular object per
 // feature, the first instance of each.
 type decisionV2 struct {
 	SessionID       string             `json:"session_id"`
@@ -369,7 +369,7 @@ func first[T any](xs []*T) *T {
 	return xs[0]
 }
 
-// featureStatuses is the list row's features[] (didit.md §5.3).
+// featureStatuses is the list row's features[] (docs/didit.md §5.3).
 func featureStatuses(sess *session) []map[string]string {
 	out := []map[string]string{}
 	if sess.result == nil {

@@ -13,7 +13,7 @@ import (
 // Fault kinds.
 const (
 	// FaultError answers a 5xx with an HTML body, as a load balancer in front
-	// of Didit would: clients must not assume JSON on 5xx (didit.md §8).
+	// of Didit would: clients must not assume JSON on 5xx (docs/didit.md §8).
 	FaultError = "error"
 	// FaultLatency delays the request, then serves it normally.
 	FaultLatency = "latency"

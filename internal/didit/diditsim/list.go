@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// listRow is one result of GET /v3/sessions/ (didit.md §5.3).
+// listRow is one result of GET /v3/sessions/ (docs/didit.md §5.3).
 type listRow struct {
 	SessionID         string              `json:"session_id"`
 	SessionKind       string              `json:"session_kind"`

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Outcome presets, in the spirit of Didit's sandbox scenarios (didit.md §12.2).
+// Outcome presets, in the spirit of Didit's sandbox scenarios (docs/didit.md §12.2).
 const (
 	PresetApproved          = "approved"
 	PresetDeclinedID        = "declined_id"
@@ -30,7 +30,7 @@ const (
 	PresetMultiIP = "multi_ip"
 )
 
-// Session statuses: Didit's ten exact strings (didit.md §4).
+// Session statuses: Didit's ten exact strings (docs/didit.md §4).
 const (
 	StatusNotStarted   = "Not Started"
 	StatusInProgress   = "In Progress"

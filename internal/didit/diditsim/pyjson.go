@@ -11,7 +11,7 @@ import (
 )
 
 // Didit's backend is Python. Its JSON differs from Go's in ways that matter
-// for X-Signature-V2 (didit.md §6.4), so the simulator writes bytes the way
+// for X-Signature-V2 (docs/didit.md §6.4), so the simulator writes bytes the way
 // Python would rather than the way encoding/json would.
 
 // Float is a JSON number written like Python's repr(float): an

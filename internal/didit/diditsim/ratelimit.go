@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Rate-limit scopes (didit.md §7). Each is a 60 s sliding window per API key.
+// Rate-limit scopes (docs/didit.md §7). Each is a 60 s sliding window per API key.
 const (
 	ScopeCreate = "create" // session-v2-create: POST /v2|v3/session/
 	ScopeGet    = "get"    // generic-get: every GET

@@ -19,7 +19,7 @@ func (s *Sim) routes(mux *http.ServeMux) {
 	write := []string{ScopeWrite}
 	create := []string{ScopeCreate, ScopeWrite}
 
-	// Didit's v3 API (didit.md §2–§5). v2 create and decision share the
+	// Didit's v3 API (docs/didit.md §2–§5). v2 create and decision share the
 	// handlers; only the decision shape differs.
 	api := []struct {
 		method, path string

@@ -52,7 +52,7 @@ type session struct {
 // unfinished statuses: a create with the same vendor_data reuses the session.
 var reusableStatuses = []string{StatusNotStarted, StatusInProgress, StatusResubmitted, StatusAwaitingUser}
 
-// decisionStatuses carry a decision in webhooks (didit.md §6.3).
+// decisionStatuses carry a decision in webhooks (docs/didit.md §6.3).
 var decisionStatuses = []string{StatusApproved, StatusDeclined, StatusInReview, StatusAbandoned}
 
 // SessionInfo is a snapshot of one simulated session.
@@ -251,7 +251,7 @@ func (s *Sim) KycExpire(ctx context.Context, sessionID string) error {
 }
 
 // updateStatusAllowedFrom is the API's rule for PATCH update-status
-// (didit.md §5.1).
+// (docs/didit.md §5.1).
 var updateStatusAllowedFrom = []string{StatusApproved, StatusDeclined, StatusInReview, StatusKycExpired, StatusAbandoned, StatusResubmitted}
 
 // Resubmit moves a decided session to Resubmitted, as a reviewer asking the

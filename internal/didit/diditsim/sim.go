@@ -1,5 +1,5 @@
 // Package diditsim is a local simulator of Didit's v3 verification API
-// (shared/spec/didit.md §12): the REST surface kycgate calls, a hosted
+// (docs/didit.md §12): the REST surface kycgate calls, a hosted
 // session page where a person picks an outcome, signed webhooks with Didit's
 // retry behaviour, and test-only control endpoints under /_sim/.
 //
@@ -70,7 +70,7 @@ type Config struct {
 }
 
 // DefaultRetrySchedule is Didit's: the initial attempt, then retries after
-// about 1 and 4 minutes (didit.md §6.5).
+// about 1 and 4 minutes (docs/didit.md §6.5).
 var DefaultRetrySchedule = []time.Duration{time.Minute, 4 * time.Minute}
 
 // DefaultConfig returns a Config with Didit's defaults filled in.

@@ -95,7 +95,7 @@ type EventInfo struct {
 	At          time.Time `json:"at"`
 }
 
-// webhookPayload is the body of a session webhook (didit.md §6.3), fields in
+// webhookPayload is the body of a session webhook (docs/didit.md §6.3), fields in
 // the order Didit's examples show them.
 type webhookPayload struct {
 	EventID     string          `json:"event_id"`

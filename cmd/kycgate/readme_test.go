@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // quickstart returns the shell block the README marks <!-- quickstart:name -->.
@@ -44,7 +45,7 @@ func TestReadmeQuickstarts(t *testing.T) {
 	bin := rpBinary(t)
 
 	script := quickstart(t, readme, "email") + "\necho '=== approve'\n" + quickstart(t, readme, "approve") +
-		"\necho '=== wallet'\n" + quickstart(t, readme, "wallet")
+		"\necho '=== wallet'\n" + quickstart(t, readme, "wallet") + "\necho \"=== key $KEY\"\n"
 	script = strings.ReplaceAll(script, "http://127.0.0.1:8080", in.URL)
 	script = strings.ReplaceAll(script, "go run ./cmd/kycgate", bin)
 	cmd := exec.Command("bash", "-c", script)
@@ -59,13 +60,15 @@ func TestReadmeQuickstarts(t *testing.T) {
 		t.Fatalf("quickstarts: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
 	}
 	email, rest, _ := strings.Cut(out.String(), "=== approve\n")
-	approve, wallet, _ := strings.Cut(rest, "=== wallet\n")
+	approve, rest, _ := strings.Cut(rest, "=== wallet\n")
+	wallet, key, _ := strings.Cut(rest, "=== key ")
+	key = strings.TrimSpace(key)
 	for _, c := range []struct{ part, text, want string }{
 		{"email", email, `"status":"user_prepared"`},
 		{"email", email, `"status":"otp_sent"`},
 		{"email", email, `"status":"email_verified"`},
 		{"email", email, `"status":"kyc_session_created"`},
-		{"approve", approve, `"status":"approved","approved":true`},
+		{"approve", approve, `"status":"kyc_status_retrieved"`},
 		{"wallet", wallet, `"status":"user_prepared"`},
 		{"wallet", wallet, `"wallet_verified":true`},
 		{"wallet", wallet, `"status":"kyc_session_created"`},
@@ -74,5 +77,22 @@ func TestReadmeQuickstarts(t *testing.T) {
 		if !strings.Contains(c.text, c.want) {
 			t.Errorf("the %s quickstart printed no %s:\n%s\nstderr:\n%s", c.part, c.want, c.text, errb.String())
 		}
+	}
+	// The approval arrives by the simulator's webhook, a moment after the
+	// click: the README says so, and the status turns approved.
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var st struct{ Status string }
+		r := in.call("GET", "/kyc/status?email=user@example.com", key, nil)
+		r.data(t, &st)
+		if st.Status == "approved" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status after the approve quickstart stayed %q", st.Status)
+		}
+		<-tick.C
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kycgate/kycgate/client"
 	"github.com/kycgate/kycgate/internal/kyc"
 )
 
@@ -277,6 +279,20 @@ func mustVerify(t testing.TB, secret string, hs []hook) {
 	for i, e := range verifyStandard(t, secret, hs) {
 		if e != "" {
 			t.Errorf("standardwebhooks rejects %s (%s): %s", hs[i].ID, hs[i].Body, e)
+		}
+	}
+	// The public Go client's verifier, which partners use, agrees.
+	for _, h := range hs {
+		hdr := http.Header{}
+		hdr.Set("webhook-id", h.ID)
+		hdr.Set("webhook-timestamp", h.Timestamp)
+		hdr.Set("webhook-signature", h.Signature)
+		ev, err := client.VerifyWebhook(secret, hdr, h.Body)
+		if err != nil || ev.ID != h.ID || ev.Type != h.event(t).Type {
+			t.Errorf("client.VerifyWebhook(%s) = %+v, %v", h.ID, ev, err)
+		}
+		if _, err := client.VerifyWebhook(secret, hdr, append([]byte(" "), h.Body...)); !errors.Is(err, client.ErrWebhookSignature) {
+			t.Errorf("client.VerifyWebhook accepted an altered body: %v", err)
 		}
 	}
 }

@@ -93,7 +93,7 @@ func docPath(t *testing.T) string {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "docs", "docs/api.md")
+			return filepath.Join(dir, "docs", "api.md")
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {

@@ -140,3 +140,22 @@ func TestCLIVersion(t *testing.T) {
 		t.Fatalf("version --json = %q, %v", out, err)
 	}
 }
+
+// TestVersionShort: the landing page's short form of the build version.
+func TestVersionShort(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		v    version
+		want string
+	}{
+		{version{Module: "v1.2.3", Commit: "abc"}, "v1.2.3"},
+		{version{Module: "(devel)", Commit: "0123456789abcdef", Modified: true}, "devel 0123456789ab+dirty"},
+		{version{Module: "(devel)", Commit: "abc"}, "devel abc"},
+		{version{Module: "(devel)"}, "devel"},
+		{version{Module: "(unknown)"}, "unknown"},
+	} {
+		if got := c.v.short(); got != c.want {
+			t.Errorf("%+v.short() = %q, want %q", c.v, got, c.want)
+		}
+	}
+}

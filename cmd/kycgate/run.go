@@ -104,6 +104,25 @@ func buildVersion() version {
 	return v
 }
 
+// short is the version in a few characters, for the development landing
+// page: the module version, else the commit (12 characters, "+dirty" for
+// a modified tree), else "devel".
+func (v version) short() string {
+	switch {
+	case v.Module == "(unknown)":
+		return "unknown"
+	case v.Module != "" && v.Module != "(devel)":
+		return v.Module
+	case v.Commit != "":
+		rev := v.Commit[:min(12, len(v.Commit))]
+		if v.Modified {
+			rev += "+dirty"
+		}
+		return "devel " + rev
+	}
+	return "devel"
+}
+
 func (v version) String() string {
 	s := "kycgate " + v.Module
 	if v.Commit != "" {

@@ -72,7 +72,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		at.public = at.local
 	}
 	mounts := map[string]http.Handler{}
-	dev := devui.Config{Info: devui.Info{Database: dbName(cfg.DatabaseURL)}}
+	dev := devui.Config{Info: devui.Info{Database: dbName(cfg.DatabaseURL), Version: buildVersion().short()}}
 	mailer, closeMail, err := newMailer(cfg, log, at, mounts, &dev.Info)
 	if err != nil {
 		return err

@@ -196,9 +196,3 @@ func TestSimulatorIndexListsSessions(t *testing.T) {
 		t.Errorf("no simulator: GET /_didit/ %d, want 404", code)
 	}
 }
-
-func TestVersionNeverEmpty(t *testing.T) {
-	if Version() == "" {
-		t.Error("Version() is empty")
-	}
-}

@@ -63,10 +63,11 @@ type receiver struct {
 	status  map[string]int // by path; 200 when unset
 	hold    chan struct{}  // non-nil: requests wait for it to close
 	held    chan struct{}  // gets a token when a request is being held
+	dropped chan struct{}  // gets a token when a held request's sender hung up
 }
 
 func newReceiver(t *testing.T) *receiver {
-	r := &receiver{status: map[string]int{}, changed: make(chan struct{}), held: make(chan struct{}, 16)}
+	r := &receiver{status: map[string]int{}, changed: make(chan struct{}), held: make(chan struct{}, 16), dropped: make(chan struct{}, 16)}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -82,6 +83,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		select {
 		case <-hold:
 		case <-req.Context().Done():
+			r.dropped <- struct{}{}
 			return // the sender died or gave up: this attempt was not received
 		}
 	}
@@ -608,6 +610,13 @@ func TestWebhookReplicas(t *testing.T) {
 	for _, p := range c.procs {
 		p.kill(t)
 		<-p.done
+	}
+	// The server notices the dead connection on its own time; releasing
+	// the hold before it has would let the held attempt count as received.
+	select {
+	case <-rcv.dropped:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the receiver never saw the killed sender hang up")
 	}
 	rcv.mu.Lock()
 	rcv.hold = nil

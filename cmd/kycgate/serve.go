@@ -91,6 +91,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	sender := webhook.NewSender(webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate})
 	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: mailer, Provider: client, Webhooks: sender, Logger: log, Observer: reg},
 		kyc.Config{Secret: sec, PreviousSecrets: previousSecrets(cfg, sec), DecisionRetention: cfg.RetainDecisions,
+			AuditRetention: cfg.RetainAudit,
 			ChallengeTitle: cfg.ChallengeTitle, AuthCacheTTL: cfg.AuthCacheTTL, WebhookRetry: cfg.WebhookRetry})
 	if err != nil {
 		return err
@@ -287,17 +288,24 @@ func dbKind(url string) string {
 }
 
 // reconcile polls Didit for sessions with no news, so a lost webhook never
-// strands a user, sweeps the creation claims of dead processes, and prunes
-// expired rows once an hour.
+// strands a user, sweeps the creation claims of dead processes, seals new
+// audit entries into their chains every few seconds, and prunes expired
+// rows once an hour.
 func reconcile(ctx context.Context, svc *kyc.Service, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(max(every/4, time.Second))
 	defer t.Stop()
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
+	seal := time.NewTicker(auditSealEvery)
+	defer seal.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-seal.C:
+			if _, err := svc.SealAudit(ctx); err != nil && ctx.Err() == nil {
+				log.Error("seal audit log", "err", err)
+			}
 		case <-prune.C:
 			if n, err := svc.Prune(ctx); err != nil {
 				log.Error("prune", "err", err)
@@ -327,6 +335,11 @@ func reconcile(ctx context.Context, svc *kyc.Service, every time.Duration, log *
 		}
 	}
 }
+
+// auditSealEvery is how often a replica chains new audit entries: short,
+// so what `kycgate audit list` shows is sealed within seconds; any number
+// of replicas may seal (the store lets one at a time).
+const auditSealEvery = 3 * time.Second
 
 // webhookBatch is how many deliveries one worker claims and attempts at
 // once.

@@ -15,9 +15,10 @@ import (
 )
 
 // tenantCommands are the partner administration commands. Each opens the
-// database named by the configuration.
+// database named by the configuration, and what it changes is audited as
+// the command line's doing.
 func tenantCommands() []command {
-	return append([]command{
+	cs := append([]command{
 		{path: "tenant create", args: "--name NAME [--quota N] [--rate-limit-per-minute N] [--json]",
 			summary: "create a tenant (a partner app) and its first API key, shown once", setup: tenantCreate},
 		{path: "tenant list", args: "[--json]", summary: "list the tenants", setup: tenantList},
@@ -27,7 +28,17 @@ func tenantCommands() []command {
 		{path: "tenant set-quota", args: "--tenant ID [--quota N] [--rate-limit-per-minute N] [--json]",
 			summary: "change a tenant's monthly session quota and per-key rate limit", setup: setQuota},
 		{path: "tenant set-products", args: "--tenant ID --kyc on|off [--json]", summary: "enable or disable the kyc product", setup: setProducts},
-	}, webhookCommands()...)
+	}, append(webhookCommands(), auditCommands()...)...)
+	for i := range cs {
+		setup := cs[i].setup
+		cs[i].setup = func(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
+			action := setup(fs, cio)
+			return func(ctx context.Context) error {
+				return action(kyc.WithActor(ctx, kyc.Actor{Kind: kyc.ActorCLI}))
+			}
+		}
+	}
+	return cs
 }
 
 // admin is what every tenant command shares: the --json flag, and the

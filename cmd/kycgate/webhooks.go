@@ -94,8 +94,8 @@ func webhookRemove(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if err := required("tenant webhook remove", tenantID, endpoint)("tenant", "endpoint"); err != nil {
 			return err
 		}
-		return a.with(ctx, func(_ *kyc.Service, db *store.DB) error {
-			if err := db.RemoveWebhookEndpoint(ctx, *tenantID, *endpoint); err != nil {
+		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+			if err := svc.RemoveWebhookEndpoint(ctx, *tenantID, *endpoint); err != nil {
 				return webhookNotFound(err, "endpoint "+*endpoint, *tenantID)
 			}
 			return a.out(map[string]string{"removed": *endpoint}, "removed "+*endpoint)

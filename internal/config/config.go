@@ -65,6 +65,8 @@ type Config struct {
 	// RetainDecisions is how long decisions and IP/device facts are kept
 	// after a session's final status; 0 = forever.
 	RetainDecisions time.Duration
+	// RetainAudit is how long audit entries are kept; 0 = forever.
+	RetainAudit time.Duration
 }
 
 // Error names the variable that is wrong.
@@ -111,6 +113,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if err := c.rotation(getenv("KYCGATE_SECRET_PREVIOUS"), get("KYCGATE_RETAIN_DECISIONS", "365d")); err != nil {
+		return c, err
+	}
+	if c.RetainAudit, err = retention("KYCGATE_RETAIN_AUDIT", "the audit log", get("KYCGATE_RETAIN_AUDIT", "730d")); err != nil {
 		return c, err
 	}
 	if err := c.admin(get("KYCGATE_ADMIN_ADDR", "127.0.0.1:9090"), strings.TrimSpace(getenv("KYCGATE_ADMIN_TOKEN"))); err != nil {
@@ -285,29 +290,36 @@ func (c *Config) rotation(previous, retain string) error {
 			return &Error{"KYCGATE_SECRET_PREVIOUS", "each secret must be at least 32 characters (separate several with commas)"}
 		}
 	}
-	const problem = "must be a duration of at least 24h (e.g. 365d, 2160h) or 0/forever to keep decisions"
-	switch retain {
+	d, err := retention("KYCGATE_RETAIN_DECISIONS", "decisions", retain)
+	c.RetainDecisions = d
+	return err
+}
+
+// retention reads a retention period: a duration of at least a day
+// ("365d", "2160h"), or "0"/"forever" (0: keep forever).
+func retention(name, what, v string) (time.Duration, error) {
+	problem := "must be a duration of at least 24h (e.g. 365d, 2160h) or 0/forever to keep " + what
+	switch v {
 	case "0", "forever":
-		c.RetainDecisions = 0
-		return nil
+		return 0, nil
 	}
 	var d time.Duration
-	if days, ok := strings.CutSuffix(retain, "d"); ok {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
 		n, err := strconv.Atoi(days)
 		if err != nil || n < 1 || n > 100*366 {
-			return &Error{"KYCGATE_RETAIN_DECISIONS", problem}
+			return 0, &Error{name, problem}
 		}
 		d = time.Duration(n) * 24 * time.Hour
-	} else if n, err := time.ParseDuration(retain); err == nil {
+	} else if n, err := time.ParseDuration(v); err == nil {
 		d = n
 	}
-	// A day at least: a decision is what a dispute is settled on, and a
-	// typo like "365" (nanoseconds) must not erase them within the hour.
+	// A day at least: decisions settle disputes and the audit log answers
+	// for changes, and a typo like "365" (nanoseconds) must not erase them
+	// within the hour.
 	if d < 24*time.Hour {
-		return &Error{"KYCGATE_RETAIN_DECISIONS", problem}
+		return 0, &Error{name, problem}
 	}
-	c.RetainDecisions = d
-	return nil
+	return d, nil
 }
 
 // decideDev sets Dev and DevReason. The simulator approves anyone and the

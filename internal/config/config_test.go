@@ -186,7 +186,18 @@ func TestRotationAndRetention(t *testing.T) {
 			t.Errorf("KYCGATE_RETAIN_DECISIONS=%s: %v, %v; want %v", v, c.RetainDecisions, err, want)
 		}
 	}
+	if c.RetainAudit != 730*24*time.Hour {
+		t.Errorf("default audit retention %v, want 730 days", c.RetainAudit)
+	}
+	for v, want := range map[string]time.Duration{"forever": 0, "0": 0, "90d": 90 * 24 * time.Hour, "24h": 24 * time.Hour} {
+		c, err := Load(env("KYCGATE_RETAIN_AUDIT", v))
+		if err != nil || c.RetainAudit != want {
+			t.Errorf("KYCGATE_RETAIN_AUDIT=%s: %v, %v; want %v", v, c.RetainAudit, err, want)
+		}
+	}
 	for _, kv := range [][]string{
+		{"KYCGATE_RETAIN_AUDIT", "730"},
+		{"KYCGATE_RETAIN_AUDIT", "23h"},
 		{"KYCGATE_SECRET_PREVIOUS", a + ",short"},
 		{"KYCGATE_RETAIN_DECISIONS", "365"},
 		{"KYCGATE_RETAIN_DECISIONS", "1h"},

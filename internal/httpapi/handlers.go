@@ -279,7 +279,8 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) string {
 		respond(w, http.StatusUnauthorized, codeWebhookSignature, "Invalid webhook signature", nil)
 		return "bad_signature"
 	}
-	if err := s.svc.HandleEvent(r.Context(), ev); err != nil {
+	ctx := kyc.WithActorRequest(r.Context(), kyc.Actor{Kind: kyc.ActorDidit}, requestID(r.Context()))
+	if err := s.svc.HandleEvent(ctx, ev); err != nil {
 		// A 5xx makes Didit retry, which is what we want for our own failures.
 		s.fail(w, r, err, failSecurity.code, failSecurity.message)
 		return "failed"

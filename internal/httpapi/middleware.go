@@ -216,6 +216,12 @@ func (s *Server) admitAndServe(w http.ResponseWriter, r *http.Request, t kyc.Ten
 	if !s.admit(w, r, t, keyHash, product) {
 		return false
 	}
+	if r.Method != http.MethodGet {
+		// What may change state is audited under the key's id; reads do
+		// without the context value and the request copy.
+		r = r.WithContext(kyc.WithActorRequest(r.Context(),
+			kyc.Actor{Kind: kyc.ActorAPIKey, ID: t.KeyID}, requestID(r.Context())))
+	}
 	if err := next(w, r); err != nil {
 		s.fail(w, r, err, fail.code, fail.message)
 	}

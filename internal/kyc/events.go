@@ -112,6 +112,9 @@ func (s *Service) HandleEvent(ctx context.Context, ev SessionEvent) error {
 		if err != nil {
 			return err
 		}
+		if !dup && next.Status != cur.Status {
+			s.auditObject(ctx, cur.TenantID, AuditSessionStatus, "session", ev.SessionID, string(next.Status))
+		}
 		if !dup {
 			s.log.InfoContext(ctx, "session updated", "session", ev.SessionID, "status", ev.Status)
 		}
@@ -127,6 +130,8 @@ func (s *Service) Reconcile(ctx context.Context, every time.Duration, batch int)
 	if s.provider == nil {
 		return 0, nil
 	}
+	// What a poll changes, Didit said.
+	ctx = WithActor(ctx, Actor{Kind: ActorDidit})
 	now := s.now()
 	due := now.Add(-every)
 	list, err := s.store.WatchedSessions(ctx, due, batch)

@@ -70,6 +70,7 @@ func (s *Service) Prepare(ctx context.Context, tenant Tenant, rawEmail string) (
 		return PrepareResult{}, err
 	}
 	if created {
+		s.audit(ctx, tenant.ID, AuditEmailPrepared, email, "ok")
 		return PrepareResult{Created: true, State: State{KYCStatus: "pending"}}, nil
 	}
 	st, err := s.state(ctx, e)
@@ -243,6 +244,7 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, in OTPInput) error
 		s.log.ErrorContext(ctx, "confirm otp send", "tenant", tenant.ID, "enrollment", t.enr.ID, "err", cerr)
 	}
 	s.obs.CodeSent()
+	s.audit(ctx, tenant.ID, AuditEmailCodeSent, email, "ok")
 	if err == nil {
 		s.log.InfoContext(ctx, "otp sent", "tenant", tenant.ID, "enrollment", t.enr.ID, "link", t.link(), "to", maskEmail(email))
 	}
@@ -332,7 +334,19 @@ func (s *Service) verifyOTP(ctx context.Context, tenant Tenant, in OTPInput) err
 	case OTPNoAttemptsLeft:
 		return NewError(CodeOTPMaxAttempts, "Max attempts reached, please request a new code")
 	}
-	if !s.codeMatches(tenant.ID, email, strings.TrimSpace(in.Code), stored) {
+	// The attempt counted: the log has it, and how it ended.
+	err = s.useCode(ctx, tenant, email, in.Code, t, stored)
+	action := AuditEmailVerify
+	if t.link() {
+		action = AuditLinkVerify
+	}
+	s.audit(ctx, tenant.ID, action, email, auditResult(err))
+	return err
+}
+
+// useCode compares a counted attempt's code and, when it matches, uses it.
+func (s *Service) useCode(ctx context.Context, tenant Tenant, email, code string, t otpTarget, stored string) error {
+	if !s.codeMatches(tenant.ID, email, strings.TrimSpace(code), stored) {
 		return errOTPInvalid
 	}
 	if t.link() {

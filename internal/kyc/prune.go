@@ -22,7 +22,9 @@ const OutboxRetention = 30 * 24 * time.Hour
 // events, codes an hour past their
 // expiry, send histories whose every send left the hourly window, and,
 // with Config.DecisionRetention, the decisions and IP/device facts of
-// sessions decided longer ago (their status stays).
+// sessions decided longer ago (their status stays), and with
+// Config.AuditRetention the audit entries older than that (each chain's
+// sealed prefix; its head stays).
 func (s *Service) Prune(ctx context.Context) (int64, error) {
 	now := s.now()
 	p := PruneBefore{
@@ -41,6 +43,9 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 	if s.cfg.DecisionRetention > 0 {
 		p.Decisions = now.Add(-s.cfg.DecisionRetention)
 		p.FinalStatuses = finalStatuses
+	}
+	if s.cfg.AuditRetention > 0 {
+		p.Audit = now.Add(-s.cfg.AuditRetention)
 	}
 	n, err := s.store.Prune(ctx, p)
 	if err != nil {

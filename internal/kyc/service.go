@@ -28,6 +28,10 @@ type Config struct {
 	// DecisionRetention is how long a session's decision and IP/device
 	// facts are kept after its final status; 0 keeps them forever.
 	DecisionRetention time.Duration
+	// AuditRetention is how long audit entries are kept; 0 keeps them
+	// forever. Pruning takes whole sealed prefixes of each chain and
+	// keeps its head (docs/audit.md).
+	AuditRetention time.Duration
 
 	OTPTTL          time.Duration // 10 min
 	OTPMaxAttempts  int           // 5
@@ -127,6 +131,9 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	}
 	if cfg.DecisionRetention < 0 {
 		return nil, errors.New("kyc: DecisionRetention must not be negative")
+	}
+	if cfg.AuditRetention < 0 {
+		return nil, errors.New("kyc: AuditRetention must not be negative")
 	}
 	if cfg.OTPMaxPerWindow != 5 {
 		return nil, errors.New("kyc: OTPMaxPerWindow must be 5")

@@ -256,6 +256,7 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 		}
 		return CreateResult{}, err
 	}
+	s.auditObject(ctx, tenant.ID, AuditSessionCreated, "session", ps.ID, "ok")
 	s.log.InfoContext(ctx, "kyc session created", "tenant", tenant.ID, "person", personID, "session", ps.ID)
 	return CreateResult{Kind: CreateNew, Session: viewOf(sess)}, nil
 }

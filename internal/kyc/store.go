@@ -12,6 +12,7 @@ import (
 // come in as arguments.
 type Store interface {
 	IdempotencyStore
+	AuditStore
 
 	// Tenants and keys.
 	CreateTenant(ctx context.Context, t Tenant, key APIKey) error
@@ -233,6 +234,9 @@ type PruneBefore struct {
 	// (their status stays). Zero keeps them all.
 	Decisions     time.Time
 	FinalStatuses []DiditStatus
+	// Audit: whole sealed prefixes of each audit chain whose entries are
+	// all older than this go; every chain keeps its head. Zero keeps all.
+	Audit time.Time
 }
 
 // NewIDs are the ids a write uses for the rows it creates.

@@ -46,6 +46,8 @@ func (s *Service) CreateTenant(ctx context.Context, nt NewTenant) (Tenant, strin
 	if err := s.store.CreateTenant(ctx, t, key); err != nil {
 		return Tenant{}, "", fmt.Errorf("create tenant: %w", err)
 	}
+	s.audit(ctx, t.ID, AuditTenantCreated, "", "ok")
+	s.auditObject(ctx, t.ID, AuditKeyAdded, "key", key.ID, "ok")
 	return t, plain, nil
 }
 
@@ -55,6 +57,7 @@ func (s *Service) AddAPIKey(ctx context.Context, tenantID string) (APIKey, strin
 	if err := s.store.AddAPIKey(ctx, key); err != nil {
 		return APIKey{}, "", fmt.Errorf("add api key: %w", err)
 	}
+	s.auditObject(ctx, tenantID, AuditKeyAdded, "key", key.ID, "ok")
 	return key, plain, nil
 }
 
@@ -64,6 +67,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, tenantID, keyID string) erro
 	if err := s.store.RevokeAPIKey(ctx, tenantID, keyID, s.now()); err != nil {
 		return fmt.Errorf("revoke api key: %w", err)
 	}
+	s.auditObject(ctx, tenantID, AuditKeyRevoked, "key", keyID, "ok")
 	return nil
 }
 

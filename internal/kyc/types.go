@@ -13,6 +13,9 @@ type Tenant struct {
 	MonthlyQuota       int // new Didit sessions per calendar month (UTC); 0 = unlimited
 	RateLimitPerMinute int // per API key; 0 = unlimited
 	CreatedAt          time.Time
+	// KeyID is the API key the tenant was found by (Authenticate,
+	// AuthenticatedStatus), "" otherwise: the audit log's actor.
+	KeyID string
 }
 
 // APIKey is stored only as a keyed hash; Prefix identifies it to operators.

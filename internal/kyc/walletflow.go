@@ -41,6 +41,7 @@ func (s *Service) Challenge(ctx context.Context, tenant Tenant, rawWallet, purpo
 	if err := s.store.SaveChallenge(ctx, c); err != nil {
 		return ChallengeResult{}, err
 	}
+	s.audit(ctx, tenant.ID, AuditWalletChallenge, addr.String, "ok")
 	return ChallengeResult{Message: msg, Wallet: addr.String, Chain: string(addr.Chain)}, nil
 }
 
@@ -127,9 +128,12 @@ func (s *Service) PrepareWallet(ctx context.Context, tenant Tenant, in PrepareWa
 	if err != nil {
 		return PrepareResult{}, err
 	}
+	// The challenge is spent either way.
 	if r.refused != nil {
+		s.audit(ctx, tenant.ID, AuditWalletVerify, addr.String, r.refused.Code)
 		return PrepareResult{}, r.refused
 	}
+	s.audit(ctx, tenant.ID, AuditWalletVerify, addr.String, "ok")
 	st, err := s.state(ctx, r.enr)
 	if err != nil {
 		return PrepareResult{}, err

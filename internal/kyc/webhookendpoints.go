@@ -115,7 +115,18 @@ func (s *Service) AddWebhookEndpoint(ctx context.Context, tenantID, url string, 
 	if err := s.store.CreateWebhookEndpoint(ctx, ep); err != nil {
 		return WebhookEndpoint{}, "", fmt.Errorf("add webhook endpoint: %w", err)
 	}
+	s.auditObject(ctx, tenantID, AuditEndpointAdded, "endpoint", id, "ok")
 	return ep, plain, nil
+}
+
+// RemoveWebhookEndpoint deletes one of the tenant's endpoints and its
+// deliveries; ErrNotFound when the tenant has no such endpoint.
+func (s *Service) RemoveWebhookEndpoint(ctx context.Context, tenantID, endpointID string) error {
+	if err := s.store.RemoveWebhookEndpoint(ctx, tenantID, endpointID); err != nil {
+		return fmt.Errorf("remove webhook endpoint: %w", err)
+	}
+	s.auditObject(ctx, tenantID, AuditEndpointRemoved, "endpoint", endpointID, "ok")
+	return nil
 }
 
 // RotateWebhookSecret gives an endpoint a new secret; the current one keeps
@@ -135,6 +146,7 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, tenantID, endpointID 
 		if err != nil {
 			return "", fmt.Errorf("rotate webhook secret: %w", err)
 		}
+		s.auditObject(ctx, tenantID, AuditEndpointRotated, "endpoint", endpointID, "ok")
 		return plain, nil
 	}
 	return "", errors.New("rotate webhook secret: the endpoint kept changing")
@@ -147,5 +159,6 @@ func (s *Service) Redeliver(ctx context.Context, tenantID, eventID, endpointID s
 	if err != nil {
 		return 0, fmt.Errorf("redeliver: %w", err)
 	}
+	s.auditObject(ctx, tenantID, AuditWebhookRedelivery, "event", eventID, "ok")
 	return n, nil
 }

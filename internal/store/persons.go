@@ -187,7 +187,7 @@ func (db *DB) findEnrollment(ctx context.Context, tenantID, email, wallet string
 // tenant.
 var keyFindQueries = func() (q [2]string) {
 	for by, col := range []string{"e.email", "e.wallet"} {
-		q[by] = `SELECT ` + tenantCols + `, ` + enrollmentCols + `, ` + sessionViewCols + `
+		q[by] = `SELECT ` + keyTenantCols + `, ` + enrollmentCols + `, ` + sessionViewCols + `
 			FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
 			LEFT JOIN enrollments e ON e.tenant_id = t.id AND ` + col + ` = $2
 			LEFT JOIN kyc_sessions s ON e.person_id IS NOT NULL AND s.id = ` + newestSessionOfE + `
@@ -207,7 +207,7 @@ func (db *DB) StatusRead(ctx context.Context, keyHash, email, wallet string) (ky
 	var created int64
 	var r enrollmentRow
 	err := db.r.QueryRowContext(db.pointCtx(ctx), keyFindQueries[by], keyHash, val).
-		Scan(append(tenantDest(&t, &created), r.dest(true)...)...)
+		Scan(append(keyTenantDest(&t, &created), r.dest(true)...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return kyc.Tenant{}, kyc.Enrollment{}, nil, kyc.ErrNotFound
 	}

@@ -49,6 +49,11 @@ func (db *DB) Prune(ctx context.Context, p kyc.PruneBefore) (int64, error) {
 		return total, err
 	}
 	n, err := db.pruneBatched(ctx, p)
+	total += n
+	if err != nil || p.Audit.IsZero() {
+		return total, err
+	}
+	n, err = db.pruneAudit(ctx, p.Audit)
 	return total + n, err
 }
 

@@ -45,6 +45,15 @@ func tenantDest(t *kyc.Tenant, created *int64) []any {
 	return []any{&t.ID, &t.Name, &t.KYCEnabled, &t.MonthlyQuota, &t.RateLimitPerMinute, created}
 }
 
+// keyTenantCols are tenantCols read through an API key k, with the key's
+// id: the audit log's actor costs no query of its own.
+const keyTenantCols = tenantCols + `, k.id`
+
+// keyTenantDest is where keyTenantCols scan to.
+func keyTenantDest(t *kyc.Tenant, created *int64) []any {
+	return append(tenantDest(t, created), &t.KeyID)
+}
+
 func (db *DB) ListTenants(ctx context.Context) ([]kyc.Tenant, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants t ORDER BY t.created_at, t.id`)
 	if err != nil {
@@ -145,8 +154,12 @@ func nullInt(p *int) sql.NullInt64 {
 }
 
 func (db *DB) TenantByKeyHash(ctx context.Context, hash string) (kyc.Tenant, error) {
-	t, err := scanTenant(db.r.QueryRowContext(db.pointCtx(ctx), `SELECT `+tenantCols+` FROM api_keys k
-		JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, hash))
+	var t kyc.Tenant
+	var created int64
+	err := db.r.QueryRowContext(db.pointCtx(ctx), `SELECT `+keyTenantCols+` FROM api_keys k
+		JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, hash).
+		Scan(keyTenantDest(&t, &created)...)
+	t.CreatedAt = fromMS(created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, kyc.ErrNotFound
 	}
@@ -170,9 +183,9 @@ func (db *DB) RehashAPIKey(ctx context.Context, hash string, old []string) (kyc.
 	var t kyc.Tenant
 	var created int64
 	var found string
-	err := db.r.QueryRowContext(db.pointCtx(ctx), `SELECT `+tenantCols+`, k.key_hash FROM api_keys k
+	err := db.r.QueryRowContext(db.pointCtx(ctx), `SELECT `+keyTenantCols+`, k.key_hash FROM api_keys k
 		JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash IN (`+in+`) AND k.revoked_at IS NULL LIMIT 1`, args...).
-		Scan(append(tenantDest(&t, &created), &found)...)
+		Scan(append(keyTenantDest(&t, &created), &found)...)
 	t.CreatedAt = fromMS(created)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

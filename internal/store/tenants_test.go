@@ -26,7 +26,10 @@ func TestCreateTenant(t *testing.T) {
 		if d := cmp.Diff([]kyc.Tenant{a, b}, got); d != "" {
 			t.Errorf("ListTenants (-want +got):\n%s", d)
 		}
-		for hash, want := range map[string]kyc.Tenant{"h_a": a, "h_b": b} {
+		// Found by a key, the tenant names it (the audit log's actor).
+		ka, kb := a, b
+		ka.KeyID, kb.KeyID = "k_a", "k_b"
+		for hash, want := range map[string]kyc.Tenant{"h_a": ka, "h_b": kb} {
 			got, err := db.TenantByKeyHash(ctx, hash)
 			must(t, err)
 			if d := cmp.Diff(want, got); d != "" {

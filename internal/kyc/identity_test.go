@@ -70,6 +70,8 @@ func (p *idProvider) CreateSession(ctx context.Context, _ kyc.CreateSessionReque
 	return kyc.ProviderSession{ID: id, URL: "https://verify.example/" + id, Status: kyc.StatusNotStarted}, nil
 }
 
+func (p *idProvider) DeleteSession(context.Context, string) error { return nil }
+
 func (p *idProvider) GetDecision(context.Context, string) (kyc.Decision, error) {
 	return kyc.Decision{}, errors.New("not used")
 }

@@ -23,8 +23,8 @@ var WebhookEventTypes = []string{EventSessionCreated, EventStatusUpdated, EventE
 // leave it behind for a change that rolled back; Body is the exact JSON
 // every attempt sends.
 type OutboxEvent struct {
-	ID        string // msg_…: the webhook-id of every attempt
-	TenantID  string
+	ID       string // msg_…: the webhook-id of every attempt
+	TenantID string
 	// PersonID is the person the event is about (its body names their
 	// identifiers): an erasure deletes the person's events by it.
 	PersonID  string

@@ -16,7 +16,7 @@ import (
 // lookup, and the queue of Didit deletions.
 
 // inScope is the tenant condition of an erasure's statements: $1 is the
-// tenant, or '' for every tenant.
+// tenant, or ” for every tenant.
 const inScope = `(CAST($1 AS TEXT) = '' OR tenant_id = CAST($1 AS TEXT))`
 
 func (t *txn) EnrollmentsOf(ctx context.Context, personID string) ([]kyc.Enrollment, error) {

@@ -27,7 +27,7 @@ func tenantCommands() []command {
 		{path: "tenant set-quota", args: "--tenant ID [--quota N] [--rate-limit-per-minute N] [--json]",
 			summary: "change a tenant's monthly session quota and per-key rate limit", setup: setQuota},
 		{path: "tenant set-products", args: "--tenant ID --kyc on|off [--json]", summary: "enable or disable the kyc product", setup: setProducts},
-	}, webhookCommands()...)
+	}, append(webhookCommands(), personCommands()...)...)
 }
 
 // admin is what every tenant command shares: the --json flag, and the

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/kycgate/kycgate/internal/config"
+	"github.com/kycgate/kycgate/internal/didit"
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/store"
 )
@@ -248,7 +249,20 @@ func openService(ctx context.Context, getenv func(string) string) (*kyc.Service,
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: noMail{}}, kyc.Config{Secret: sec, PreviousSecrets: previousSecrets(cfg, sec)})
+	// Real Didit (not the server's built-in simulator, which only the
+	// server reaches): an erasure deletes the person's sessions there.
+	var provider kyc.Provider
+	if !cfg.Embedded() {
+		client, err := didit.NewClient(didit.ClientConfig{BaseURL: cfg.DiditURL, APIKey: cfg.DiditAPIKey,
+			WorkflowID: cfg.DiditWorkflowID, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("didit client: %w", err)
+		}
+		provider = client
+	}
+	svc, err := kyc.NewService(kyc.Deps{Store: db, Mailer: noMail{}, Provider: provider},
+		kyc.Config{Secret: sec, PreviousSecrets: previousSecrets(cfg, sec)})
 	if err != nil {
 		db.Close()
 		return nil, nil, err

@@ -226,6 +226,7 @@ func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln
 		idle = min(idle, cfg.WebhookRetry[0])
 	}
 	wg.Go(func() { deliverWebhooks(recCtx, svc, idle, log) })
+	wg.Go(func() { retryDiditDeletions(recCtx, svc, deletionPoll, log) })
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
@@ -340,6 +341,38 @@ func reconcile(ctx context.Context, svc *kyc.Service, every time.Duration, log *
 // so what `kycgate audit list` shows is sealed within seconds; any number
 // of replicas may seal (the store lets one at a time).
 const auditSealEvery = 3 * time.Second
+
+// deletionPoll is how often a replica looks for Didit deletions due
+// again: a cheap indexed read, and the first retry waits 10 s anyway.
+const deletionPoll = 5 * time.Second
+
+// retryDiditDeletions retries the Didit deletions erasures left queued
+// (docs/erasure.md). Every replica runs it; each deletion is leased to one
+// of them per attempt. A failure is logged by the service and retried
+// with backoff.
+func retryDiditDeletions(ctx context.Context, svc *kyc.Service, every time.Duration, log *slog.Logger) {
+	t := time.NewTimer(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		deleted, failed, err := svc.RetryDiditDeletions(ctx, false)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("retry didit deletions", "err", err)
+		case deleted+failed > 0:
+			log.Info("retried didit deletions", "deleted", deleted, "failed", failed)
+		}
+		if err == nil && deleted > 0 && failed == 0 {
+			t.Reset(0) // maybe more due
+		} else {
+			t.Reset(every)
+		}
+	}
+}
 
 // webhookBatch is how many deliveries one worker claims and attempts at
 // once.

@@ -28,7 +28,7 @@ func tenantCommands() []command {
 		{path: "tenant set-quota", args: "--tenant ID [--quota N] [--rate-limit-per-minute N] [--json]",
 			summary: "change a tenant's monthly session quota and per-key rate limit", setup: setQuota},
 		{path: "tenant set-products", args: "--tenant ID --kyc on|off [--json]", summary: "enable or disable the kyc product", setup: setProducts},
-	}, append(webhookCommands(), auditCommands()...)...)
+	}, append(webhookCommands(), append(auditCommands(), personCommands()...)...)...)
 	for i := range cs {
 		setup := cs[i].setup
 		cs[i].setup = func(fs *flag.FlagSet, cio cliIO) func(context.Context) error {

@@ -274,6 +274,27 @@ func (c *Client) GetDecision(ctx context.Context, sessionID string) (kyc.Decisio
 	return d, nil
 }
 
+// DeleteSession deletes a session at Didit: DELETE
+// /v3/session/{id}/delete/ (docs/didit.md §5.2), for an erasure. Any 2xx is
+// done (Didit's pages say 204, other descriptions 200 with a body), and so
+// is 404: the session is gone already (deleted before, or by an attempt
+// whose answer was lost). The delete is idempotent, so it is retried like
+// a read: on any network failure, 429 or 5xx, each attempt under Timeout.
+func (c *Client) DeleteSession(ctx context.Context, sessionID string) error {
+	if strings.TrimSpace(sessionID) == "" {
+		return errors.New("didit: delete session: empty session id")
+	}
+	_, _, err := c.do(ctx, call{method: http.MethodDelete, path: "/v3/session/" + url.PathEscape(sessionID) + "/delete/",
+		ok: []int{http.StatusOK, http.StatusAccepted, http.StatusNoContent}})
+	if IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("didit: delete session %s: %w", sessionID, err)
+	}
+	return nil
+}
+
 // call is one API call.
 type call struct {
 	method, path string

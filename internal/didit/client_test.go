@@ -716,3 +716,34 @@ func TestParseAPIError(t *testing.T) {
 		t.Errorf("Error() = %q", got)
 	}
 }
+
+// TestDeleteSession: DELETE /v3/session/{id}/delete/ with the key; 204,
+// 200 and 404 are done; a 503 is retried; a 403 is a failure.
+func TestDeleteSession(t *testing.T) {
+	const id = "5f0c8a2e-1b7d-4c3a-9e61-0a4d2b9f7c11"
+	answers := []int{http.StatusNoContent, http.StatusOK, http.StatusNotFound, http.StatusServiceUnavailable,
+		http.StatusNoContent, http.StatusForbidden}
+	f := newFakeDidit(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, answers[n-1], `{"detail":"x"}`)
+	})
+	c, _ := newTestClient(t, f.URL)
+	ctx := context.Background()
+	for i := range 3 { // 204, 200, 404
+		if err := c.DeleteSession(ctx, id); err != nil {
+			t.Fatalf("answer %d: %v", answers[i], err)
+		}
+	}
+	if err := c.DeleteSession(ctx, id); err != nil { // 503, then 204
+		t.Fatalf("after a 503: %v", err)
+	}
+	err := c.DeleteSession(ctx, id)
+	wantAPIError(t, err, http.StatusForbidden, "", "x")
+	wantAttempts(t, f, 6)
+	call := f.Calls()[0]
+	if call.Method != http.MethodDelete || call.Path != "/v3/session/"+id+"/delete/" || call.Header.Get("X-Api-Key") != testAPIKey {
+		t.Errorf("request %s %s %v", call.Method, call.Path, call.Header)
+	}
+	if err := c.DeleteSession(ctx, " "); err == nil {
+		t.Error("empty id accepted")
+	}
+}

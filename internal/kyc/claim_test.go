@@ -30,6 +30,8 @@ func (p *claimProvider) CreateSession(ctx context.Context, _ kyc.CreateSessionRe
 	return kyc.ProviderSession{ID: "sess-B", URL: "https://verify.example/B", Status: kyc.StatusNotStarted}, nil
 }
 
+func (p *claimProvider) DeleteSession(context.Context, string) error { return nil }
+
 func (p *claimProvider) GetDecision(context.Context, string) (kyc.Decision, error) {
 	return kyc.Decision{}, errors.New("unused")
 }

@@ -72,6 +72,10 @@ type StoredAnswer struct {
 type IdempotencyClaim struct {
 	TenantID, KeyHash, Fingerprint, Token string
 	LeaseUntil, ExpiresAt, Now            time.Time
+	// Subjects are the keyed hashes (Service.erasureSubject) of the email
+	// and wallet the request names: an erasure finds the key's row, and
+	// the answer stored with it, by them.
+	Subjects []string
 }
 
 // IdempotencyRecord is a key's row as a lost claim found it.
@@ -149,7 +153,8 @@ func (s *Service) BeginIdempotent(ctx context.Context, tenantID, key string, req
 	now := s.now()
 	c := IdempotencyClaim{TenantID: tenantID, KeyHash: s.mac("idempotency", tenantID, key),
 		Fingerprint: req.fingerprint(), Token: newID("ik_"),
-		LeaseUntil: s.deliveryLease(ctx, now), ExpiresAt: now.Add(IdempotencyTTL), Now: now}
+		LeaseUntil: s.deliveryLease(ctx, now), ExpiresAt: now.Add(IdempotencyTTL), Now: now,
+		Subjects: s.requestSubjects(req.Body)}
 	call, a, err := s.claimIdempotent(ctx, c)
 	if call == nil {
 		return nil, a, err

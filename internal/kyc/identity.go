@@ -93,7 +93,7 @@ func prepareWalletTx(ctx context.Context, tx Tx, tenantID, nonce string, w Walle
 		return r, err
 	}
 	// Only a wallet new here is news: proving it again changes nothing.
-	return r, tx.Emit(ctx, []OutboxEvent{newEvent(tenantID, EventWalletVerified,
+	return r, tx.Emit(ctx, []OutboxEvent{newEvent(r.enr, EventWalletVerified,
 		walletVerifiedData{Chain: w.Chain, identifiers: idsOf(r.enr)}, now)})
 }
 
@@ -177,8 +177,8 @@ func linkTx(ctx context.Context, tx Tx, code CodeRef, codeHash string, now time.
 	// The proof verified the address at this tenant and joined it to the
 	// wallet: both are news to the tenant, in this transaction.
 	return nil, tx.Emit(ctx, []OutboxEvent{
-		newEvent(code.TenantID, EventEmailVerified, idsOf(ew), now),
-		newEvent(code.TenantID, EventIdentityLinked, idsOf(ew), now),
+		newEvent(ew, EventEmailVerified, idsOf(ew), now),
+		newEvent(ew, EventIdentityLinked, idsOf(ew), now),
 	})
 }
 

@@ -52,6 +52,7 @@ type idProvider struct {
 	hold    bool
 	entered chan struct{}
 	release chan struct{}
+	deleted []string // sessions deleted at the provider
 }
 
 func (p *idProvider) CreateSession(ctx context.Context, _ kyc.CreateSessionRequest) (kyc.ProviderSession, error) {
@@ -68,6 +69,19 @@ func (p *idProvider) CreateSession(ctx context.Context, _ kyc.CreateSessionReque
 		}
 	}
 	return kyc.ProviderSession{ID: id, URL: "https://verify.example/" + id, Status: kyc.StatusNotStarted}, nil
+}
+
+func (p *idProvider) DeleteSession(_ context.Context, id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.deleted = append(p.deleted, id)
+	return nil
+}
+
+func (p *idProvider) deletions() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.deleted...)
 }
 
 func (p *idProvider) GetDecision(context.Context, string) (kyc.Decision, error) {

@@ -14,7 +14,7 @@ type Observer interface {
 	CodeRefused(reason string)      // a send or verify refused: one of the Refused* reasons
 	SessionCreated(kind string)     // a create answered: CreateNew, CreateExisting or CreateApproved
 	QuotaRefused()                  // a create refused for the tenant's monthly quota
-	ProviderError(op string)        // a provider call failed after its retries: ProviderOpCreate or ProviderOpDecision
+	ProviderError(op string)        // a provider call failed after its retries: ProviderOpCreate, ProviderOpDecision or ProviderOpDelete
 	ReconcileLag(lag time.Duration) // how overdue the oldest due session was when a reconcile pass began
 }
 
@@ -30,6 +30,7 @@ const (
 const (
 	ProviderOpCreate   = "create"
 	ProviderOpDecision = "decision"
+	ProviderOpDelete   = "delete" // an erased person's session deleted at the provider
 )
 
 // NopObserver observes nothing; it is the Service's default.

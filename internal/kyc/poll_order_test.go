@@ -27,6 +27,8 @@ func (p *poProvider) CreateSession(context.Context, kyc.CreateSessionRequest) (k
 	return kyc.ProviderSession{ID: "sess-po", URL: "https://verify.example/po", Status: kyc.StatusNotStarted}, nil
 }
 
+func (p *poProvider) DeleteSession(context.Context, string) error { return nil }
+
 func (p *poProvider) GetDecision(context.Context, string) (kyc.Decision, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

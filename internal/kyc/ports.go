@@ -36,6 +36,10 @@ type CodeMail struct {
 type Provider interface {
 	CreateSession(ctx context.Context, req CreateSessionRequest) (ProviderSession, error)
 	GetDecision(ctx context.Context, sessionID string) (Decision, error)
+	// DeleteSession deletes a session and its data at the provider (an
+	// erasure). A session the provider no longer has counts as deleted:
+	// nil, not an error.
+	DeleteSession(ctx context.Context, sessionID string) error
 }
 
 // CreateSessionRequest is what we tell the provider about a new session.

@@ -243,6 +243,9 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 		return s.resume(ctx, tenant, personID, ps)
 	}
 	if err != nil {
+		if s.orphaned(ctx, ps.ID, personID) {
+			return CreateResult{}, errPersonMerged // resolved again: erased, so nobody is found
+		}
 		// Didit created the session, but we could not store it: the
 		// caller's release gives the unit back, and the person's next
 		// create gets the same session from Didit (it hands back an
@@ -259,6 +262,22 @@ func (s *Service) createAtProvider(ctx context.Context, tenant Tenant, personID,
 	s.auditObject(ctx, tenant.ID, AuditSessionCreated, "session", ps.ID, "ok")
 	s.log.InfoContext(ctx, "kyc session created", "tenant", tenant.ID, "person", personID, "session", ps.ID)
 	return CreateResult{Kind: CreateNew, Session: viewOf(sess)}, nil
+}
+
+// orphaned queues a session Didit created for a person erased while the
+// create ran, for deletion at Didit (the retry job deletes it): its data
+// must go with the person. It reports whether the person is gone.
+func (s *Service) orphaned(ctx context.Context, sessionID, personID string) bool {
+	queued, err := s.store.QueueOrphanDeletion(context.WithoutCancel(ctx), sessionID, personID, s.now())
+	if err != nil {
+		s.log.ErrorContext(ctx, "queue deletion of an erased person's new session", "session", sessionID, "err", err)
+		return false
+	}
+	if queued {
+		s.log.WarnContext(ctx, "person erased while their session was created; the session is queued for deletion at Didit",
+			"session", sessionID)
+	}
+	return queued
 }
 
 // resume continues a session Didit handed back that we already store.

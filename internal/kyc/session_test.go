@@ -42,6 +42,18 @@ type sessProvider struct {
 	creates   int
 	gets      int
 	reuse     *kyc.ProviderSession // answer the next create with this session
+	deleted   []string             // sessions DeleteSession deleted
+	deleteErr error                // DeleteSession's answer while set
+}
+
+func (p *sessProvider) DeleteSession(_ context.Context, id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.deleteErr != nil {
+		return p.deleteErr
+	}
+	p.deleted = append(p.deleted, id)
+	return nil
 }
 
 func (p *sessProvider) CreateSession(context.Context, kyc.CreateSessionRequest) (kyc.ProviderSession, error) {

@@ -162,6 +162,29 @@ type Store interface {
 	// ErrNotFound when the tenant has no such event.
 	Redeliver(ctx context.Context, tenantID, eventID, endpointID string, now time.Time) (int, error)
 
+	// Erasure (docs/erasure.md). The erasure itself runs in InTx.
+	//
+	// PersonRecord reads what is stored about the person with email or
+	// wallet (exactly one non-empty): the person, their enrollments (only
+	// tenantID's when it is not ""), their sessions without decisions.
+	// ErrNotFound when nobody has the identifier, or when tenantID has no
+	// enrollment of them.
+	PersonRecord(ctx context.Context, email, wallet, tenantID string) (PersonRecord, error)
+	// QueueOrphanDeletion queues a provider session for deletion when the
+	// person it was created for no longer exists (erased while the create
+	// ran); queued reports whether it did.
+	QueueOrphanDeletion(ctx context.Context, sessionID, personID string, now time.Time) (queued bool, err error)
+	// ClaimDiditDeletions leases up to limit queued deletions due by due
+	// whose lease (if any) lapsed by now, to token until leaseUntil: no
+	// deletion goes to two claimers.
+	ClaimDiditDeletions(ctx context.Context, c DeletionClaim) ([]DiditDeletion, error)
+	// FinishDiditDeletion records an attempt while token holds its lease:
+	// a done deletion leaves the queue; a failed one is due again at
+	// o.NextAt with its error kept.
+	FinishDiditDeletion(ctx context.Context, o DeletionOutcome) error
+	// DiditDeletions lists the queue, oldest first.
+	DiditDeletions(ctx context.Context) ([]DiditDeletion, error)
+
 	// Prune deletes rows no rule needs any more; it returns how many.
 	Prune(ctx context.Context, p PruneBefore) (int64, error)
 
@@ -290,4 +313,57 @@ type Tx interface {
 	// Emit writes outbox events, and their deliveries to the tenants'
 	// subscribed endpoints, in this transaction.
 	Emit(ctx context.Context, events []OutboxEvent) error
+
+	// EnrollmentsOf lists the person's enrollments at every tenant.
+	EnrollmentsOf(ctx context.Context, personID string) ([]Enrollment, error)
+	// EraseTraces deletes the person's enrollments in sc's scope and what
+	// is kept there under the person's email or wallet: codes and send
+	// histories, challenges, idempotent answers, outbox events and their
+	// deliveries, and other enrollments' pending links to the email. It
+	// returns how many enrollments it deleted.
+	EraseTraces(ctx context.Context, sc ErasureScope) (int, error)
+	// ErasePerson deletes the person with their sessions, the sessions'
+	// webhook keys and their creation claims (giving back a claim's quota
+	// unit), and queues each session's deletion at the provider under
+	// lease. Call it after EraseTraces without a tenant. It returns the
+	// session ids. ErrRace when a row referring to the person appeared
+	// meanwhile.
+	ErasePerson(ctx context.Context, personID string, lease DeletionClaim) ([]string, error)
+}
+
+// ErasureScope is what an erasure removes: the person's rows at TenantID,
+// or at every tenant when it is "". Subjects are the keyed hashes
+// (Service.erasureSubject) of Email and Wallet, which idempotency rows
+// carry.
+type ErasureScope struct {
+	TenantID      string
+	PersonID      string
+	Email, Wallet string
+	Subjects      []string
+}
+
+// DiditDeletion is one queued deletion of a session at the provider.
+type DiditDeletion struct {
+	SessionID string
+	QueuedAt  time.Time
+	Attempts  int
+	NextAt    time.Time
+	LastError string
+}
+
+// DeletionClaim leases queued deletions: Token holds them until Until.
+type DeletionClaim struct {
+	Token string
+	Now   time.Time
+	Due   time.Time // claim deletions due by then
+	Until time.Time
+	Limit int
+}
+
+// DeletionOutcome is one deletion attempt's result.
+type DeletionOutcome struct {
+	SessionID, Token string
+	Done             bool
+	Error            string
+	NextAt           time.Time
 }

@@ -23,8 +23,11 @@ var WebhookEventTypes = []string{EventSessionCreated, EventStatusUpdated, EventE
 // leave it behind for a change that rolled back; Body is the exact JSON
 // every attempt sends.
 type OutboxEvent struct {
-	ID        string // msg_…: the webhook-id of every attempt
-	TenantID  string
+	ID       string // msg_…: the webhook-id of every attempt
+	TenantID string
+	// PersonID is the person the event is about (its body names their
+	// identifiers): an erasure deletes the person's events by it.
+	PersonID  string
 	Type      string
 	Body      []byte
 	CreatedAt time.Time
@@ -93,7 +96,7 @@ type walletVerifiedData struct {
 }
 
 // newEvent builds one event's row: its id and its body, fixed now.
-func newEvent(tenantID, typ string, data any, now time.Time) OutboxEvent {
+func newEvent(e Enrollment, typ string, data any, now time.Time) OutboxEvent {
 	body, err := json.Marshal(struct {
 		Type      string `json:"type"`
 		Timestamp string `json:"timestamp"`
@@ -102,7 +105,7 @@ func newEvent(tenantID, typ string, data any, now time.Time) OutboxEvent {
 	if err != nil {
 		panic("kyc: webhook event does not marshal: " + err.Error()) // only our own types go in
 	}
-	return OutboxEvent{ID: newID("msg_"), TenantID: tenantID, Type: typ, Body: body, CreatedAt: now}
+	return OutboxEvent{ID: newID("msg_"), TenantID: e.TenantID, PersonID: e.PersonID, Type: typ, Body: body, CreatedAt: now}
 }
 
 // sessionCreatedFanout tells every tenant that may see the person's new
@@ -117,7 +120,7 @@ func (s *Service) sessionCreatedFanout(sess Session) Fanout {
 			if !e.Verified() {
 				continue
 			}
-			out = append(out, newEvent(e.TenantID, EventSessionCreated,
+			out = append(out, newEvent(e, EventSessionCreated,
 				sessionCreatedData{SessionID: sess.ID, SessionURL: sess.URL, identifiers: idsOf(e)}, s.now()))
 		}
 		return out
@@ -143,7 +146,7 @@ func (s *Service) statusFanout(old, next Session) Fanout {
 			if err != nil {
 				continue // not verified here: it learns nothing
 			}
-			out = append(out, newEvent(e.TenantID, EventStatusUpdated,
+			out = append(out, newEvent(e, EventStatusUpdated,
 				statusUpdatedData{StatusData: StatusDataOf(res), identifiers: idsOf(e)}, s.now()))
 		}
 		return out
@@ -172,7 +175,7 @@ func (s *Service) emailVerifiedFanout() Fanout {
 	return func(a Audience) []OutboxEvent {
 		var out []OutboxEvent
 		for _, e := range a.Enrollments {
-			out = append(out, newEvent(e.TenantID, EventEmailVerified, idsOf(e), s.now()))
+			out = append(out, newEvent(e, EventEmailVerified, idsOf(e), s.now()))
 		}
 		return out
 	}

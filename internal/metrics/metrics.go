@@ -100,7 +100,7 @@ func New(pools map[string]*sql.DB) *Metrics {
 	for _, r := range []string{WebhookAccepted, WebhookBadSignature, WebhookTooLarge, WebhookBusy, WebhookIgnored, WebhookInvalid, WebhookFailed} {
 		m.webhooks.WithLabelValues(r)
 	}
-	for _, op := range []string{kyc.ProviderOpCreate, kyc.ProviderOpDecision} {
+	for _, op := range []string{kyc.ProviderOpCreate, kyc.ProviderOpDecision, kyc.ProviderOpDelete} {
 		m.providerErrors.WithLabelValues(op)
 	}
 	return m

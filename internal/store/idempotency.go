@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/kycgate/kycgate/internal/kyc"
 )
@@ -16,13 +17,13 @@ import (
 func (db *DB) ClaimIdempotencyKey(ctx context.Context, c kyc.IdempotencyClaim) (bool, kyc.IdempotencyRecord, error) {
 	var token string
 	err := db.w.QueryRowContext(ctx, `INSERT INTO idempotency_keys
-			(tenant_id, key_hash, fingerprint, token, lease_until, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
+			(tenant_id, key_hash, fingerprint, token, lease_until, expires_at, subjects) VALUES ($1, $2, $3, $4, $5, $6, $8)
 		ON CONFLICT (tenant_id, key_hash) DO UPDATE SET fingerprint = excluded.fingerprint, token = excluded.token,
-			lease_until = excluded.lease_until, expires_at = excluded.expires_at,
+			lease_until = excluded.lease_until, expires_at = excluded.expires_at, subjects = excluded.subjects,
 			status = 0, content_type = '', retry_after = '', body = ''
 		WHERE idempotency_keys.expires_at <= $7 OR (idempotency_keys.status = 0 AND idempotency_keys.lease_until <= $7)
 		RETURNING token`,
-		c.TenantID, c.KeyHash, c.Fingerprint, c.Token, ms(c.LeaseUntil), ms(c.ExpiresAt), ms(c.Now)).Scan(&token)
+		c.TenantID, c.KeyHash, c.Fingerprint, c.Token, ms(c.LeaseUntil), ms(c.ExpiresAt), ms(c.Now), subjectsCol(c.Subjects)).Scan(&token)
 	if err == nil {
 		return true, kyc.IdempotencyRecord{}, nil
 	}
@@ -75,4 +76,13 @@ func (db *DB) ReleaseIdempotencyKey(ctx context.Context, tenantID, keyHash, toke
 		return fmt.Errorf("store: release idempotency key: %w", err)
 	}
 	return nil
+}
+
+// subjectsCol frames keyed hashes as ",h1,h2," ("" when none), so one
+// LIKE '%,h,%' finds a row naming h.
+func subjectsCol(hashes []string) string {
+	if len(hashes) == 0 {
+		return ""
+	}
+	return "," + strings.Join(hashes, ",") + ","
 }

@@ -173,6 +173,10 @@ func (t *txn) MergePerson(ctx context.Context, from, into string, now time.Time)
 	if _, err := t.tx.ExecContext(ctx, `UPDATE enrollments SET person_id = $2 WHERE person_id = $1`, from, into); err != nil {
 		return fail(err)
 	}
+	// Events about from are about into now: an erasure of into finds them.
+	if _, err := t.tx.ExecContext(ctx, `UPDATE outbox_events SET person_id = $2 WHERE person_id = $1`, from, into); err != nil {
+		return fail(err)
+	}
 	// The lapsed claim goes with the quota unit its dead holder reserved:
 	// once the claim is gone, neither a sweep nor a take-over can find it.
 	if _, err := dropClaims(ctx, t.tx, t.pg, `person_id = $1 AND claimed_until <= $2`, from, ms(now)); err != nil {

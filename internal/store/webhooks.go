@@ -21,10 +21,10 @@ const subscribed = `tenant_id = $2 AND disabled_at IS NULL
 // without webhooks costs the change one cheap read per event.
 func emit(ctx context.Context, tx *sql.Tx, events []kyc.OutboxEvent) error {
 	for _, ev := range events {
-		res, err := tx.ExecContext(ctx, `INSERT INTO outbox_events (id, tenant_id, type, body, created_at)
-			SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS TEXT), CAST($4 AS TEXT), CAST($5 AS BIGINT)
+		res, err := tx.ExecContext(ctx, `INSERT INTO outbox_events (id, tenant_id, type, body, created_at, person_id)
+			SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS TEXT), CAST($4 AS TEXT), CAST($5 AS BIGINT), CAST($6 AS TEXT)
 			WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE `+subscribed+`)`,
-			ev.ID, ev.TenantID, ev.Type, string(ev.Body), ms(ev.CreatedAt))
+			ev.ID, ev.TenantID, ev.Type, string(ev.Body), ms(ev.CreatedAt), nullStr(ev.PersonID))
 		if err != nil {
 			return fmt.Errorf("store: write outbox event: %w", err)
 		}

@@ -54,14 +54,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		respond(w, http.StatusUnauthorized, "unauthorized", "Missing or invalid admin token")
 		return
 	}
-	h, pattern := s.mux.Handler(r)
-	if pattern == "" {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
 		// ServeMux's own 404 and 405 are plain text; the admin API
 		// answers in the envelope like the partner API.
 		respond(w, http.StatusNotFound, "not_found", "Route not found")
 		return
 	}
-	h.ServeHTTP(w, r)
+	s.mux.ServeHTTP(w, r) // routes again, setting the path's values on r
 }
 
 // authorized compares hashes of the token and the presented one, so the

@@ -129,7 +129,9 @@ func TestAdminAPIWalk(t *testing.T) {
 			MonthlyQuota       int    `json:"monthly_quota"`
 			RateLimitPerMinute int    `json:"rate_limit_per_minute"`
 		} `json:"tenant"`
-		Key    struct{ KeyID string `json:"key_id"` } `json:"key"`
+		Key struct {
+			KeyID string `json:"key_id"`
+		} `json:"key"`
 		APIKey string `json:"api_key"`
 	}
 	f.do("POST", "/admin/v1/tenants", `{"name":"Acme","monthly_quota":5}`).want(t, 201, "ok").data(t, &created)
@@ -142,7 +144,9 @@ func TestAdminAPIWalk(t *testing.T) {
 	tp := "/admin/v1/tenants/" + created.Tenant.ID
 
 	var list struct {
-		Tenants []struct{ ID string `json:"tenant_id"` } `json:"tenants"`
+		Tenants []struct {
+			ID string `json:"tenant_id"`
+		} `json:"tenants"`
 	}
 	f.do("GET", "/admin/v1/tenants", "").want(t, 200, "ok").data(t, &list)
 	if len(list.Tenants) != 1 || list.Tenants[0].ID != created.Tenant.ID {
@@ -175,7 +179,9 @@ func TestAdminAPIWalk(t *testing.T) {
 	}
 
 	var added struct {
-		Key    struct{ KeyID string `json:"key_id"` } `json:"key"`
+		Key struct {
+			KeyID string `json:"key_id"`
+		} `json:"key"`
 		APIKey string `json:"api_key"`
 	}
 	f.do("POST", tp+"/keys", "").want(t, 201, "ok").data(t, &added)

@@ -178,16 +178,15 @@ func TestAdminAPIWalk(t *testing.T) {
 		t.Errorf("unlimited quota has sessions_remaining %d", *usage.Remaining)
 	}
 
-	var added struct {
-		Key struct {
-			KeyID string `json:"key_id"`
-		} `json:"key"`
-		APIKey string `json:"api_key"`
-	}
-	f.do("POST", tp+"/keys", "").want(t, 201, "ok").data(t, &added)
-	f.do("DELETE", tp+"/keys/"+created.Key.KeyID, "").want(t, 200, "ok")
-	f.do("DELETE", tp+"/keys/"+created.Key.KeyID, "").want(t, 404, "not_found")
-	if _, _, err := f.svc.Authenticate(t.Context(), created.APIKey); err == nil {
+	walkKeys(t, f, tp, created.Key.KeyID, created.APIKey)
+	walkWebhooks(t, f, tp)
+}
+
+func walkKeys(t *testing.T, f *fixture, tp, keyID, plain string) {
+	f.do("POST", tp+"/keys", "").want(t, 201, "ok")
+	f.do("DELETE", tp+"/keys/"+keyID, "").want(t, 200, "ok")
+	f.do("DELETE", tp+"/keys/"+keyID, "").want(t, 404, "not_found")
+	if _, _, err := f.svc.Authenticate(t.Context(), plain); err == nil {
 		t.Error("the revoked key still authenticates")
 	}
 	var keys struct {
@@ -200,7 +199,6 @@ func TestAdminAPIWalk(t *testing.T) {
 	if len(keys.Keys) != 2 || keys.Keys[0].Revoked == "" || keys.Keys[1].Revoked != "" {
 		t.Errorf("keys = %+v", keys)
 	}
-	walkWebhooks(t, f, tp)
 }
 
 func walkWebhooks(t *testing.T, f *fixture, tp string) {

@@ -32,7 +32,6 @@ const (
 	codePayloadTooLarge = "payload_too_large"
 	codeNotFound        = "not_found"
 	codeMethodNotAllow  = "method_not_allowed"
-	codeConflict        = "conflict"
 	codeServerError     = "server_error"
 	msgServerError      = "Server failed, try again later"
 )
@@ -155,8 +154,6 @@ func (a API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae = &apiError{code: kycStatus[ke.Code], status: ke.Code, msg: ke.Message}
 	case errors.Is(err, kyc.ErrNotFound):
 		ae = &apiError{code: 404, status: codeNotFound, msg: "Not found"}
-	case errors.Is(err, kyc.ErrConflict):
-		ae = &apiError{code: 409, status: codeConflict, msg: "Changed meanwhile, try again"}
 	default:
 		ae = &apiError{code: 500, status: codeServerError, msg: msgServerError}
 		a.Log.ErrorContext(r.Context(), "admin request failed", "request_id", kyc.RequestIDOf(r.Context()),

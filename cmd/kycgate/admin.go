@@ -10,7 +10,9 @@ import (
 
 	adminapi "github.com/kycgate/kycgate/internal/admin"
 	"github.com/kycgate/kycgate/internal/config"
+	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/metrics"
+	"github.com/kycgate/kycgate/internal/webhook"
 )
 
 // adminListener is the operator's listener (KYCGATE_ADMIN_ADDR); a nil
@@ -20,11 +22,11 @@ type adminListener struct {
 	ln  net.Listener
 }
 
-// listenAdmin opens the admin listener with its routes mounted, or returns
-// nil when it is off.
-func listenAdmin(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*adminListener, error) {
+// listenAdmin opens the admin listener with /metrics and the admin API
+// mounted, or returns nil when it is off.
+func listenAdmin(cfg config.Config, log *slog.Logger, m *metrics.Metrics, svc *kyc.Service) (*adminListener, error) {
 	if cfg.AdminAddr == "" {
-		log.Info("admin listener off (KYCGATE_ADMIN_ADDR=off): no /metrics")
+		log.Info("admin listener off (KYCGATE_ADMIN_ADDR=off): no /metrics, no admin API")
 		return nil, nil
 	}
 	ln, err := net.Listen("tcp", cfg.AdminAddr)
@@ -33,6 +35,8 @@ func listenAdmin(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*admi
 	}
 	h := adminapi.New(cfg.AdminToken)
 	h.Handle("GET /metrics", m.Handler())
+	h.MountAPI(adminapi.API{Service: svc, Log: log.With("component", "admin"),
+		CheckWebhookURL: func(u string) error { return webhook.CheckURL(u, cfg.WebhookAllowPrivate) }})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

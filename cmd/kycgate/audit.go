@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
-	"github.com/kycgate/kycgate/internal/store"
 )
 
 // auditCommands read and check the audit log (docs/audit.md).
@@ -63,7 +62,7 @@ func auditList(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if f.Limit < 1 || f.Limit > 1000 {
 			return errors.New("audit list: --limit must be between 1 and 1000")
 		}
-		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
 			entries, err := svc.AuditLog(ctx, f)
 			if err != nil {
 				return err
@@ -155,7 +154,7 @@ func auditVerify(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 	a := newAdmin(fs, cio)
 	tenantID := fs.String("tenant", "", "check only this tenant's chain")
 	return func(ctx context.Context) error {
-		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
 			v, err := svc.VerifyAudit(ctx, *tenantID)
 			if err != nil {
 				return err

@@ -65,7 +65,7 @@ func TestCLIHelp(t *testing.T) {
 // lists them.
 func TestCLIGroups(t *testing.T) {
 	t.Parallel()
-	all := []string{"serve", "migrate", "version", "didit-sim", "tenant create", "tenant list", "tenant key add",
+	all := []string{"serve", "migrate", "version", "didit-sim", "tenant create", "tenant list", "tenant show", "tenant key add",
 		"tenant key list", "tenant key revoke", "tenant set-quota", "tenant set-products"}
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
 		out, _, _, err := cliRun(t, args...)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
-	"github.com/kycgate/kycgate/internal/store"
 )
 
 // personCommands are `kycgate person …`: what kycgate holds about a
@@ -82,7 +81,7 @@ func personShow(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 	pf := newPersonFlags(fs)
 	return func(ctx context.Context) error {
 		ctx = cliActor(ctx)
-		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
 			p, err := svc.LookupPerson(ctx, pf.query())
 			if err != nil {
 				return personError("person show", pf.query(), err)
@@ -139,7 +138,7 @@ func personErase(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 	pf := newPersonFlags(fs)
 	return func(ctx context.Context) error {
 		ctx = cliActor(ctx)
-		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
 			rep, err := svc.ErasePerson(ctx, pf.query())
 			if err != nil {
 				return personError("person erase", pf.query(), err)
@@ -185,7 +184,7 @@ func personErasures(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 	retry := fs.Bool("retry", false, "try every pending deletion now, before listing what is left")
 	return func(ctx context.Context) error {
 		ctx = cliActor(ctx)
-		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
 			if *retry {
 				for {
 					d, f, err := svc.RetryDiditDeletions(ctx, true)

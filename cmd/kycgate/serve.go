@@ -203,7 +203,7 @@ func newProvider(cfg config.Config, log *slog.Logger, at where, mounts map[strin
 // finish. The admin listener (reg's /metrics) serves beside it and stops
 // after it, so the drain can be watched.
 func serveUntilDone(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, at where, api *httpapi.Server, svc *kyc.Service, reg *metrics.Metrics) error {
-	adm, err := listenAdmin(cfg, log, reg)
+	adm, err := listenAdmin(cfg, log, reg, svc)
 	if err != nil {
 		return err
 	}

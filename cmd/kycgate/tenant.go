@@ -11,17 +11,17 @@ import (
 	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
-	"github.com/kycgate/kycgate/internal/store"
 )
 
 // tenantCommands are the partner administration commands. Each opens the
 // database named by the configuration, and what it changes is audited as
 // the command line's doing.
 func tenantCommands() []command {
-	cs := append([]command{
+	return append([]command{
 		{path: "tenant create", args: "--name NAME [--quota N] [--rate-limit-per-minute N] [--json]",
 			summary: "create a tenant (a partner app) and its first API key, shown once", setup: tenantCreate},
 		{path: "tenant list", args: "[--json]", summary: "list the tenants", setup: tenantList},
+		{path: "tenant show", args: "--tenant ID [--json]", summary: "a tenant's settings and this month's usage (sessions against quota, codes sent)", setup: tenantShow},
 		{path: "tenant key add", args: "--tenant ID [--json]", summary: "add an API key to a tenant, shown once", setup: keyAdd},
 		{path: "tenant key list", args: "--tenant ID [--json]", summary: "list a tenant's API keys (their prefixes, never the keys)", setup: keyList},
 		{path: "tenant key revoke", args: "--tenant ID --key KEY_ID [--json]", summary: "revoke an API key at once", setup: keyRevoke},
@@ -29,16 +29,6 @@ func tenantCommands() []command {
 			summary: "change a tenant's monthly session quota and per-key rate limit", setup: setQuota},
 		{path: "tenant set-products", args: "--tenant ID --kyc on|off [--json]", summary: "enable or disable the kyc product", setup: setProducts},
 	}, append(webhookCommands(), append(auditCommands(), personCommands()...)...)...)
-	for i := range cs {
-		setup := cs[i].setup
-		cs[i].setup = func(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
-			action := setup(fs, cio)
-			return func(ctx context.Context) error {
-				return action(kyc.WithActor(ctx, kyc.Actor{Kind: kyc.ActorCLI}))
-			}
-		}
-	}
-	return cs
 }
 
 // admin is what every tenant command shares: the --json flag, and the
@@ -52,14 +42,16 @@ func newAdmin(fs *flag.FlagSet, cio cliIO) *admin {
 	return &admin{cio: cio, asJSON: fs.Bool("json", false, "print JSON")}
 }
 
-// with opens the service for fn and closes it after.
-func (a *admin) with(ctx context.Context, fn func(*kyc.Service, *store.DB) error) error {
+// with opens the service for fn and closes it after. fn gets only the
+// service: the CLI changes and reads state through the same kyc methods
+// as the admin API, and the audit log names it as the actor.
+func (a *admin) with(ctx context.Context, fn func(context.Context, *kyc.Service) error) error {
 	svc, db, err := openService(ctx, a.cio.getenv)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	return fn(svc, db)
+	return fn(kyc.WithActor(ctx, kyc.Actor{Kind: kyc.ActorCLI}), svc)
 }
 
 // out prints v as JSON under --json, text otherwise.
@@ -101,7 +93,7 @@ func tenantCreate(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if err := required("tenant create", name)("name"); err != nil {
 			return err
 		}
-		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
 			t, key, err := svc.CreateTenant(ctx, kyc.NewTenant{Name: *name, MonthlyQuota: quota.ptr(), RatePerMinute: rate.ptr()})
 			if err != nil {
 				return err
@@ -115,8 +107,8 @@ func tenantCreate(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 func tenantList(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 	a := newAdmin(fs, cio)
 	return func(ctx context.Context) error {
-		return a.with(ctx, func(_ *kyc.Service, db *store.DB) error {
-			ts, err := db.ListTenants(ctx)
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
+			ts, err := svc.ListTenants(ctx)
 			if err != nil {
 				return err
 			}
@@ -129,6 +121,32 @@ func tenantList(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 				fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\n", t.ID, t.Name, t.KYCEnabled, t.MonthlyQuota, t.RateLimitPerMinute)
 			}
 			return tw.Flush()
+		})
+	}
+}
+
+func tenantShow(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
+	a := newAdmin(fs, cio)
+	tenantID := fs.String("tenant", "", "tenant id (required)")
+	return func(ctx context.Context) error {
+		if err := required("tenant show", tenantID)("tenant"); err != nil {
+			return err
+		}
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
+			t, u, err := svc.TenantWithUsage(ctx, *tenantID)
+			if err != nil {
+				return notFound(err, fmt.Sprintf("tenant %s not found", *tenantID))
+			}
+			quota := "unlimited"
+			if t.MonthlyQuota > 0 {
+				quota = fmt.Sprint(t.MonthlyQuota)
+			}
+			return a.out(map[string]any{"tenant_id": t.ID, "name": t.Name, "kyc_enabled": t.KYCEnabled,
+				"monthly_quota": t.MonthlyQuota, "rate_limit_per_minute": t.RateLimitPerMinute,
+				"created_at": t.CreatedAt.UTC().Format(time.RFC3339), "month": u.Month,
+				"sessions": u.Sessions, "codes_sent": u.CodesSent},
+				fmt.Sprintf("tenant_id:   %s\nname:        %s\nkyc:         %v\nquota/month: %s\nrate/min:    %d\ncreated:     %s\n%s:     %d sessions, %d codes sent",
+					t.ID, t.Name, t.KYCEnabled, quota, t.RateLimitPerMinute, t.CreatedAt.UTC().Format(time.RFC3339), u.Month, u.Sessions, u.CodesSent))
 		})
 	}
 }
@@ -156,7 +174,7 @@ func keyAdd(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if err := required("tenant key add", tenantID)("tenant"); err != nil {
 			return err
 		}
-		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
 			k, plain, err := svc.AddAPIKey(ctx, *tenantID)
 			if err != nil {
 				return notFound(err, fmt.Sprintf("tenant %s not found", *tenantID))
@@ -174,10 +192,10 @@ func keyList(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if err := required("tenant key list", tenantID)("tenant"); err != nil {
 			return err
 		}
-		return a.with(ctx, func(_ *kyc.Service, db *store.DB) error {
-			keys, err := db.ListAPIKeys(ctx, *tenantID)
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
+			keys, err := svc.ListAPIKeys(ctx, *tenantID)
 			if err != nil {
-				return err
+				return notFound(err, fmt.Sprintf("tenant %s not found", *tenantID))
 			}
 			type row struct {
 				ID        string `json:"key_id"`
@@ -214,7 +232,7 @@ func keyRevoke(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if err := required("tenant key revoke", tenantID, keyID)("tenant", "key"); err != nil {
 			return err
 		}
-		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
 			if err := svc.RevokeAPIKey(ctx, *tenantID, *keyID); err != nil {
 				return notFound(err, fmt.Sprintf("no active key %s for tenant %s", *keyID, *tenantID))
 			}
@@ -236,8 +254,8 @@ func setQuota(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if !quota.set && !rate.set {
 			return errors.New("tenant set-quota: give --quota and/or --rate-limit-per-minute")
 		}
-		return a.with(ctx, func(_ *kyc.Service, db *store.DB) error {
-			if err := db.UpdateTenantLimits(ctx, *tenantID, quota.ptr(), rate.ptr()); err != nil {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
+			if err := svc.UpdateTenantLimits(ctx, *tenantID, kyc.TenantLimits{MonthlyQuota: quota.ptr(), RatePerMinute: rate.ptr()}); err != nil {
 				return notFound(err, fmt.Sprintf("tenant %s not found", *tenantID))
 			}
 			return a.out(map[string]string{"updated": *tenantID}, "updated "+*tenantID)
@@ -256,8 +274,8 @@ func setProducts(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if *kycOn != "on" && *kycOn != "off" {
 			return errors.New("tenant set-products: --kyc must be on or off")
 		}
-		return a.with(ctx, func(_ *kyc.Service, db *store.DB) error {
-			if err := db.SetKYCEnabled(ctx, *tenantID, *kycOn == "on"); err != nil {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
+			if err := svc.SetKYCEnabled(ctx, *tenantID, *kycOn == "on"); err != nil {
 				return notFound(err, fmt.Sprintf("tenant %s not found", *tenantID))
 			}
 			return a.out(map[string]any{"updated": *tenantID, "kyc": *kycOn == "on"}, "updated "+*tenantID)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/kycgate/kycgate/internal/config"
 	"github.com/kycgate/kycgate/internal/kyc"
-	"github.com/kycgate/kycgate/internal/store"
 	"github.com/kycgate/kycgate/internal/webhook"
 )
 
@@ -58,7 +57,7 @@ func webhookAdd(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if err != nil {
 			return fmt.Errorf("tenant webhook add: --events: %w", err)
 		}
-		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
 			ep, secret, err := svc.AddWebhookEndpoint(ctx, *tenantID, *url, types)
 			if err != nil {
 				return webhookNotFound(err, "tenant", *tenantID)
@@ -76,10 +75,10 @@ func webhookList(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if err := required("tenant webhook list", tenantID)("tenant"); err != nil {
 			return err
 		}
-		return a.with(ctx, func(_ *kyc.Service, db *store.DB) error {
-			eps, err := db.ListWebhookEndpoints(ctx, *tenantID)
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
+			eps, err := svc.ListWebhookEndpoints(ctx, *tenantID)
 			if err != nil {
-				return err
+				return webhookNotFound(err, "tenant", *tenantID)
 			}
 			return printEndpoints(cio.stdout, eps, *a.asJSON)
 		})
@@ -94,7 +93,7 @@ func webhookRemove(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if err := required("tenant webhook remove", tenantID, endpoint)("tenant", "endpoint"); err != nil {
 			return err
 		}
-		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
 			if err := svc.RemoveWebhookEndpoint(ctx, *tenantID, *endpoint); err != nil {
 				return webhookNotFound(err, "endpoint "+*endpoint, *tenantID)
 			}
@@ -111,7 +110,7 @@ func webhookRotate(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if err := required("tenant webhook rotate-secret", tenantID, endpoint)("tenant", "endpoint"); err != nil {
 			return err
 		}
-		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
 			secret, err := svc.RotateWebhookSecret(ctx, *tenantID, *endpoint)
 			if err != nil {
 				return webhookNotFound(err, "endpoint "+*endpoint, *tenantID)
@@ -131,13 +130,10 @@ func webhookDeliveries(fs *flag.FlagSet, cio cliIO) func(context.Context) error 
 		if err := required("tenant webhook deliveries", tenantID, endpoint)("tenant", "endpoint"); err != nil {
 			return err
 		}
-		return a.with(ctx, func(_ *kyc.Service, db *store.DB) error {
-			if _, err := db.WebhookEndpoint(ctx, *tenantID, *endpoint); err != nil {
-				return webhookNotFound(err, "endpoint "+*endpoint, *tenantID)
-			}
-			recs, err := db.ListDeliveries(ctx, *tenantID, *endpoint, max(*limit, 1))
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
+			recs, err := svc.Deliveries(ctx, *tenantID, *endpoint, *limit)
 			if err != nil {
-				return err
+				return webhookNotFound(err, "endpoint "+*endpoint, *tenantID)
 			}
 			return printDeliveries(cio.stdout, recs, *a.asJSON)
 		})
@@ -153,7 +149,7 @@ func webhookRedeliver(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if err := required("tenant webhook redeliver", tenantID, event)("tenant", "event"); err != nil {
 			return err
 		}
-		return a.with(ctx, func(svc *kyc.Service, _ *store.DB) error {
+		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
 			n, err := svc.Redeliver(ctx, *tenantID, *event, *endpoint)
 			if err != nil {
 				return webhookNotFound(err, "event "+*event, *tenantID)

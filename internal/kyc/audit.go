@@ -153,12 +153,16 @@ const (
 	AuditSessionCreated    = "session.created"
 	AuditSessionStatus     = "session.status_changed"
 	AuditTenantCreated     = "tenant.created"
+	AuditTenantLimits      = "tenant.limits_changed"
+	AuditTenantProducts    = "tenant.products_changed"
 	AuditKeyAdded          = "api_key.added"
 	AuditKeyRevoked        = "api_key.revoked"
 	AuditEndpointAdded     = "webhook_endpoint.added"
 	AuditEndpointRemoved   = "webhook_endpoint.removed"
 	AuditEndpointRotated   = "webhook_endpoint.secret_rotated"
 	AuditWebhookRedelivery = "webhook.redelivered"
+	AuditPersonErased      = "person.erased"
+	AuditEnrollmentErased  = "enrollment.erased"
 )
 
 // AuditStore keeps the audit log. Entries are appended unsealed and

@@ -173,9 +173,9 @@ func (s *Service) ErasePerson(ctx context.Context, q PersonQuery) (ErasureReport
 	if err != nil {
 		return ErasureReport{}, err
 	}
-	action := "enrollment.erased"
+	action := AuditEnrollmentErased
 	if done.report.PersonErased {
-		action = "person.erased"
+		action = AuditPersonErased
 	}
 	for _, t := range done.tenants {
 		s.audit(ctx, t, action, "", "ok") // no subject: the entry must not name the person

@@ -22,6 +22,12 @@ type Store interface {
 	RevokeAPIKey(ctx context.Context, tenantID, keyID string, at time.Time) error
 	UpdateTenantLimits(ctx context.Context, tenantID string, quota, ratePerMinute *int) error
 	SetKYCEnabled(ctx context.Context, tenantID string, enabled bool) error
+	// Tenant finds a tenant by id; ErrNotFound if none.
+	Tenant(ctx context.Context, id string) (Tenant, error)
+	// MonthUsage is the tenant's quota units taken (sessions created or
+	// being created) and codes mailed (ConfirmOTP counts them, in the
+	// month of the send's time in UTC) in month ("2006-01").
+	MonthUsage(ctx context.Context, tenantID, month string) (MonthUsage, error)
 	// TenantByKeyHash finds the tenant owning an unrevoked key.
 	TenantByKeyHash(ctx context.Context, hash string) (Tenant, error)
 	// RehashAPIKey finds the tenant owning an unrevoked key stored under
@@ -63,7 +69,8 @@ type Store interface {
 	// delivery costs the address nothing.
 	DropOTP(ctx context.Context, c CodeRef, codeHash string, sentAt time.Time) error
 	// ConfirmOTP ends the delivery lease of the send made at sentAt: it
-	// counts in the limits for good. Until then, a send whose lease lapsed
+	// counts in the limits for good, and once in the tenant's codes mailed
+	// that month (MonthUsage). Until then, a send whose lease lapsed
 	// (its process died mid-delivery) blocks nothing, and the next send
 	// takes its place.
 	ConfirmOTP(ctx context.Context, c CodeRef, sentAt time.Time) error

@@ -102,12 +102,40 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 // mail was accepted (or may have been): from then on it counts in the
 // limits for good. Nothing happens if a later send already replaced it.
 func (db *DB) ConfirmOTP(ctx context.Context, c kyc.CodeRef, sentAt time.Time) error {
-	if _, err := db.w.ExecContext(ctx, `UPDATE otp_sends SET delivering_until = NULL
-		WHERE tenant_id = $1 AND address = $2 AND sent1 = $3`, c.TenantID, c.Address, ms(sentAt)); err != nil {
+	month := sentAt.UTC().Format("2006-01")
+	var err error
+	if db.dialect == Postgres {
+		_, err = db.w.ExecContext(ctx, `WITH c AS (`+confirmSend+` RETURNING tenant_id)
+			`+countCodeSent+` SELECT tenant_id, $4, 1 FROM c `+countCodeSentConflict, c.TenantID, c.Address, ms(sentAt), month)
+	} else {
+		err = db.tx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, confirmSend, c.TenantID, c.Address, ms(sentAt))
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return nil
+			}
+			_, err = tx.ExecContext(ctx, countCodeSent+` VALUES ($1, $2, 1) `+countCodeSentConflict, c.TenantID, month)
+			return err
+		})
+	}
+	if err != nil {
 		return fmt.Errorf("store: confirm otp: %w", err)
 	}
 	return nil
 }
+
+// confirmSend ends the lease of the send made at $3 if it still has one,
+// so a send is confirmed, and counted in codes_sent, once.
+const confirmSend = `UPDATE otp_sends SET delivering_until = NULL
+	WHERE tenant_id = $1 AND address = $2 AND sent1 = $3 AND delivering_until IS NOT NULL`
+
+// countCodeSent adds one to a tenant's codes mailed in a month (UTC).
+const (
+	countCodeSent         = `INSERT INTO codes_sent (tenant_id, month, sent)`
+	countCodeSentConflict = `ON CONFLICT (tenant_id, month) DO UPDATE SET sent = codes_sent.sent + 1`
+)
 
 // giveBackSend takes the send made at $3 out of the address's limits, if
 // it is still the newest: the older sends move up a place, and the gap

@@ -65,6 +65,9 @@ func TestErasePersonE2E(t *testing.T) {
 	if err != nil || !strings.Contains(out, id) || strings.Contains(out, simDefaultIP.IPAddress) {
 		t.Fatalf("person show: %s %v", out, err)
 	}
+	if got := r.in.adminCall("GET", "/admin/v1/people?email="+email, "", ""); got.Code != 200 || !strings.Contains(string(got.Raw), id) {
+		t.Fatalf("admin lookup before erasure: %d %s", got.Code, got.Raw)
+	}
 	stranger := r.in.call("GET", "/kyc/status?email=never@example.com", key, nil)
 
 	rep, err := r.erase(t, "--email", "GONE@example.com")
@@ -88,6 +91,17 @@ func TestErasePersonE2E(t *testing.T) {
 	}
 	if out, err := r.in.cli("person", "erasures"); err != nil || !strings.Contains(out, "no Didit deletions pending") {
 		t.Fatalf("person erasures: %q, %v", out, err)
+	}
+	if got := r.in.adminCall("GET", "/admin/v1/people?email="+email, "", ""); got.Code != 404 || got.Env.Status != "not_found" {
+		t.Fatalf("admin lookup after erasure: %d %s", got.Code, got.Raw)
+	}
+	// The chain still verifies, records both erasures, and names nobody.
+	if out, err := r.in.cli("audit", "verify"); err != nil || !strings.Contains(out, "every chain holds") {
+		t.Fatalf("audit verify after erasure: %q, %v", out, err)
+	}
+	out, err = r.in.cli("audit", "list", "--action", "person.erased", "--json")
+	if err != nil || strings.Count(out, `"person.erased"`) != 2 || strings.Contains(strings.ToLower(out), "gone@") {
+		t.Fatalf("audit list of erasures: %q, %v", out, err)
 	}
 }
 

@@ -72,12 +72,21 @@ func tableTexts(t *testing.T, db *store.DB) map[string][]string {
 }
 
 // naming lists the rows (as "table: row") that contain any of names.
+//
+// The audit log's session subjects (session:<id>) are the one exception,
+// documented in docs/erasure.md: they say which key created which session,
+// and once the session is gone here and at Didit its id leads nowhere.
 func naming(texts map[string][]string, names ...string) []string {
 	var out []string
 	for tb, rows := range texts {
 		for _, r := range rows {
+			r = strings.ToLower(r)
 			for _, n := range names {
-				if n != "" && strings.Contains(strings.ToLower(r), strings.ToLower(n)) {
+				n = strings.ToLower(n)
+				if tb == "audit_log" {
+					r = strings.ReplaceAll(r, "|session:"+n+"|", "|session:…|")
+				}
+				if n != "" && strings.Contains(r, n) {
 					out = append(out, tb+": "+r)
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
@@ -42,17 +43,96 @@ func scanAudits(rows *sql.Rows, what string) ([]kyc.AuditEntry, error) {
 	return out, nil
 }
 
-// AppendAudit is one INSERT, outside any transaction of the change it
-// reports: it takes no lock another request waits for beyond the
+// AppendAudit writes e and returns once it is committed. Entries that
+// arrive while another batch is being written are written together, in
+// one multi-row INSERT, by whichever caller finds the writer idle: every
+// state change would otherwise pay one more commit (on SQLite, one more
+// turn of the single writer), and under load that commit is most of the
+// cost (BENCHMARKS.md, "Audit log"). It runs outside the change's own
+// transaction and takes no lock another request waits for beyond the
 // insert's own.
 func (db *DB) AppendAudit(ctx context.Context, e kyc.AuditEntry) error {
-	if _, err := db.w.ExecContext(ctx, `INSERT INTO audit_log (tenant_id, at, actor, action, subject, result, request_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		e.TenantID, ms(e.At), e.Actor, e.Action, e.Subject, e.Result, e.RequestID); err != nil {
-		db.NoteFault(err)
-		return fmt.Errorf("store: append audit entry: %w", err)
+	done := make(chan error, 1)
+	q := &db.audits
+	q.mu.Lock()
+	q.waiting = append(q.waiting, auditWaiter{e, done})
+	lead := !q.writing
+	q.writing = true
+	q.mu.Unlock()
+	if lead {
+		db.writeAudits(context.WithoutCancel(ctx))
 	}
-	return nil
+	return <-done
+}
+
+// auditQueue holds the entries waiting for the next batch.
+type auditQueue struct {
+	mu      sync.Mutex
+	waiting []auditWaiter
+	writing bool // a batch is being written: new entries wait for the next
+}
+
+type auditWaiter struct {
+	e    kyc.AuditEntry
+	done chan error
+}
+
+// auditBatchMax bounds one INSERT's parameters (7 per entry) well inside
+// both engines' limits.
+const auditBatchMax = 500
+
+// writeAudits writes one batch of what waits and answers its callers.
+// If more arrived meanwhile, a new goroutine writes the next batch, so
+// the caller that led this one is not held up by the ones after it.
+//
+// The batch is taken only once a connection is in hand: on SQLite the
+// wait is for the single writer, and every entry that arrived during it
+// rides along in the same commit.
+func (db *DB) writeAudits(ctx context.Context) {
+	conn, err := db.w.Conn(ctx)
+	q := &db.audits
+	q.mu.Lock()
+	n := min(len(q.waiting), auditBatchMax)
+	batch := q.waiting[:n:n]
+	q.waiting = q.waiting[n:]
+	q.mu.Unlock()
+
+	if err == nil {
+		err = insertAudits(ctx, conn, batch)
+		conn.Close()
+	}
+	if err != nil {
+		db.NoteFault(err)
+		err = fmt.Errorf("store: append %d audit entries: %w", len(batch), err)
+	}
+	for _, w := range batch {
+		w.done <- err
+	}
+
+	q.mu.Lock()
+	more := len(q.waiting) > 0
+	q.writing = more
+	q.mu.Unlock()
+	if more {
+		go db.writeAudits(ctx)
+	}
+}
+
+func insertAudits(ctx context.Context, conn *sql.Conn, batch []auditWaiter) error {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO audit_log (tenant_id, at, actor, action, subject, result, request_id) VALUES `)
+	args := make([]any, 0, 7*len(batch))
+	for i, w := range batch {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		n := len(args)
+		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+		e := w.e
+		args = append(args, e.TenantID, ms(e.At), e.Actor, e.Action, e.Subject, e.Result, e.RequestID)
+	}
+	_, err := conn.ExecContext(ctx, sb.String(), args...)
+	return err
 }
 
 // SealAudit runs in one transaction. On PostgreSQL it first takes an

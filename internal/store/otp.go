@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/kycgate/kycgate/internal/kyc"
@@ -106,7 +107,8 @@ func (db *DB) ConfirmOTP(ctx context.Context, c kyc.CodeRef, sentAt time.Time) e
 	var err error
 	if db.dialect == Postgres {
 		_, err = db.w.ExecContext(ctx, `WITH c AS (`+confirmSend+` RETURNING tenant_id)
-			`+countCodeSent+` SELECT tenant_id, $4, 1 FROM c `+countCodeSentConflict, c.TenantID, c.Address, ms(sentAt), month)
+			`+countCodeSent+` SELECT tenant_id, $4, $5, 1 FROM c `+countCodeSentConflict,
+			c.TenantID, c.Address, ms(sentAt), month, rand.IntN(codeSentShards))
 	} else {
 		err = db.tx(ctx, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, confirmSend, c.TenantID, c.Address, ms(sentAt))
@@ -116,7 +118,8 @@ func (db *DB) ConfirmOTP(ctx context.Context, c kyc.CodeRef, sentAt time.Time) e
 			if n, _ := res.RowsAffected(); n == 0 {
 				return nil
 			}
-			_, err = tx.ExecContext(ctx, countCodeSent+` VALUES ($1, $2, 1) `+countCodeSentConflict, c.TenantID, month)
+			_, err = tx.ExecContext(ctx, countCodeSent+` VALUES ($1, $2, $3, 1) `+countCodeSentConflict,
+				c.TenantID, month, rand.IntN(codeSentShards))
 			return err
 		})
 	}
@@ -131,10 +134,13 @@ func (db *DB) ConfirmOTP(ctx context.Context, c kyc.CodeRef, sentAt time.Time) e
 const confirmSend = `UPDATE otp_sends SET delivering_until = NULL
 	WHERE tenant_id = $1 AND address = $2 AND sent1 = $3 AND delivering_until IS NOT NULL`
 
-// countCodeSent adds one to a tenant's codes mailed in a month (UTC).
+// countCodeSent adds one to a tenant's codes mailed in a month (UTC), in
+// one of codeSentShards rows picked at random: one row per tenant would
+// make concurrent sends wait for each other's commit on its lock.
 const (
-	countCodeSent         = `INSERT INTO codes_sent (tenant_id, month, sent)`
-	countCodeSentConflict = `ON CONFLICT (tenant_id, month) DO UPDATE SET sent = codes_sent.sent + 1`
+	countCodeSent         = `INSERT INTO codes_sent (tenant_id, month, shard, sent)`
+	countCodeSentConflict = `ON CONFLICT (tenant_id, month, shard) DO UPDATE SET sent = codes_sent.sent + 1`
+	codeSentShards        = 16
 )
 
 // giveBackSend takes the send made at $3 out of the address's limits, if

@@ -44,6 +44,7 @@ type DB struct {
 	dialect Dialect
 	w, r    *sql.DB
 	ck      *checkpointer // SQLite only
+	audits  auditQueue
 
 	lastFault atomic.Int64 // Unix nanoseconds of the last storage fault (see Ready)
 }

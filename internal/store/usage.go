@@ -27,7 +27,7 @@ func (db *DB) MonthUsage(ctx context.Context, tenantID, month string) (kyc.Month
 	u := kyc.MonthUsage{Month: month}
 	err := db.r.QueryRowContext(ctx, `SELECT
 		COALESCE((SELECT used FROM quota_usage WHERE tenant_id = $1 AND month = $2), 0),
-		COALESCE((SELECT sent FROM codes_sent WHERE tenant_id = $1 AND month = $2), 0)`,
+		COALESCE((SELECT SUM(sent) FROM codes_sent WHERE tenant_id = $1 AND month = $2), 0)`,
 		tenantID, month).Scan(&u.Sessions, &u.CodesSent)
 	if err != nil {
 		return kyc.MonthUsage{}, fmt.Errorf("store: month usage: %w", err)

@@ -254,9 +254,9 @@ func TestAdminAPIRefusals(t *testing.T) {
 	}
 }
 
-// TestAdminAPIStubbedShapes: the people, erasure and audit routes answer
+// TestAdminAPIPeopleAndAuditShapes: the people, erasure and audit routes answer
 // in their documented shapes.
-func TestAdminAPIStubbedShapes(t *testing.T) {
+func TestAdminAPIPeopleAndAuditShapes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.do("GET", "/admin/v1/people?email=nobody@example.com", "").want(t, 404, "not_found")

@@ -240,11 +240,12 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, in OTPInput) error
 		s.obs.CodeSendFailed()
 		return err
 	}
-	if cerr := s.store.ConfirmOTP(after, t.code, now); cerr != nil {
+	rec := s.auditEntry(ctx, tenant.ID, AuditEmailCodeSent, email, "ok")
+	if cerr := s.store.ConfirmOTP(after, t.code, now, &rec); cerr != nil {
 		s.log.ErrorContext(ctx, "confirm otp send", "tenant", tenant.ID, "enrollment", t.enr.ID, "err", cerr)
+		s.appendAudit(ctx, rec) // the confirmation rolled back with it
 	}
 	s.obs.CodeSent()
-	s.audit(ctx, tenant.ID, AuditEmailCodeSent, email, "ok")
 	if err == nil {
 		s.log.InfoContext(ctx, "otp sent", "tenant", tenant.ID, "enrollment", t.enr.ID, "link", t.link(), "to", maskEmail(email))
 	}
@@ -335,32 +336,37 @@ func (s *Service) verifyOTP(ctx context.Context, tenant Tenant, in OTPInput) err
 		return NewError(CodeOTPMaxAttempts, "Max attempts reached, please request a new code")
 	}
 	// The attempt counted: the log has it, and how it ended.
-	err = s.useCode(ctx, tenant, email, in.Code, t, stored)
 	action := AuditEmailVerify
 	if t.link() {
 		action = AuditLinkVerify
 	}
-	s.audit(ctx, tenant.ID, action, email, auditResult(err))
+	audited, err := s.useCode(ctx, tenant, email, in.Code, t, stored, action)
+	if !audited {
+		s.audit(ctx, tenant.ID, action, email, auditResult(err))
+	}
 	return err
 }
 
 // useCode compares a counted attempt's code and, when it matches, uses it.
-func (s *Service) useCode(ctx context.Context, tenant Tenant, email, code string, t otpTarget, stored string) error {
+// audited reports that the use's audit entry (action, "ok") was written
+// with it.
+func (s *Service) useCode(ctx context.Context, tenant Tenant, email, code string, t otpTarget, stored, action string) (audited bool, err error) {
 	if !s.codeMatches(tenant.ID, email, strings.TrimSpace(code), stored) {
-		return errOTPInvalid
+		return false, errOTPInvalid
 	}
 	if t.link() {
-		return s.proveLink(ctx, tenant, t.code, stored)
+		return false, s.proveLink(ctx, tenant, t.code, stored)
 	}
-	used, err := s.store.ConsumeOTP(ctx, t.code, stored, s.emailVerifiedFanout())
+	rec := s.auditEntry(ctx, tenant.ID, action, email, "ok")
+	used, err := s.store.ConsumeOTP(ctx, t.code, stored, s.emailVerifiedFanout(), &rec)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !used { // a concurrent request with the same code won
-		return errOTPInvalid
+		return false, errOTPInvalid
 	}
 	s.log.InfoContext(ctx, "email verified", "tenant", tenant.ID, "enrollment", t.enr.ID)
-	return nil
+	return true, nil
 }
 
 var errOTPInvalid = NewError(CodeOTPInvalid, "Invalid code")

@@ -72,8 +72,9 @@ type Store interface {
 	// counts in the limits for good, and once in the tenant's codes mailed
 	// that month (MonthUsage). Until then, a send whose lease lapsed
 	// (its process died mid-delivery) blocks nothing, and the next send
-	// takes its place.
-	ConfirmOTP(ctx context.Context, c CodeRef, sentAt time.Time) error
+	// takes its place. rec, when not nil, is appended to the audit log in
+	// the same transaction, whether or not the send was still leased.
+	ConfirmOTP(ctx context.Context, c CodeRef, sentAt time.Time, rec *AuditEntry) error
 	// CountOTPAttempt counts one verification attempt before the compare.
 	// It only counts against a live, unexpired code with attempts left;
 	// otherwise it returns the reason without counting.
@@ -82,11 +83,14 @@ type Store interface {
 	// the address verified on the tenant's enrollment registered under it,
 	// in one transaction. ok=false when another request used it first.
 	// The enrollment it verifies (when it was not verified yet) is fan's
-	// audience, and fan's events are written in the same transaction.
-	ConsumeOTP(ctx context.Context, c CodeRef, codeHash string, fan Fanout) (ok bool, err error)
+	// audience, and fan's events are written in the same transaction; so
+	// is rec, when not nil, and only when the code was used.
+	ConsumeOTP(ctx context.Context, c CodeRef, codeHash string, fan Fanout, rec *AuditEntry) (ok bool, err error)
 
 	// Wallet challenges.
-	SaveChallenge(ctx context.Context, c Challenge) error
+	// SaveChallenge stores c and, when rec is not nil, appends rec to the
+	// audit log in the same transaction.
+	SaveChallenge(ctx context.Context, c Challenge, rec *AuditEntry) error
 	FindChallenge(ctx context.Context, nonce string) (Challenge, error)
 
 	// InTx runs fn in one write transaction and commits when fn returns nil.

@@ -102,15 +102,23 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 // ConfirmOTP ends the delivery lease of the send made at sentAt, once its
 // mail was accepted (or may have been): from then on it counts in the
 // limits for good. Nothing happens if a later send already replaced it.
-func (db *DB) ConfirmOTP(ctx context.Context, c kyc.CodeRef, sentAt time.Time) error {
+func (db *DB) ConfirmOTP(ctx context.Context, c kyc.CodeRef, sentAt time.Time, rec *kyc.AuditEntry) error {
 	month := sentAt.UTC().Format("2006-01")
 	var err error
 	if db.dialect == Postgres {
-		_, err = db.w.ExecContext(ctx, `WITH c AS (`+confirmSend+` RETURNING tenant_id)
-			`+countCodeSent+` SELECT tenant_id, $4, $5, 1 FROM c `+countCodeSentConflict,
-			c.TenantID, c.Address, ms(sentAt), month, rand.IntN(codeSentShards))
+		args := []any{c.TenantID, c.Address, ms(sentAt), month, rand.IntN(codeSentShards)}
+		audit := ""
+		if rec != nil { // a data-modifying WITH part runs whether or not it is read
+			audit = `, a AS (` + auditInsertCols + `VALUES (` + auditParams(len(args)+1, false) + `))`
+			args = auditArgs(args, *rec)
+		}
+		_, err = db.w.ExecContext(ctx, `WITH c AS (`+confirmSend+` RETURNING tenant_id)`+audit+`
+			`+countCodeSent+` SELECT tenant_id, $4, $5, 1 FROM c `+countCodeSentConflict, args...)
 	} else {
 		err = db.tx(ctx, func(tx *sql.Tx) error {
+			if err := auditInTx(ctx, tx, rec); err != nil {
+				return err
+			}
 			res, err := tx.ExecContext(ctx, confirmSend, c.TenantID, c.Address, ms(sentAt))
 			if err != nil {
 				return err
@@ -215,7 +223,7 @@ func (db *DB) CountOTPAttempt(ctx context.Context, c kyc.CodeRef, maxAttempts in
 // address is then proven too). The enrollment is found by the address, not
 // by a person id read earlier, so a link that merged the person meanwhile
 // cannot make the proof miss it.
-func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fan kyc.Fanout) (bool, error) {
+func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fan kyc.Fanout, rec *kyc.AuditEntry) (bool, error) {
 	if c.Wallet != "" {
 		return false, errors.New("store: ConsumeOTP is for an address's own code; a link's code is consumed in its transaction")
 	}
@@ -227,6 +235,13 @@ func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fa
 		}
 	}
 	if db.dialect == Postgres && fan == nil {
+		args := []any{c.TenantID, c.Address, codeHash}
+		audit := ""
+		if rec != nil {
+			audit = `, audited AS (` + auditInsertCols + `SELECT ` + auditParams(len(args)+1, true) + `
+				WHERE EXISTS (SELECT 1 FROM used))`
+			args = auditArgs(args, *rec)
+		}
 		var used int
 		if err := db.w.QueryRowContext(ctx, `WITH used AS (
 				UPDATE otp_codes SET code_hash = NULL
@@ -235,8 +250,8 @@ func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fa
 				UPDATE enrollments SET email_verified = TRUE,
 					pending_email = CASE WHEN pending_email = $2 THEN NULL ELSE pending_email END
 				WHERE tenant_id = $1 AND email = $2 AND EXISTS (SELECT 1 FROM used)
-			)
-			SELECT count(*) FROM used`, c.TenantID, c.Address, codeHash).Scan(&used); err != nil {
+			)`+audit+`
+			SELECT count(*) FROM used`, args...).Scan(&used); err != nil {
 			return false, fmt.Errorf("store: consume otp: %w", err)
 		}
 		return used == 1, nil
@@ -252,6 +267,9 @@ func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fa
 			return nil
 		}
 		ok = true
+		if err := auditInTx(ctx, tx, rec); err != nil {
+			return err
+		}
 		// The enrollment is read as the update leaves it (PostgreSQL: the
 		// row stays locked), and it is news only when it was unverified.
 		var r enrollmentRow

@@ -20,7 +20,7 @@ import (
 // auditCommands read and check the audit log (docs/audit.md).
 func auditCommands() []command {
 	return []command{
-		{path: "audit list", args: "[--tenant ID] [--action A] [--actor A] [--subject S] [--since T] [--until T] [--before ID] [--limit N] [--json]",
+		{path: "audit list", args: "[--tenant ID] [--action A] [--actor A] [--email E | --wallet W | --subject S] [--since T] [--until T] [--before ID] [--limit N] [--json]",
 			summary: "list audit entries, newest first", help: auditListHelp, setup: auditList},
 		{path: "audit verify", args: "[--tenant ID] [--json]",
 			summary: "check the audit log's hash chains; exit 1 naming the first broken entry", help: auditVerifyHelp, setup: auditVerify},
@@ -45,7 +45,9 @@ func auditList(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 	fs.StringVar(&f.TenantID, "tenant", "", "only this tenant's entries")
 	fs.StringVar(&f.Action, "action", "", "only this action (e.g. email.verify)")
 	fs.StringVar(&f.Actor, "actor", "", "only this actor (api_key:KEY_ID) or kind (api_key, admin, cli, didit, system)")
-	fs.StringVar(&f.Subject, "subject", "", "only this subject (as listed)")
+	fs.StringVar(&f.Subject, "subject", "", "only this subject (as listed, or key:ID, session:ID, …)")
+	email := fs.String("email", "", "only entries about the person with this email")
+	wallet := fs.String("wallet", "", "only entries about the person with this wallet")
 	since := fs.String("since", "", "entries at or after this time or age")
 	until := fs.String("until", "", "entries before this time or age")
 	fs.Int64Var(&f.BeforeID, "before", 0, "entries with an id below this (paging)")
@@ -62,7 +64,15 @@ func auditList(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 		if f.Limit < 1 || f.Limit > 1000 {
 			return errors.New("audit list: --limit must be between 1 and 1000")
 		}
+		if given := len(slices.DeleteFunc([]string{*email, *wallet, f.Subject}, func(v string) bool { return v == "" })); given > 1 {
+			return errors.New("audit list: give at most one of --email, --wallet and --subject")
+		}
 		return a.with(ctx, func(ctx context.Context, svc *kyc.Service) error {
+			if *email != "" || *wallet != "" {
+				if f.Subject, err = svc.AuditSubjectOf(*email, *wallet); err != nil {
+					return fmt.Errorf("audit list: %w", err)
+				}
+			}
 			entries, err := svc.AuditLog(ctx, f)
 			if err != nil {
 				return err

@@ -98,6 +98,21 @@ func TestAuditLog(t *testing.T) {
 	if e := byAction["email.verify"]; len(e.Subject) != 64 {
 		t.Errorf("email subject %q, want a keyed hash", e.Subject)
 	}
+	// By person: the address as a person would type it finds their
+	// entries (prepared, code sent, verified; the session's are under
+	// session:<id>), and only theirs.
+	mine := auditEntries(t, r.in, "--email", " Audit.Person@EXAMPLE.com")
+	if len(mine) != 3 {
+		t.Errorf("--email: %d entries, want 3: %+v", len(mine), mine)
+	}
+	for _, e := range mine {
+		if e.Subject != byAction["email.verify"].Subject {
+			t.Errorf("--email found %+v", e)
+		}
+	}
+	if _, err := r.in.cli("audit", "list", "--email", "not-an-email"); err == nil {
+		t.Error("audit list --email not-an-email succeeded")
+	}
 	// Filters: the partner's key, Didit.
 	if got := auditEntries(t, r.in, "--actor", partner); len(got) != 4 {
 		t.Errorf("--actor %s: %d entries, want 4", partner, len(got))

@@ -248,6 +248,8 @@ func TestAdminAPIRefusals(t *testing.T) {
 	f.do("GET", "/admin/v1/audit?since=yesterday", "").want(t, 400, "invalid_body")
 	f.do("GET", "/admin/v1/audit?limit=1001", "").want(t, 400, "invalid_body")
 	f.do("GET", "/admin/v1/audit?subject_email=a@example.com&subject_wallet=0x1", "").want(t, 400, "invalid_body")
+	f.do("GET", "/admin/v1/audit?subject_email=not-an-email", "").want(t, 400, "invalid_email")
+	f.do("GET", "/admin/v1/audit?subject_wallet=0x1", "").want(t, 400, "invalid_wallet")
 	a := f.do("PUT", "/admin/v1/tenants", "{}").want(t, 405, "method_not_allowed")
 	if a.h.Get("Allow") != "GET, POST" {
 		t.Errorf("Allow = %q", a.h.Get("Allow"))

@@ -128,7 +128,12 @@ func (a API) auditFilter(q url.Values) (kyc.AuditFilter, error) {
 	if email != "" && wallet != "" {
 		return f, badRequest("Give at most one of subject_email and subject_wallet")
 	}
-	f.Subject = a.Service.AuditSubject(email + wallet)
+	if email != "" || wallet != "" {
+		var err error
+		if f.Subject, err = a.Service.AuditSubjectOf(email, wallet); err != nil {
+			return f, err
+		}
+	}
 	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
 		if v := q.Get(name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)

@@ -98,6 +98,17 @@ func (s *Service) AuditSubject(identifier string) string {
 	return s.mac("audit-subject", identifier)
 }
 
+// AuditSubjectOf is the subject under which the log records the person
+// named by email or wallet (exactly one), normalised as the partner API
+// normalises it: "Ann@Example.COM" finds ann@example.com's entries.
+func (s *Service) AuditSubjectOf(email, wallet string) (string, error) {
+	e, w, err := normalizePersonQuery(PersonQuery{Email: email, Wallet: wallet})
+	if err != nil {
+		return "", err
+	}
+	return s.AuditSubject(e + w), nil
+}
+
 // audit records a state change for tenantID made by ctx's actor; subject
 // is the clear email or wallet ("" when none) and is hashed here. A failure
 // to record is logged, not returned: the change it reports already

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -214,17 +215,38 @@ func TestBrowserLanding(t *testing.T) {
 			t.Errorf("link %s leaves the server", l)
 			continue
 		}
-		if _, ok := want[path]; ok {
+		_, page := want[path]
+		if page {
 			want[path] = true
 		}
 		b.open(b.ctx, path) // every link answers 200
+		if page {
+			b.checkNav(b.ctx, path)
+		}
 	}
 	for path, seen := range want {
 		if !seen {
 			t.Errorf("the landing page does not link %s", path)
 		}
 	}
+	b.open(b.ctx, "/")
+	b.checkNav(b.ctx, "/")
 	b.offline()
+}
+
+// navLinks is the navigation bar every development page carries, in order.
+var navLinks = []string{"/", "/_dev/api/", "/_dev/demo/", "/_dev/mail/", "/_didit/"}
+
+// checkNav fails unless the page in ctx shows the navigation bar, with
+// every link of it, visibly.
+func (b *browser) checkNav(ctx context.Context, page string) {
+	b.t.Helper()
+	b.do(ctx, page+": the navigation bar", chromedp.WaitVisible(chromedp.CSS("header.top nav")))
+	links := get(b, ctx, page+": navigation links", chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll("header.top nav a"), a => a.getAttribute("href"))`))
+	if !slices.Equal(links, navLinks) {
+		b.t.Errorf("%s: navigation links %q, want %q", page, links, navLinks)
+	}
 }
 
 func TestBrowserAPIReference(t *testing.T) {
@@ -277,8 +299,15 @@ func TestBrowserDemoEmail(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("mailbox-link")))
 
 	// Read the code where a person would: in the mailbox, in another tab.
+	// The demo links the mailbox filtered to the address; the page has
+	// the navigation of every development page.
+	box := get(b, demo, "mailbox link", chromedp.AttributeValue(chromedp.ID("mailbox-link"), "href"))
+	if want := "/_dev/mail/?to=newcomer%40example.com"; box.Value != want {
+		t.Errorf("the demo's mailbox link is %q, want %q", box.Value, want)
+	}
 	mailTab := b.tab()
-	b.open(mailTab, "/_dev/mail/")
+	b.open(mailTab, "/_dev/mail/?to=newcomer@example.com")
+	b.checkNav(mailTab, "/_dev/mail/")
 	text := get(b, mailTab, "read the mail", chromedp.Text(chromedp.CSS("article pre")))
 	code := sixDigits.FindString(text)
 	if code == "" {

@@ -48,7 +48,7 @@ func dispatch(ctx context.Context, args []string, cio cliIO) error {
 		args = []string{"serve"}
 	}
 	if isHelp(args[0]) || args[0] == "help" {
-		fmt.Fprint(cio.stdout, overview(cs))
+		fmt.Fprint(cio.stdout, overview(cs, nil))
 		return nil
 	}
 	// The longest command path that prefixes args.
@@ -119,9 +119,9 @@ func groupError(cs []command, args []string, cio cliIO) error {
 		}
 	}
 	if group == nil {
-		return fmt.Errorf("unknown command %q\n\n%s", args[0], overview(cs))
+		return fmt.Errorf("unknown command %q\n\n%s", args[0], overview(cs, nil))
 	}
-	list := overview(under(cs, group))
+	list := overview(under(cs, group), group)
 	rest := args[len(group):]
 	if len(rest) > 0 && (isHelp(rest[0]) || rest[0] == "help") {
 		fmt.Fprint(cio.stdout, list)
@@ -146,10 +146,12 @@ func under(cs []command, prefix []string) []command {
 	return out
 }
 
-// overview lists commands with their synopses and summaries.
-func overview(cs []command) string {
+// overview lists commands with their synopses and summaries; group is the
+// command group they are in (nil for the top level), which the usage line
+// names.
+func overview(cs []command, group []string) string {
 	var b strings.Builder
-	b.WriteString("usage: kycgate <command> [flags]   (each command answers --help)\n\ncommands:\n")
+	b.WriteString("usage: " + strings.Join(append([]string{"kycgate"}, group...), " ") + " <command> [flags]   (each command answers --help)\n\ncommands:\n")
 	sorted := append([]command(nil), cs...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].path < sorted[j].path })
 	for _, c := range sorted {

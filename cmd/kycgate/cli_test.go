@@ -80,12 +80,13 @@ func TestCLIGroups(t *testing.T) {
 		wantErr string
 		lists   []string
 	}{
-		{[]string{"tenant"}, "tenant: want a command", []string{"tenant create", "tenant key list", "tenant set-products"}},
-		{[]string{"tenant", "--help"}, "", []string{"tenant create", "tenant key list"}},
-		{[]string{"tenant", "key"}, "tenant key: want a command", []string{"tenant key add", "tenant key list", "tenant key revoke"}},
-		{[]string{"tenant", "key", "-h"}, "", []string{"tenant key revoke"}},
-		{[]string{"tenant", "nope"}, `tenant: unknown command "nope"`, []string{"tenant create"}},
-		{[]string{"nope"}, `unknown command "nope"`, []string{"serve", "tenant create"}},
+		{[]string{"tenant"}, "tenant: want a command", []string{"usage: kycgate tenant <command>", "tenant create", "tenant key list", "tenant set-products"}},
+		{[]string{"tenant", "--help"}, "", []string{"usage: kycgate tenant <command>", "tenant create", "tenant key list"}},
+		{[]string{"tenant", "key"}, "tenant key: want a command", []string{"usage: kycgate tenant key <command>", "tenant key add", "tenant key list", "tenant key revoke"}},
+		{[]string{"tenant", "key", "-h"}, "", []string{"usage: kycgate tenant key <command>", "tenant key revoke"}},
+		{[]string{"tenant", "nope"}, `tenant: unknown command "nope"`, []string{"usage: kycgate tenant <command>", "tenant create"}},
+		{[]string{"person", "--help"}, "", []string{"usage: kycgate person <command>", "person show", "person erase"}},
+		{[]string{"nope"}, `unknown command "nope"`, []string{"usage: kycgate <command>", "serve", "tenant create"}},
 	} {
 		out, _, _, err := cliRun(t, tc.args...)
 		text := out

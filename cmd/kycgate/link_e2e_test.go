@@ -418,7 +418,7 @@ func TestIdentityLinking(t *testing.T) {
 		expect(t, r.proveLink(t, key, u.email, u.key.Address, u.key.Address), 200, "email_verified")
 		r.aMinutePasses(t, tid, u.email)
 		expect(t, r.proveLink(t, key, u.email, second.key.Address, second.key.Address), 409, "email_wallet_conflict",
-			"This email is already linked to another wallet")
+			"This email and wallet cannot be linked: one already has another wallet or email, or both have KYC sessions")
 		expectWalletState(t, r.prepareWallet(t, key, second.key, ""), false, false, "pending", "pending")
 		expect(t, r.status(t, key, u.email, second.key.Address), 400, "identity_mismatch")
 		expect(t, r.status(t, key, u.email, u.key.Address), 404, "kyc_not_found")
@@ -434,7 +434,7 @@ func TestIdentityLinking(t *testing.T) {
 		expect(t, r.proveLink(t, key, u.email, u.key.Address, u.key.Address), 200, "email_verified")
 		msg := challengeFor(t, r.node(), key, u.key.Address)
 		body := walletBody(u.key, msg, sign1(t, u.key, msg), "another-"+u.email)
-		expect(t, r.call(t, "POST", "/kyc/prepare-wallet", key, body), 409, "email_wallet_conflict")
+		expect(t, r.call(t, "POST", "/kyc/prepare-wallet", key, body), 409, "email_wallet_conflict", "This wallet is already linked to another email")
 		expect(t, r.call(t, "POST", "/kyc/prepare-wallet", key, body), 400, "challenge_not_found")
 		expectWalletState(t, r.prepareWallet(t, key, u.key, u.email), true, false, "pending", "linked")
 		expect(t, r.status(t, key, "another-"+u.email, ""), 404, "user_not_found")
@@ -468,7 +468,7 @@ func TestIdentityLinking(t *testing.T) {
 		expect(t, r.prepareWallet(t, key, u.key, u.email), 201, "user_prepared")
 		sw := r.created(t, key, byWallet(u.key.Address), "didit_create_kyc_session")
 		r.aMinutePasses(t, tid, u.email)
-		expect(t, r.proveLink(t, key, u.email, u.key.Address, u.key.Address), 409, "email_wallet_conflict")
+		expect(t, r.proveLink(t, key, u.email, u.key.Address, u.key.Address), 409, "email_wallet_conflict", "This email and wallet cannot be linked: one already has another wallet or email, or both have KYC sessions")
 		if st := r.statusOf(t, key, u.email, ""); st.SessionID != se.Session.ID {
 			t.Fatalf("the email's status = %+v", st)
 		}

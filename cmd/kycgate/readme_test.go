@@ -6,9 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 // quickstart returns the shell block the README marks <!-- quickstart:name -->.
@@ -44,7 +46,17 @@ func TestReadmeQuickstarts(t *testing.T) {
 	in := start(t, env)
 	bin := rpBinary(t)
 
-	script := quickstart(t, readme, "email") + "\necho '=== approve'\n" + quickstart(t, readme, "approve") +
+	// Another user's code arrives between the send and the read, as on a
+	// server others use too: the read must still get this user's code.
+	email := quickstart(t, readme, "email")
+	before, after, ok := strings.Cut(email, "\n# 3.")
+	if !ok {
+		t.Fatal("the email quickstart has no step 3 (reading the code)")
+	}
+	other := `curl -s -o /dev/null -X POST http://127.0.0.1:8080/kyc/prepare -H "x-api-key: $KEY" -H 'Content-Type: application/json' -d '{"email":"someone-else@example.com"}'
+curl -s -o /dev/null -X POST http://127.0.0.1:8080/security/email/send-otp -H "x-api-key: $KEY" -H 'Content-Type: application/json' -d '{"email":"someone-else@example.com"}'`
+	email = before + "\n" + other + "\n# 3." + after
+	script := email + "\necho '=== approve'\n" + quickstart(t, readme, "approve") +
 		"\necho '=== wallet'\n" + quickstart(t, readme, "wallet") + "\necho \"=== key $KEY\"\n"
 	script = strings.ReplaceAll(script, "http://127.0.0.1:8080", in.URL)
 	script = strings.ReplaceAll(script, "go run ./cmd/kycgate", bin)
@@ -95,4 +107,102 @@ func TestReadmeQuickstarts(t *testing.T) {
 		}
 		<-tick.C
 	}
+}
+
+// mdLink is a Markdown link or image: [text](target) or ![alt](target).
+var mdLink = regexp.MustCompile(`!?\[[^\]]*\]\(([^)\s]+)\)`)
+
+// TestDocLinks holds every relative link in the repository's Markdown to a
+// file in the repository (a newcomer's clone has nothing beside it), and
+// every #anchor to a heading of the file it names.
+func TestDocLinks(t *testing.T) {
+	t.Parallel()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") && path != root) {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".md") {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, file := range files {
+		text, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, file)
+		for _, m := range mdLink.FindAllStringSubmatch(stripCode(string(text)), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			checked++
+			name, anchor, _ := strings.Cut(target, "#")
+			path := file
+			if name != "" {
+				path = filepath.Join(filepath.Dir(file), filepath.FromSlash(name))
+				if r, err := filepath.Rel(root, path); err != nil || strings.HasPrefix(r, "..") {
+					t.Errorf("%s: link %s leaves the repository", rel, target)
+					continue
+				}
+				if _, err := os.Stat(path); err != nil {
+					t.Errorf("%s: link %s: no such file in the repository", rel, target)
+					continue
+				}
+			}
+			if anchor != "" && strings.HasSuffix(path, ".md") {
+				body, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Contains(anchors(string(body)), anchor) {
+					t.Errorf("%s: link %s: no heading makes the anchor #%s", rel, target, anchor)
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d relative links checked in %d files: is the pattern wrong?", checked, len(files))
+	}
+}
+
+// fence is a fenced code block, whose brackets are code, not links.
+var fence = regexp.MustCompile("(?ms)^```.*?^```")
+
+func stripCode(s string) string { return fence.ReplaceAllString(s, "") }
+
+// anchors lists the anchors GitHub makes for a Markdown file's headings:
+// lower case, punctuation dropped, spaces to hyphens.
+func anchors(md string) []string {
+	var out []string
+	for _, line := range strings.Split(stripCode(md), "\n") {
+		h := strings.TrimLeft(line, "#")
+		if h == line || !strings.HasPrefix(h, " ") {
+			continue
+		}
+		var b strings.Builder
+		for _, r := range strings.ToLower(strings.TrimSpace(h)) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
 }

@@ -73,7 +73,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	mounts := map[string]http.Handler{}
 	dev := devui.Config{Info: devui.Info{Database: dbName(cfg.DatabaseURL), Version: buildVersion().short()}}
-	mailer, closeMail, err := newMailer(cfg, log, at, mounts, &dev.Info)
+	mailer, closeMail, err := newMailer(cfg, log, at, mounts, &dev)
 	if err != nil {
 		return err
 	}
@@ -141,11 +141,14 @@ func mountDevUI(ctx context.Context, log *slog.Logger, at where, db *store.DB, s
 }
 
 // newMailer is SMTP when configured, else the development mailbox mounted
-// at /_dev/mail/; it says which in info for the landing page.
-func newMailer(cfg config.Config, log *slog.Logger, at where, mounts map[string]http.Handler, info *devui.Info) (kyc.Mailer, func(), error) {
+// at /_dev/mail/; it says which in dev for the landing page, and hands
+// the mailbox to the development pages, whose list page it becomes.
+func newMailer(cfg config.Config, log *slog.Logger, at where, mounts map[string]http.Handler, dev *devui.Config) (kyc.Mailer, func(), error) {
+	info := &dev.Info
 	if cfg.SMTPURL == "" {
 		info.Mail, info.Mailbox = "development mailbox (nothing is delivered)", true
 		box := mail.NewMailbox()
+		dev.Mailbox = box
 		mounts["/_dev/mail/"] = http.StripPrefix("/_dev/mail", box.Handler())
 		mounts["/_dev/mail"] = http.RedirectHandler("/_dev/mail/", http.StatusFound)
 		log.Warn("development mailbox: codes are NOT emailed; read them at "+at.public+"/_dev/mail/ (set KYCGATE_SMTP_URL for real delivery)",

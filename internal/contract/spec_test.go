@@ -45,6 +45,7 @@ var specCases = []Case{
 	{400, "otp_invalid", "Invalid code"},
 	{400, "otp_expired", "Code expired, please request a new one"},
 	{400, "otp_max_attempts", "Max attempts reached, please request a new code"},
+	{409, "email_wallet_conflict", "This email and wallet cannot be linked: one already has another wallet or email, or both have KYC sessions"},
 	// §5
 	{201, "challenge_created", "Sign this message with your wallet"},
 	{400, "missing_params", "wallet is required"},
@@ -57,7 +58,7 @@ var specCases = []Case{
 	{400, "challenge_not_found", "No matching challenge; request a new one"},
 	{400, "challenge_expired", "Challenge expired, request a new one"},
 	{400, "invalid_signature", "Signature does not match the wallet"},
-	{409, "email_wallet_conflict", "This email is already linked to another wallet"},
+	{409, "email_wallet_conflict", "This wallet is already linked to another email"},
 	// §7
 	{201, "kyc_session_created", "KYC session created"},
 	{400, "identity_mismatch", "email and wallet do not belong to the same user"},

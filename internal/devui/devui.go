@@ -19,6 +19,7 @@ import (
 
 	"github.com/kycgate/kycgate/api"
 	"github.com/kycgate/kycgate/internal/didit/diditsim"
+	"github.com/kycgate/kycgate/internal/mail"
 )
 
 //go:embed templates/*.html
@@ -50,6 +51,11 @@ type Config struct {
 	// Sessions lists the simulator's sessions for /_didit/; nil when real
 	// Didit is configured.
 	Sessions func() []diditsim.SessionInfo
+	// Mailbox is the development mailbox, whose list /_dev/mail/ shows
+	// with the other pages' navigation; nil when mail goes out by SMTP.
+	// Its own handler, mounted by the caller under /_dev/mail/, still
+	// answers the JSON list and each message.
+	Mailbox *mail.Mailbox
 }
 
 // Mount adds the development pages to mounts (pattern → handler, as
@@ -68,14 +74,17 @@ func Mount(mounts map[string]http.Handler, cfg Config) error {
 		return fmt.Errorf("devui: static files: %w", err)
 	}
 	info := cfg.Info
-	mounts["GET /{$}"] = page("landing.html", "Welcome", info, func() any { return nil })
-	mounts["GET /_dev/api/{$}"] = page("reference.html", "API reference", info, func() any { return ref })
+	mounts["GET /{$}"] = page("landing.html", "Welcome", info, nothing)
+	mounts["GET /_dev/api/{$}"] = page("reference.html", "API reference", info, func(*http.Request) any { return ref })
 	mounts["GET /_dev/api/openapi.yaml"] = http.HandlerFunc(serveOpenAPI)
-	mounts["GET /_dev/demo/{$}"] = page("demo.html", "Onboarding demo", info, func() any { return nil })
+	mounts["GET /_dev/demo/{$}"] = page("demo.html", "Onboarding demo", info, nothing)
 	mounts["GET /_dev/demo/key"] = demoKey(cfg.DemoKey, info.DemoTenantID)
 	mounts["GET /_dev/static/"] = http.StripPrefix("/_dev/static/", http.FileServerFS(static))
 	if cfg.Sessions != nil {
-		mounts["GET /_didit/{$}"] = page("simulator.html", "Didit simulator", info, func() any { return cfg.Sessions() })
+		mounts["GET /_didit/{$}"] = page("simulator.html", "Didit simulator", info, func(*http.Request) any { return cfg.Sessions() })
+	}
+	if cfg.Mailbox != nil {
+		mounts["GET /_dev/mail/{$}"] = mailboxPage(cfg.Mailbox, info)
 	}
 	return nil
 }
@@ -94,10 +103,10 @@ type view struct {
 
 // page renders one template into a buffer first, so a template error is a
 // 500 rather than half a page.
-func page(name, title string, info Info, data func() any) http.Handler {
+func page(name, title string, info Info, data func(*http.Request) any) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var buf bytes.Buffer
-		if err := pages.ExecuteTemplate(&buf, name, view{title, info, data()}); err != nil {
+		if err := pages.ExecuteTemplate(&buf, name, view{title, info, data(r)}); err != nil {
 			http.Error(w, "devui: render "+name+": "+err.Error(), http.StatusInternalServerError)
 			return
 		}
@@ -109,6 +118,32 @@ func page(name, title string, info Info, data func() any) http.Handler {
 		// session pages are same-origin, so connect-src 'self' suffices.
 		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
 		_, _ = buf.WriteTo(w)
+	})
+}
+
+func nothing(*http.Request) any { return nil }
+
+// mailList is what mailbox.html shows: the messages, all of them or only
+// those to one address (?to=).
+type mailList struct {
+	To       string
+	Messages []mail.Message
+}
+
+// mailboxPage is the development mailbox's list, as a page of its own
+// with the navigation; ?format=json (or Accept: application/json) gets the
+// mailbox's own JSON list, filtered by ?to= alike.
+func mailboxPage(box *mail.Mailbox, info Info) http.Handler {
+	list := page("mailbox.html", "Mailbox", info, func(r *http.Request) any {
+		to := r.URL.Query().Get("to")
+		return mailList{To: to, Messages: box.MessagesTo(to)}
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if mail.WantsJSON(r) {
+			box.ServeJSON(w, r)
+			return
+		}
+		list.ServeHTTP(w, r)
 	})
 }
 

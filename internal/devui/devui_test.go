@@ -10,6 +10,8 @@ import (
 
 	"github.com/kycgate/kycgate/api"
 	"github.com/kycgate/kycgate/internal/didit/diditsim"
+	"github.com/kycgate/kycgate/internal/kyc"
+	"github.com/kycgate/kycgate/internal/mail"
 )
 
 // mux mounts the pages the way httpapi does: the patterns beside a
@@ -194,5 +196,46 @@ func TestSimulatorIndexListsSessions(t *testing.T) {
 	// Without the simulator, /_didit/ is not mounted at all.
 	if code, _ := serve(mux(t, Config{}), "GET", "/_didit/", ""); code != 404 {
 		t.Errorf("no simulator: GET /_didit/ %d, want 404", code)
+	}
+}
+
+// The mailbox's list is a page like the others, with their navigation;
+// its JSON, its ?to= filter and each message's HTML part still answer.
+func TestMailboxPage(t *testing.T) {
+	box := mail.NewMailbox()
+	for _, m := range []kyc.CodeMail{{To: "ada@example.com", Code: "111111"}, {To: "bob@example.com", Code: "222222"}} {
+		if err := box.SendCode(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := mux(t, Config{Mailbox: box, Info: Info{Mailbox: true, Simulator: true, URL: "http://127.0.0.1:8080"}})
+	m.Handle("/_dev/mail/", http.StripPrefix("/_dev/mail", box.Handler())) // as serve mounts it
+	code, body := serve(m, "GET", "/_dev/mail/", "")
+	if code != 200 || !strings.Contains(body, "111111") || !strings.Contains(body, "222222") {
+		t.Fatalf("GET /_dev/mail/: %d\n%s", code, body)
+	}
+	for _, link := range []string{`href="/"`, `href="/_dev/api/"`, `href="/_dev/demo/"`, `href="/_dev/mail/"`, `href="/_didit/"`} {
+		if !strings.Contains(body, link) {
+			t.Errorf("the mailbox page lacks the navigation's %s", link)
+		}
+	}
+	_, body = serve(m, "GET", "/_dev/mail/?to=ada@example.com", "")
+	if !strings.Contains(body, "111111") || strings.Contains(body, "222222") {
+		t.Errorf("?to=ada@example.com shows another address's mail:\n%s", body)
+	}
+	code, body = serve(m, "GET", "/_dev/mail/?format=json&to=bob@example.com", "")
+	if code != 200 || !strings.HasPrefix(body, "[") || !strings.Contains(body, "222222") || strings.Contains(body, "111111") {
+		t.Errorf("JSON for bob@example.com: %d %s", code, body)
+	}
+	id := box.Messages()[0].ID
+	if !strings.Contains(body, id) {
+		t.Fatalf("JSON lacks the message id %s", id)
+	}
+	if code, body := serve(m, "GET", "/_dev/mail/"+id, ""); code != 200 || !strings.Contains(body, "222222") {
+		t.Errorf("GET /_dev/mail/%s: %d", id, code)
+	}
+	// Without the mailbox (SMTP), the page is not mounted.
+	if code, _ := serve(mux(t, Config{}), "GET", "/_dev/mail/", ""); code != 404 {
+		t.Errorf("no mailbox: GET /_dev/mail/ %d, want 404", code)
 	}
 }

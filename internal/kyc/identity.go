@@ -31,7 +31,12 @@ import (
 // and the transaction decides again on it.
 
 var (
-	errLinkConflict    = NewError(CodeEmailWalletConflict, "This email is already linked to another wallet")
+	// The two email_wallet_conflict answers (docs/api.md §6, §6.1): at
+	// prepare-wallet, the wallet's user here has another proven email; at
+	// a link proof, joining would give one person two emails, two wallets
+	// or two KYC histories, so the message names each way it can fail.
+	errWalletHasEmail  = NewError(CodeEmailWalletConflict, "This wallet is already linked to another email")
+	errLinkConflict    = NewError(CodeEmailWalletConflict, "This email and wallet cannot be linked: one already has another wallet or email, or both have KYC sessions")
 	errChallengeGone   = NewError(CodeChallengeNotFound, "No matching challenge; request a new one")
 	errLinkUserMissing = NewError(CodeUserNotFound, "User not found in whitelist")
 )
@@ -82,7 +87,7 @@ func prepareWalletTx(ctx context.Context, tx Tx, tenantID, nonce string, w Walle
 		// Linked here to another address: a person has one email. Only
 		// what this tenant proved counts, so a link proven at another
 		// tenant changes no answer here (the proof would refuse instead).
-		return walletPrep{refused: errLinkConflict}, nil
+		return walletPrep{refused: errWalletHasEmail}, nil
 	default:
 		e.PendingEmail, r.link = email, LinkPending // replaces an earlier pending one
 	}

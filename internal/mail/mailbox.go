@@ -83,6 +83,23 @@ func (m *Mailbox) Messages() []Message {
 	return out
 }
 
+// MessagesTo returns a copy of the messages sent to addr, newest first;
+// the address is compared without regard to case, and "" means every
+// message.
+func (m *Mailbox) MessagesTo(addr string) []Message {
+	msgs := m.Messages()
+	if addr == "" {
+		return msgs
+	}
+	out := msgs[:0]
+	for _, msg := range msgs {
+		if strings.EqualFold(msg.To, addr) {
+			out = append(out, msg)
+		}
+	}
+	return out
+}
+
 func (m *Mailbox) find(id string) (Message, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

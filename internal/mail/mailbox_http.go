@@ -14,6 +14,7 @@ import (
 //
 //	GET /            HTML list, newest first, with each message's text part
 //	GET /?format=json or Accept: application/json   the same as a JSON array
+//	GET /?to=ADDR    either of them, only the messages sent to ADDR
 //	GET /{id}        one message's HTML part
 //
 // It expects to be mounted with http.StripPrefix (e.g. at /_dev/mail).
@@ -31,8 +32,8 @@ func (m *Mailbox) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	p := r.URL.Path
 	if p == "" || p == "/" {
-		if wantsJSON(r) {
-			m.serveJSON(w)
+		if WantsJSON(r) {
+			m.ServeJSON(w, r)
 			return
 		}
 		m.serveList(w, r, p == "")
@@ -51,7 +52,9 @@ func (m *Mailbox) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(msg.HTML))
 }
 
-func wantsJSON(r *http.Request) bool {
+// WantsJSON reports whether a request for the list asks for JSON
+// (?format=json, or Accept: application/json).
+func WantsJSON(r *http.Request) bool {
 	if r.URL.Query().Get("format") == "json" {
 		return true
 	}
@@ -66,8 +69,12 @@ func wantsJSON(r *http.Request) bool {
 	return false
 }
 
-func (m *Mailbox) serveJSON(w http.ResponseWriter) {
-	body, err := json.Marshal(m.Messages())
+// ServeJSON answers the list as a JSON array, newest first: only the
+// messages to the request's ?to= address when it names one.
+func (m *Mailbox) ServeJSON(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	body, err := json.Marshal(m.MessagesTo(r.URL.Query().Get("to")))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -89,10 +96,11 @@ func (m *Mailbox) serveList(w http.ResponseWriter, r *http.Request, noSlash bool
 		}
 	}
 	var buf bytes.Buffer
+	to := r.URL.Query().Get("to")
 	err := listTemplate.Execute(&buf, struct {
-		Prefix   string
-		Messages []Message
-	}{prefix, m.Messages()})
+		Prefix, To string
+		Messages   []Message
+	}{prefix, to, m.MessagesTo(to)})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -117,7 +125,7 @@ pre{background:#f6f8fa;padding:.75rem;white-space:pre-wrap;margin:0 0 .5rem}
 </head>
 <body>
 <h1>Development mailbox</h1>
-<p>{{len .Messages}} message(s), newest first. Nothing here was delivered. <a href="?format=json">JSON</a></p>
+<p>{{len .Messages}} message(s){{if .To}} to {{.To}} (<a href="?">all</a>){{end}}, newest first. Nothing here was delivered. <a href="?format=json{{if .To}}&amp;to={{.To}}{{end}}">JSON</a></p>
 {{range .Messages}}<article id="m-{{.ID}}">
 <h2>{{.Subject}}</h2>
 <p class="meta">To {{.To}} &middot; <time datetime="{{.At.Format "2006-01-02T15:04:05.000Z07:00"}}">{{.At.Format "2006-01-02 15:04:05 UTC"}}</time></p>

@@ -167,6 +167,30 @@ func TestMailboxHandler(t *testing.T) {
 	t.Run("json by accept", func(t *testing.T) {
 		checkJSON(t, get("/_dev/mail/", "Accept", "text/plain;q=0.5, application/json"))
 	})
+	// ?to= keeps only the mail to one address (any case), so a script
+	// reading "the newest code" gets its own user's, not the newest anyone got.
+	t.Run("json filtered by to", func(t *testing.T) {
+		for _, target := range []string{"/_dev/mail/?format=json&to=first@example.com", "/_dev/mail/?format=json&to=First@Example.COM"} {
+			rec := get(target)
+			var got []Message
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Code != 200 || len(got) != 1 || got[0].To != "first@example.com" || !strings.Contains(got[0].Text, "111111") {
+				t.Fatalf("%s: status %d, got %+v: want only first@example.com's mail", target, rec.Code, got)
+			}
+		}
+		var none []Message
+		if err := json.Unmarshal(get("/_dev/mail/?format=json&to=nobody@example.com").Body.Bytes(), &none); err != nil || none == nil || len(none) != 0 {
+			t.Fatalf("no mail to the address: got %v (%v), want []", none, err)
+		}
+	})
+	t.Run("html filtered by to", func(t *testing.T) {
+		body := get("/_dev/mail/?to=first@example.com").Body.String()
+		if !strings.Contains(body, "111111") || strings.Contains(body, "222222") || !strings.Contains(body, "to first@example.com") {
+			t.Fatalf("the list for first@example.com:\n%s", body)
+		}
+	})
 	t.Run("one message", func(t *testing.T) {
 		first := mb.Messages()[1]
 		rec := get("/_dev/mail/" + first.ID)

@@ -164,6 +164,8 @@ $("email-start").addEventListener("click", async () => {
       await openSession({ email }, "email-session-link", "email-session", $("email-status"), "email-step-3");
       return;
     }
+    const box = $("mailbox-link"); // only this address's mail
+    if (box) box.href = "/_dev/mail/?to=" + encodeURIComponent(email);
     $("email-sent").hidden = false;
     $("email-step-1").classList.add("done");
     $("email-verify").disabled = false;

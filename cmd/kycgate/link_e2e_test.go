@@ -434,7 +434,7 @@ func TestIdentityLinking(t *testing.T) {
 		expect(t, r.proveLink(t, key, u.email, u.key.Address, u.key.Address), 200, "email_verified")
 		msg := challengeFor(t, r.node(), key, u.key.Address)
 		body := walletBody(u.key, msg, sign1(t, u.key, msg), "another-"+u.email)
-		expect(t, r.call(t, "POST", "/kyc/prepare-wallet", key, body), 409, "email_wallet_conflict", "This wallet is already linked to another email")
+		expect(t, r.call(t, "POST", "/kyc/prepare-wallet", key, body), 409, "email_wallet_conflict", "This email is already linked to another wallet")
 		expect(t, r.call(t, "POST", "/kyc/prepare-wallet", key, body), 400, "challenge_not_found")
 		expectWalletState(t, r.prepareWallet(t, key, u.key, u.email), true, false, "pending", "linked")
 		expect(t, r.status(t, key, "another-"+u.email, ""), 404, "user_not_found")

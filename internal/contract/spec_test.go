@@ -58,7 +58,7 @@ var specCases = []Case{
 	{400, "challenge_not_found", "No matching challenge; request a new one"},
 	{400, "challenge_expired", "Challenge expired, request a new one"},
 	{400, "invalid_signature", "Signature does not match the wallet"},
-	{409, "email_wallet_conflict", "This wallet is already linked to another email"},
+	{409, "email_wallet_conflict", "This email is already linked to another wallet"},
 	// §7
 	{201, "kyc_session_created", "KYC session created"},
 	{400, "identity_mismatch", "email and wallet do not belong to the same user"},

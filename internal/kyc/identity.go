@@ -32,10 +32,11 @@ import (
 
 var (
 	// The two email_wallet_conflict answers (docs/api.md §6, §6.1): at
-	// prepare-wallet, the wallet's user here has another proven email; at
-	// a link proof, joining would give one person two emails, two wallets
-	// or two KYC histories, so the message names each way it can fail.
-	errWalletHasEmail  = NewError(CodeEmailWalletConflict, "This wallet is already linked to another email")
+	// prepare-wallet, the wallet's user here has another proven email (the
+	// StarkFi contract fixes that message, as it reads); at a link proof,
+	// joining would give one person two emails, two wallets or two KYC
+	// histories, so the message names each way it can fail.
+	errWalletHasEmail  = NewError(CodeEmailWalletConflict, "This email is already linked to another wallet")
 	errLinkConflict    = NewError(CodeEmailWalletConflict, "This email and wallet cannot be linked: one already has another wallet or email, or both have KYC sessions")
 	errChallengeGone   = NewError(CodeChallengeNotFound, "No matching challenge; request a new one")
 	errLinkUserMissing = NewError(CodeUserNotFound, "User not found in whitelist")

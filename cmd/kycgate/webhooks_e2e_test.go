@@ -690,6 +690,22 @@ func TestWebhookAddRefusesUnsafeURLs(t *testing.T) {
 		strings.Contains(list, "whsec_") {
 		t.Errorf("list: %v\n%s", err, list)
 	}
+
+	// remove: gone from the list, and a second remove says it is not there.
+	out, err = cli("tenant", "webhook", "add", "--tenant", tn.TenantID, "--url", "https://hooks.example.com/gone", "--json")
+	var ep struct{ ID string }
+	if err != nil || json.Unmarshal([]byte(out), &ep) != nil || !strings.HasPrefix(ep.ID, "ep_") {
+		t.Fatalf("add --json: %v %s", err, out)
+	}
+	if out, err := cli("tenant", "webhook", "remove", "--tenant", tn.TenantID, "--endpoint", ep.ID); err != nil || !strings.Contains(out, "removed "+ep.ID) {
+		t.Fatalf("remove %s: %v %s", ep.ID, err, out)
+	}
+	if list, err := cli("tenant", "webhook", "list", "--tenant", tn.TenantID); err != nil || strings.Contains(list, ep.ID) {
+		t.Errorf("list after remove: %v\n%s", err, list)
+	}
+	if _, err := cli("tenant", "webhook", "remove", "--tenant", tn.TenantID, "--endpoint", ep.ID); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("second remove: %v, want not found", err)
+	}
 }
 
 // Destinations, through a kycgate outside development mode: an endpoint

@@ -208,3 +208,88 @@ func TestIdempotentServerErrorRunsAgain(t *testing.T) {
 	}
 	expectReplay(t, in.callKey(t, "/security/email/send-otp", key, "send", body), r)
 }
+
+// TestIdempotentAcrossReplicas: the key is shared by replicas, not kept
+// per process. 20 send-otp with one key at once, spread over two
+// replicas: the one that claims the key holds it while the mail server
+// holds its message, the 19 others (on either replica) answer 409 with
+// Retry-After; afterwards each replica replays the winner's 201, another
+// body under the key is 422 at either, and one mail was sent.
+func TestIdempotentAcrossReplicas(t *testing.T) {
+	c := rpNewCluster(t)
+	c.start(t, 2)
+	_, key := c.tenant(t, "Retry", "--rate-limit-per-minute", "0")
+	const email = "replicas-burst@example.com"
+	body := map[string]string{"email": email}
+	expect(t, c.pick(0).call("POST", "/kyc/prepare", key, body), 201, "user_prepared")
+
+	inData, release := make(chan struct{}, 1), make(chan struct{})
+	c.mail.srv.SetDataHook(func(ctx context.Context) error {
+		inData <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	type result struct {
+		replica int
+		r       reply
+		err     error
+	}
+	results := make(chan result, 20)
+	gate := make(chan struct{})
+	for i := range 20 {
+		go func() {
+			<-gate
+			r, err := c.pick(i).tryWith("POST", "/security/email/send-otp", key, body, idemKey("burst-1"))
+			results <- result{i % 2, r, err}
+		}()
+	}
+	close(gate)
+	deadline := time.After(60 * time.Second)
+	refusedAt := map[int]int{}
+	for i := range 19 {
+		select {
+		case res := <-results:
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			expect(t, res.r, 409, "idempotency_key_in_use")
+			if ra, err := strconv.Atoi(res.r.Header.Get("Retry-After")); err != nil || ra < 1 {
+				t.Fatalf("409 with Retry-After %q", res.r.Header.Get("Retry-After"))
+			}
+			refusedAt[res.replica]++
+		case <-deadline:
+			t.Fatalf("only %d of the 19 losers answered while the winner's mail was held", i)
+		}
+	}
+	// Ten went to each replica and one won: both replicas refused some,
+	// so the refusals came from the shared database, not one process.
+	if refusedAt[0] < 9 || refusedAt[1] < 9 {
+		t.Fatalf("409s by replica %v, want 9 or 10 at each", refusedAt)
+	}
+	select {
+	case <-inData:
+	case <-deadline:
+		t.Fatal("no mail reached the server")
+	}
+	close(release)
+	first := <-results
+	if first.err != nil {
+		t.Fatal(first.err)
+	}
+	expect(t, first.r, 201, "otp_sent")
+	expectFresh(t, first.r)
+	c.mail.srv.SetDataHook(nil)
+
+	for i := range 2 {
+		expectReplay(t, c.pick(i).callKey(t, "/security/email/send-otp", key, "burst-1", body), first.r)
+		expect(t, c.pick(i).callKey(t, "/security/email/send-otp", key, "burst-1", `{"email": "replicas-burst@example.com"}`),
+			422, "idempotency_key_reused")
+	}
+	c.mail.code(email)
+	if n := c.mail.srv.DataCommands(); n != 1 {
+		t.Fatalf("%d mails sent, want 1", n)
+	}
+}

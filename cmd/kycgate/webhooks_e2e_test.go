@@ -11,13 +11,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -687,6 +690,22 @@ func TestWebhookAddRefusesUnsafeURLs(t *testing.T) {
 		strings.Contains(list, "whsec_") {
 		t.Errorf("list: %v\n%s", err, list)
 	}
+
+	// remove: gone from the list, and a second remove says it is not there.
+	out, err = cli("tenant", "webhook", "add", "--tenant", tn.TenantID, "--url", "https://hooks.example.com/gone", "--json")
+	var ep struct{ ID string }
+	if err != nil || json.Unmarshal([]byte(out), &ep) != nil || !strings.HasPrefix(ep.ID, "ep_") {
+		t.Fatalf("add --json: %v %s", err, out)
+	}
+	if out, err := cli("tenant", "webhook", "remove", "--tenant", tn.TenantID, "--endpoint", ep.ID); err != nil || !strings.Contains(out, "removed "+ep.ID) {
+		t.Fatalf("remove %s: %v %s", ep.ID, err, out)
+	}
+	if list, err := cli("tenant", "webhook", "list", "--tenant", tn.TenantID); err != nil || strings.Contains(list, ep.ID) {
+		t.Errorf("list after remove: %v\n%s", err, list)
+	}
+	if _, err := cli("tenant", "webhook", "remove", "--tenant", tn.TenantID, "--endpoint", ep.ID); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("second remove: %v, want not found", err)
+	}
 }
 
 // Destinations, through a kycgate outside development mode: an endpoint
@@ -727,7 +746,8 @@ func TestWebhookDestinations(t *testing.T) {
 		t.Errorf("the redirect's target got %d requests", n)
 	}
 
-	// The same endpoint kind on loopback, now refused at connect time.
+	// An http:// loopback endpoint stored while that was allowed, refused
+	// before any connection once it is not.
 	epLoop, _ := addEndpoint(t, cli, ten, rcv.srv.URL+"/loopback")
 	in.env["KYCGATE_WEBHOOK_ALLOW_PRIVATE"] = "0"
 	in.restart()
@@ -748,6 +768,71 @@ func TestWebhookDestinations(t *testing.T) {
 	if n := len(at(rcv.snapshot(), "/loopback")); n != 0 {
 		t.Errorf("the loopback receiver got %d requests with private addresses refused", n)
 	}
+
+	// A name that passes every check on the URL but resolves to loopback
+	// (this machine's hostname; a rebinding name looks the same): `add`
+	// takes it, and the attempt is refused at connect time, after DNS,
+	// naming the address it would have reached. A listener there counts
+	// connections: none may arrive.
+	host, ip := loopbackName(t)
+	if host == "" {
+		return
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	epName, _ := addEndpoint(t, cli, ten, "https://"+net.JoinHostPort(host, port)+"/rebind")
+	in.verifyEmail(mb, key, "rebind@example.com")
+	rcvWaitLog(t, rcv, cli, ten, epName, func(deliveryLog) bool {
+		out := cli(t, "tenant", "webhook", "deliveries", "--tenant", ten, "--endpoint", epName, "--json")
+		json.Unmarshal([]byte(out), &full)
+		return len(full) == 1 && full[0].Attempts >= 1 && full[0].LastError != ""
+	})
+	if e := full[0].LastError; !strings.Contains(e, "refused") || !strings.Contains(e, ip.String()+" is not a public address") {
+		t.Errorf("delivery to %s (resolving to %s): error %q, want a refusal of %s at connect time", host, ip, e, ip)
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("%d connections reached %s through the name %s", n, ip, host)
+	}
+}
+
+// loopbackName is a host name (not "localhost", which the URL check
+// refuses by name) that the system resolver resolves only to loopback
+// addresses, and the first of them: this machine's hostname usually is
+// one. It returns "" when there is none, and the test goes without.
+func loopbackName(t *testing.T) (string, netip.Addr) {
+	t.Helper()
+	host, err := os.Hostname()
+	if err != nil || host == "" || strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		t.Logf("no usable hostname (%q, %v): the name-resolving-to-loopback check is left out", host, err)
+		return "", netip.Addr{}
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip4", host)
+	if err != nil || len(ips) == 0 {
+		t.Logf("hostname %s does not resolve (%v): the name-resolving-to-loopback check is left out", host, err)
+		return "", netip.Addr{}
+	}
+	for _, ip := range ips {
+		if !ip.Unmap().IsLoopback() {
+			t.Logf("hostname %s resolves to %v, not only loopback: the name-resolving-to-loopback check is left out", host, ips)
+			return "", netip.Addr{}
+		}
+	}
+	return host, ips[0].Unmap()
 }
 
 // rcvWaitLog waits (on the receiver's requests and every 100 ms) until

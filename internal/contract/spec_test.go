@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 // specCases is every (HTTP status, status, message) the partner API can answer in its
@@ -321,5 +323,39 @@ func TestWebhookSchemas(t *testing.T) {
 	}
 	if err := v.CheckWebhook("kyc.nope", []byte(`{}`)); err == nil {
 		t.Error("an undocumented webhook was accepted")
+	}
+}
+
+// TestIdempotencyKeyOnEveryPartnerPOST: every partner POST in the OpenAPI
+// file (both mounts) declares the Idempotency-Key header and its 409 and
+// 422 answers, so generated clients can send the one and expect the
+// others. The Didit webhook (signed by Didit, deduplicated by its event
+// id) and the admin API do not take it.
+func TestIdempotencyKeyOnEveryPartnerPOST(t *testing.T) {
+	v := mustLoad(t)
+	n := 0
+	for path, item := range v.doc.Paths.Map() {
+		op := item.Post
+		if op == nil || strings.HasPrefix(path, "/admin/") || strings.HasSuffix(path, "/webhooks/didit") {
+			continue
+		}
+		n++
+		var header bool
+		for _, p := range append(append(openapi3.Parameters{}, item.Parameters...), op.Parameters...) {
+			if p.Value != nil && p.Value.In == openapi3.ParameterInHeader && strings.EqualFold(p.Value.Name, "Idempotency-Key") {
+				header = true
+			}
+		}
+		if !header {
+			t.Errorf("POST %s does not declare the Idempotency-Key header", path)
+		}
+		for _, code := range []int{409, 422} {
+			if op.Responses.Status(code) == nil {
+				t.Errorf("POST %s does not document its %d (Idempotency-Key)", path, code)
+			}
+		}
+	}
+	if n != 12 {
+		t.Errorf("%d partner POSTs in the OpenAPI file, want 12 (six, under / and /api)", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -130,6 +131,53 @@ func TestWebhookSecretSealedAndSignature(t *testing.T) {
 	}
 	if recs := r.log(t); len(recs) != 1 || recs[0].State != kyc.DeliveryDelivered {
 		t.Errorf("log %+v", recs)
+	}
+}
+
+// sigFor is the Standard Webhooks v1 signature of req under secret.
+func sigFor(t *testing.T, secret string, req kyc.WebhookRequest) string {
+	t.Helper()
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(req.Header["webhook-id"] + "." + req.Header["webhook-timestamp"] + "." + string(req.Body)))
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// After rotate-secret the old secret signs beside the new one until 24 h
+// have passed, and not a moment after: a receiver that has not switched
+// yet keeps verifying, and a leaked old secret stops working on time.
+func TestWebhookRotationGrace(t *testing.T) {
+	r := newHookRig(t, 204)
+	newSecret, err := r.svc.RotateWebhookSecret(context.Background(), r.tenant.ID, r.endpoint.ID)
+	if err != nil || newSecret == r.secret || !strings.HasPrefix(newSecret, "whsec_") {
+		t.Fatalf("RotateWebhookSecret = %q, %v", newSecret, err)
+	}
+	rotated := r.clock.Now()
+	for _, tc := range []struct {
+		at   time.Time
+		sigs []string // secrets expected to sign, in header order
+	}{
+		{rotated, []string{newSecret, r.secret}},
+		{rotated.Add(kyc.WebhookSecretGrace - time.Second), []string{newSecret, r.secret}},
+		{rotated.Add(kyc.WebhookSecretGrace), []string{newSecret}},
+	} {
+		r.clock.Set(tc.at)
+		r.verified(t, fmt.Sprintf("rot-%d@example.com", tc.at.Unix()))
+		before := len(r.sender.sent())
+		if n := r.deliver(t); n != 1 {
+			t.Fatalf("at +%s: delivered %d, want 1", tc.at.Sub(rotated), n)
+		}
+		req := r.sender.sent()[before]
+		var want []string
+		for _, s := range tc.sigs {
+			want = append(want, sigFor(t, s, req))
+		}
+		if got := req.Header["webhook-signature"]; got != strings.Join(want, " ") {
+			t.Errorf("at +%s: webhook-signature %q, want %d signature(s) %q", tc.at.Sub(rotated), got, len(want), strings.Join(want, " "))
+		}
 	}
 }
 

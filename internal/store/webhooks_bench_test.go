@@ -1,3 +1,5 @@
+//go:build unix
+
 package store_test
 
 import (
@@ -59,11 +61,11 @@ func benchApplyEvent(b *testing.B, url, variant string) {
 	}
 	b.ReportAllocs()
 	i := 0
-	for b.Loop() {
+	loopCPU(b, func() {
 		i++
 		if _, err := db.ApplyEvent(ctx, "ev"+strconv.Itoa(i), s, t0, fan); err != nil {
 			b.Fatal(err)
 		}
 		s.Version++
-	}
+	})
 }

@@ -323,10 +323,25 @@ func (s *Service) verifyOTP(ctx context.Context, tenant Tenant, in OTPInput) err
 	if err != nil {
 		return err
 	}
+	if !t.link() {
+		return s.useOwnCode(ctx, tenant, email, in.Code, t)
+	}
 	stored, res, err := s.store.CountOTPAttempt(ctx, t.code, s.cfg.OTPMaxAttempts, s.now())
 	if err != nil {
 		return err
 	}
+	if err := attemptRefusal(res); err != nil {
+		return err
+	}
+	// The attempt counted: the log has it, and how it ended.
+	err = s.useCode(ctx, tenant, email, in.Code, t, stored)
+	s.audit(ctx, tenant.ID, AuditLinkVerify, email, auditResult(err))
+	return err
+}
+
+// attemptRefusal is the answer to a code that could not be tried (nil
+// when the attempt counted).
+func attemptRefusal(res OTPAttempt) error {
 	switch res {
 	case OTPNone:
 		return errOTPInvalid
@@ -335,38 +350,48 @@ func (s *Service) verifyOTP(ctx context.Context, tenant Tenant, in OTPInput) err
 	case OTPNoAttemptsLeft:
 		return NewError(CodeOTPMaxAttempts, "Max attempts reached, please request a new code")
 	}
-	// The attempt counted: the log has it, and how it ended.
-	action := AuditEmailVerify
-	if t.link() {
-		action = AuditLinkVerify
-	}
-	audited, err := s.useCode(ctx, tenant, email, in.Code, t, stored, action)
-	if !audited {
-		s.audit(ctx, tenant.ID, action, email, auditResult(err))
-	}
-	return err
+	return nil
 }
 
-// useCode compares a counted attempt's code and, when it matches, uses it.
-// audited reports that the use's audit entry (action, "ok") was written
-// with it.
-func (s *Service) useCode(ctx context.Context, tenant Tenant, email, code string, t otpTarget, stored, action string) (audited bool, err error) {
+// useCode compares a link's counted attempt and, when it matches, proves
+// the link.
+func (s *Service) useCode(ctx context.Context, tenant Tenant, email, code string, t otpTarget, stored string) error {
 	if !s.codeMatches(tenant.ID, email, strings.TrimSpace(code), stored) {
-		return false, errOTPInvalid
+		return errOTPInvalid
 	}
-	if t.link() {
-		return false, s.proveLink(ctx, tenant, t.code, stored)
-	}
-	rec := s.auditEntry(ctx, tenant.ID, action, email, "ok")
-	used, err := s.store.ConsumeOTP(ctx, t.code, stored, s.emailVerifiedFanout(), &rec)
+	return s.proveLink(ctx, tenant, t.code, stored)
+}
+
+// useOwnCode counts an attempt at the address's own code, compares it and,
+// when it matches, uses it, in the store's one primitive (UseOTP). The
+// attempt's audit entry goes with it where the store can take it.
+func (s *Service) useOwnCode(ctx context.Context, tenant Tenant, email, code string, t otpTarget) error {
+	ok := s.auditEntry(ctx, tenant.ID, AuditEmailVerify, email, "ok")
+	missed := ok
+	missed.Result = CodeOTPInvalid
+	match := func(stored string) bool { return s.codeMatches(tenant.ID, email, strings.TrimSpace(code), stored) }
+	u, err := s.store.UseOTP(ctx, t.code, s.cfg.OTPMaxAttempts, s.now(), match, s.emailVerifiedFanout(), &ok, &missed)
 	if err != nil {
-		return false, err
+		if u.Attempt == OTPCounted { // the attempt counted, then the use failed
+			s.audit(ctx, tenant.ID, AuditEmailVerify, email, auditResult(err))
+		}
+		return err
 	}
-	if !used { // a concurrent request with the same code won
-		return false, errOTPInvalid
+	if err := attemptRefusal(u.Attempt); err != nil {
+		return err
+	}
+	if !u.Audited {
+		if u.Used {
+			s.appendAudit(ctx, ok)
+		} else {
+			s.appendAudit(ctx, missed)
+		}
+	}
+	if !u.Used { // a wrong code, or a concurrent request with the same code won
+		return errOTPInvalid
 	}
 	s.log.InfoContext(ctx, "email verified", "tenant", tenant.ID, "enrollment", t.enr.ID)
-	return true, nil
+	return nil
 }
 
 var errOTPInvalid = NewError(CodeOTPInvalid, "Invalid code")

@@ -79,13 +79,18 @@ type Store interface {
 	// It only counts against a live, unexpired code with attempts left;
 	// otherwise it returns the reason without counting.
 	CountOTPAttempt(ctx context.Context, c CodeRef, maxAttempts int, now time.Time) (codeHash string, res OTPAttempt, err error)
-	// ConsumeOTP uses an address's own code (c.Wallet empty) once and marks
-	// the address verified on the tenant's enrollment registered under it,
-	// in one transaction. ok=false when another request used it first.
-	// The enrollment it verifies (when it was not verified yet) is fan's
-	// audience, and fan's events are written in the same transaction; so
-	// is rec, when not nil, and only when the code was used.
-	ConsumeOTP(ctx context.Context, c CodeRef, codeHash string, fan Fanout, rec *AuditEntry) (ok bool, err error)
+	// UseOTP counts one attempt at an address's own code (c.Wallet empty)
+	// as CountOTPAttempt does and, when match accepts the stored hash, uses
+	// the code once and marks the address verified on the tenant's
+	// enrollment registered under it, in one transaction (Used=false when
+	// another request used it first). The enrollment it verifies (when it
+	// was not verified yet) is fan's audience; fan's events, and used's
+	// audit entry, are written with the use. missed, when the store
+	// can write it with the attempt, records an attempt that did not
+	// match; OTPUse.Audited says whether either entry was written. After
+	// an error, Attempt is OTPCounted only if the attempt still counted.
+	UseOTP(ctx context.Context, c CodeRef, maxAttempts int, now time.Time, match func(codeHash string) bool,
+		fan Fanout, used, missed *AuditEntry) (OTPUse, error)
 
 	// Wallet challenges.
 	// SaveChallenge stores c and, when rec is not nil, appends rec to the
@@ -234,6 +239,13 @@ type OTPSend struct {
 
 // OTPAttempt is what CountOTPAttempt found.
 type OTPAttempt int
+
+// OTPUse is what UseOTP did.
+type OTPUse struct {
+	Attempt OTPAttempt // OTPCounted, or why the code could not be tried
+	Used    bool       // it matched, and this request used it
+	Audited bool       // the attempt's audit entry was written with it
+}
 
 const (
 	OTPCounted        OTPAttempt = iota // counted; compare the hash now

@@ -186,8 +186,12 @@ func (db *DB) DropOTP(ctx context.Context, c kyc.CodeRef, codeHash string, sentA
 }
 
 func (db *DB) CountOTPAttempt(ctx context.Context, c kyc.CodeRef, maxAttempts int, now time.Time) (string, kyc.OTPAttempt, error) {
+	return countAttempt(ctx, db.w, c, maxAttempts, now)
+}
+
+func countAttempt(ctx context.Context, q querier, c kyc.CodeRef, maxAttempts int, now time.Time) (string, kyc.OTPAttempt, error) {
 	var hash string
-	err := db.w.QueryRowContext(ctx, `UPDATE otp_codes SET attempts = attempts + 1
+	err := q.QueryRowContext(ctx, `UPDATE otp_codes SET attempts = attempts + 1
 		WHERE tenant_id = $1 AND address = $2 AND wallet = $3 AND code_hash IS NOT NULL AND attempts < $4 AND expires_at > $5
 		RETURNING code_hash`, c.TenantID, c.Address, c.Wallet, maxAttempts, ms(now)).Scan(&hash)
 	if err == nil {
@@ -199,7 +203,7 @@ func (db *DB) CountOTPAttempt(ctx context.Context, c kyc.CodeRef, maxAttempts in
 	var code sql.NullString
 	var attempts int
 	var expires int64
-	err = db.w.QueryRowContext(ctx, `SELECT code_hash, attempts, expires_at FROM otp_codes
+	err = q.QueryRowContext(ctx, `SELECT code_hash, attempts, expires_at FROM otp_codes
 		WHERE tenant_id = $1 AND address = $2 AND wallet = $3`, c.TenantID, c.Address, c.Wallet).Scan(&code, &attempts, &expires)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -222,7 +226,10 @@ func (db *DB) CountOTPAttempt(ctx context.Context, c kyc.CodeRef, maxAttempts in
 // the tenant's enrollment registered under it (a pending link to the same
 // address is then proven too). The enrollment is found by the address, not
 // by a person id read earlier, so a link that merged the person meanwhile
-// cannot make the proof miss it.
+// cannot make the proof miss it. ok=false when another request used it
+// first. The enrollment it verifies (when it was not verified yet) is
+// fan's audience; fan's events, and rec when not nil, are written only
+// with the use, in the same transaction (or statement).
 func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fan kyc.Fanout, rec *kyc.AuditEntry) (bool, error) {
 	if c.Wallet != "" {
 		return false, errors.New("store: ConsumeOTP is for an address's own code; a link's code is consumed in its transaction")
@@ -257,44 +264,95 @@ func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fa
 		return used == 1, nil
 	}
 	var ok bool
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE otp_codes SET code_hash = NULL
-			WHERE tenant_id = $1 AND address = $2 AND wallet = '' AND code_hash = $3`, c.TenantID, c.Address, codeHash)
-		if err != nil {
-			return fmt.Errorf("store: consume otp: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil
-		}
-		ok = true
-		if err := auditInTx(ctx, tx, rec); err != nil {
-			return err
-		}
-		// The enrollment is read as the update leaves it (PostgreSQL: the
-		// row stays locked), and it is news only when it was unverified.
-		var r enrollmentRow
-		err = tx.QueryRowContext(ctx, `UPDATE enrollments SET email_verified = TRUE,
-			pending_email = CASE WHEN pending_email = $2 THEN NULL ELSE pending_email END
-			WHERE tenant_id = $1 AND email = $2 AND email_verified = FALSE
-			RETURNING id, tenant_id, person_id, email, wallet, email_verified, pending_email`, c.TenantID, c.Address).Scan(r.dest(false)...)
-		if errors.Is(err, sql.ErrNoRows) {
-			_, err = tx.ExecContext(ctx, `UPDATE enrollments SET pending_email = NULL
-				WHERE tenant_id = $1 AND email = $2 AND pending_email = $2`, c.TenantID, c.Address)
-			if err != nil {
-				return fmt.Errorf("store: verify email: %w", err)
-			}
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("store: verify email: %w", err)
-		}
-		if fan == nil {
-			return nil
-		}
-		if ok, err := anyEndpoints(ctx, tx); err != nil || !ok {
-			return err
-		}
-		return emit(ctx, tx, fan(kyc.Audience{Enrollments: []kyc.Enrollment{r.enrollment()}}))
+	err := db.tx(ctx, func(tx *sql.Tx) (err error) {
+		ok, err = consumeInTx(ctx, tx, c, codeHash, fan, rec)
+		return err
 	})
 	return ok && err == nil, err
+}
+
+// consumeInTx is ConsumeOTP inside a transaction.
+func consumeInTx(ctx context.Context, tx *sql.Tx, c kyc.CodeRef, codeHash string, fan kyc.Fanout, rec *kyc.AuditEntry) (bool, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE otp_codes SET code_hash = NULL
+		WHERE tenant_id = $1 AND address = $2 AND wallet = '' AND code_hash = $3`, c.TenantID, c.Address, codeHash)
+	if err != nil {
+		return false, fmt.Errorf("store: consume otp: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return false, nil
+	}
+	if err := auditInTx(ctx, tx, rec); err != nil {
+		return false, err
+	}
+	// The enrollment is read as the update leaves it (PostgreSQL: the
+	// row stays locked), and it is news only when it was unverified.
+	var r enrollmentRow
+	err = tx.QueryRowContext(ctx, `UPDATE enrollments SET email_verified = TRUE,
+		pending_email = CASE WHEN pending_email = $2 THEN NULL ELSE pending_email END
+		WHERE tenant_id = $1 AND email = $2 AND email_verified = FALSE
+		RETURNING id, tenant_id, person_id, email, wallet, email_verified, pending_email`, c.TenantID, c.Address).Scan(r.dest(false)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, err = tx.ExecContext(ctx, `UPDATE enrollments SET pending_email = NULL
+			WHERE tenant_id = $1 AND email = $2 AND pending_email = $2`, c.TenantID, c.Address)
+		if err != nil {
+			return false, fmt.Errorf("store: verify email: %w", err)
+		}
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: verify email: %w", err)
+	}
+	if fan == nil {
+		return true, nil
+	}
+	if ok, err := anyEndpoints(ctx, tx); err != nil || !ok {
+		return true, err
+	}
+	return true, emit(ctx, tx, fan(kyc.Audience{Enrollments: []kyc.Enrollment{r.enrollment()}}))
+}
+
+// UseOTP is CountOTPAttempt, the compare and ConsumeOTP as one primitive
+// for an address's own code. On SQLite it is one transaction: one turn of
+// the single writer where the three calls took two, and the attempt's
+// audit entry, matched or not, rides along. On PostgreSQL it is the two
+// statements those calls make (a transaction would take four round
+// trips); an attempt that did not match is left for the caller to log.
+func (db *DB) UseOTP(ctx context.Context, c kyc.CodeRef, maxAttempts int, now time.Time, match func(codeHash string) bool,
+	fan kyc.Fanout, used, missed *kyc.AuditEntry) (kyc.OTPUse, error) {
+	if c.Wallet != "" {
+		return kyc.OTPUse{}, errors.New("store: UseOTP is for an address's own code")
+	}
+	if db.dialect == Postgres {
+		stored, res, err := countAttempt(ctx, db.w, c, maxAttempts, now)
+		if err != nil {
+			return kyc.OTPUse{Attempt: kyc.OTPNone}, err
+		}
+		if res != kyc.OTPCounted || !match(stored) {
+			return kyc.OTPUse{Attempt: res}, nil
+		}
+		ok, err := db.ConsumeOTP(ctx, c, stored, fan, used)
+		return kyc.OTPUse{Attempt: res, Used: ok, Audited: ok}, err
+	}
+	var u kyc.OTPUse
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		u = kyc.OTPUse{}
+		stored, res, err := countAttempt(ctx, tx, c, maxAttempts, now)
+		if err != nil || res != kyc.OTPCounted {
+			u.Attempt = res
+			return err
+		}
+		if match(stored) {
+			if u.Used, err = consumeInTx(ctx, tx, c, stored, fan, used); err != nil || u.Used {
+				u.Audited = u.Used
+				return err
+			}
+		}
+		u.Audited = true
+		return auditInTx(ctx, tx, missed)
+	})
+	if err != nil {
+		// Rolled back: not even the attempt counted.
+		return kyc.OTPUse{Attempt: kyc.OTPNone}, err
+	}
+	return u, nil
 }

@@ -52,11 +52,14 @@ func NewSender(o Options) *Sender {
 		d.Control = refusePrivate
 	}
 	tr := &http.Transport{
-		Proxy:                 nil, // a proxy would dial for us, unchecked
-		DialContext:           d.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   4,
+		Proxy:             nil, // a proxy would dial for us, unchecked
+		DialContext:       d.DialContext,
+		ForceAttemptHTTP2: true,
+		MaxIdleConns:      100,
+		// A worker sends a whole batch at once (20 in the server), often to
+		// one partner: fewer idle slots than that would close most of the
+		// batch's connections and dial them again for the next one.
+		MaxIdleConnsPerHost:   32,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   kyc.WebhookTimeout,
 		ResponseHeaderTimeout: kyc.WebhookTimeout,

@@ -48,6 +48,7 @@ func expectFresh(t *testing.T, r reply) {
 // is accepted the winner answers 201, a retry gets that 201 replayed, and
 // exactly one mail was sent.
 func TestIdempotentSendsAtOnce(t *testing.T) {
+	t.Parallel()
 	mb := newMailbox(t)
 	in := start(t, newEnv(t, mb.srv.URL()))
 	_, key := in.tenant("Retry", "--rate-limit-per-minute", "0")
@@ -120,6 +121,7 @@ func TestIdempotentSendsAtOnce(t *testing.T) {
 // request under the key: 422; malformed keys: 400) and that keys are the
 // tenant's own.
 func TestIdempotentReplay(t *testing.T) {
+	t.Parallel()
 	mb := newMailbox(t)
 	in := start(t, newEnv(t, mb.srv.URL()))
 	_, key := in.tenant("Replay", "--rate-limit-per-minute", "0")
@@ -192,6 +194,7 @@ func TestIdempotentReplay(t *testing.T) {
 // TestIdempotentServerErrorRunsAgain: a 5xx is not kept; the retry with
 // the same key runs again and this time delivers.
 func TestIdempotentServerErrorRunsAgain(t *testing.T) {
+	t.Parallel()
 	mb := newMailbox(t, mailtest.FailNext(1, 550, "mailbox unavailable"))
 	in := start(t, newEnv(t, mb.srv.URL()))
 	_, key := in.tenant("Bounce", "--rate-limit-per-minute", "0")

@@ -22,6 +22,7 @@ import (
 )
 
 func TestSecretRotation(t *testing.T) {
+	t.Parallel()
 	mb := newMailbox(t)
 	env := newEnv(t, mb.srv.URL())
 	oldSecret, newSecret := strings.Repeat("o", 40), strings.Repeat("n", 40)

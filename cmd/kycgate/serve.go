@@ -44,15 +44,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	} else {
 		log.Info("production mode: real Didit and SMTP required", "reason", cfg.DevReason)
 	}
-	sec, src, err := secret(cfg)
+	sec, err := serverSecret(cfg, log)
 	if err != nil {
 		return err
-	}
-	switch {
-	case src.generated:
-		log.Warn("generated a server secret; back it up with the database: API keys and codes do not survive losing it", "path", src.path)
-	case src.path != "":
-		log.Info("server secret read from its file", "path", src.path)
 	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxOpenConns: cfg.DBMaxConns})
 	if err != nil {
@@ -108,16 +102,44 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	api := httpapi.New(httpapi.Config{Service: svc, Logger: log, Counter: counter,
 		Webhooks: didit.Webhooks{Secret: hookSecret}, Ready: db.Ready, Fault: db.NoteFault, Mounts: mounts,
 		RequestTimeout: cfg.RequestTimeout, Metrics: reg})
-	if cfg.PprofAddr != "" {
-		pln, err := net.Listen("tcp", cfg.PprofAddr)
-		if err != nil {
-			return fmt.Errorf("KYCGATE_PPROF_ADDR: listen: %w", err)
-		}
-		defer pln.Close()
-		go (&http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 5 * time.Second}).Serve(pln)
-		log.Warn("profiling endpoints on "+pln.Addr().String()+"/debug/pprof/ (KYCGATE_PPROF_ADDR)", "pprof", pln.Addr().String())
+	closePprof, err := listenPprof(cfg, log)
+	if err != nil {
+		return err
 	}
+	defer closePprof()
 	return serveUntilDone(ctx, cfg, log, ln, at, api, svc, reg)
+}
+
+// serverSecret is the server secret; where it came from goes to the log,
+// because a generated one must be backed up with the database.
+func serverSecret(cfg config.Config, log *slog.Logger) ([]byte, error) {
+	sec, src, err := secret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case src.generated:
+		log.Warn("generated a server secret; back it up with the database: API keys and codes do not survive losing it", "path", src.path)
+	case src.path != "":
+		log.Info("server secret read from its file", "path", src.path)
+	}
+	return sec, nil
+}
+
+// listenPprof serves the profiling endpoints when KYCGATE_PPROF_ADDR is
+// set, on their own listener so they are never on the partner's; the
+// returned func closes it.
+func listenPprof(cfg config.Config, log *slog.Logger) (func(), error) {
+	if cfg.PprofAddr == "" {
+		return func() {}, nil
+	}
+	pln, err := net.Listen("tcp", cfg.PprofAddr)
+	if err != nil {
+		return nil, fmt.Errorf("KYCGATE_PPROF_ADDR: listen: %w", err)
+	}
+	go (&http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 5 * time.Second}).Serve(pln)
+	log.Warn("profiling endpoints on "+pln.Addr().String()+"/debug/pprof/ (KYCGATE_PPROF_ADDR)", "pprof", pln.Addr().String())
+	return func() { pln.Close() }, nil
 }
 
 // where is this server's address as it reaches itself (local) and as
@@ -354,14 +376,7 @@ const deletionPoll = 5 * time.Second
 // of them per attempt. A failure is logged by the service and retried
 // with backoff.
 func retryDiditDeletions(ctx context.Context, svc *kyc.Service, every time.Duration, log *slog.Logger) {
-	t := time.NewTimer(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	poll(ctx, every, every, func() bool {
 		deleted, failed, err := svc.RetryDiditDeletions(ctx, false)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -369,12 +384,8 @@ func retryDiditDeletions(ctx context.Context, svc *kyc.Service, every time.Durat
 		case deleted+failed > 0:
 			log.Info("retried didit deletions", "deleted", deleted, "failed", failed)
 		}
-		if err == nil && deleted > 0 && failed == 0 {
-			t.Reset(0) // maybe more due
-		} else {
-			t.Reset(every)
-		}
-	}
+		return err == nil && deleted > 0 && failed == 0 // maybe more due
+	})
 }
 
 // webhookBatch is how many deliveries one worker claims and attempts at
@@ -387,7 +398,20 @@ const webhookBatch = 20
 // the batch was full, else after idle. Attempts under way when ctx ends
 // finish (each within its timeout) and are recorded.
 func deliverWebhooks(ctx context.Context, svc *kyc.Service, idle time.Duration, log *slog.Logger) {
-	t := time.NewTimer(0)
+	poll(ctx, 0, idle, func() bool {
+		n, err := svc.DeliverWebhooks(ctx, webhookBatch)
+		if err != nil && ctx.Err() == nil {
+			log.Error("deliver webhooks", "err", err)
+		}
+		return err == nil && n == webhookBatch
+	})
+}
+
+// poll runs step after first, then again at once while it reports more
+// work due, else after idle, until ctx ends. A timer rather than a ticker,
+// so a slow step is never followed at once by a tick that queued during it.
+func poll(ctx context.Context, first, idle time.Duration, step func() (more bool)) {
+	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
 		select {
@@ -395,11 +419,7 @@ func deliverWebhooks(ctx context.Context, svc *kyc.Service, idle time.Duration, 
 			return
 		case <-t.C:
 		}
-		n, err := svc.DeliverWebhooks(ctx, webhookBatch)
-		if err != nil && ctx.Err() == nil {
-			log.Error("deliver webhooks", "err", err)
-		}
-		if err == nil && n == webhookBatch {
+		if step() {
 			t.Reset(0)
 		} else {
 			t.Reset(idle)

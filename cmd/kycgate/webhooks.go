@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	adminapi "github.com/kycgate/kycgate/internal/admin"
 	"github.com/kycgate/kycgate/internal/config"
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/webhook"
@@ -206,28 +207,7 @@ func printEndpoints(w io.Writer, eps []kyc.WebhookEndpoint, asJSON bool) error {
 }
 
 func printDeliveries(w io.Writer, recs []kyc.DeliveryRecord, asJSON bool) error {
-	type row struct {
-		EventID     string `json:"event_id"`
-		Type        string `json:"type"`
-		State       string `json:"state"`
-		Attempts    int    `json:"attempts"`
-		CreatedAt   string `json:"created_at"`
-		NextAt      string `json:"next_attempt_at,omitempty"`
-		LastAt      string `json:"last_attempt_at,omitempty"`
-		LastStatus  int    `json:"last_status,omitempty"`
-		LastError   string `json:"last_error,omitempty"`
-		DeliveredAt string `json:"delivered_at,omitempty"`
-	}
-	rows := []row{}
-	for _, r := range recs {
-		x := row{EventID: r.EventID, Type: r.Type, State: r.State, Attempts: r.Attempts,
-			CreatedAt: r.CreatedAt.UTC().Format(time.RFC3339), LastAt: rfc(r.LastAt), LastStatus: r.LastStatus,
-			LastError: r.LastError, DeliveredAt: rfc(r.DeliveredAt)}
-		if r.State == kyc.DeliveryPending {
-			x.NextAt = r.NextAt.UTC().Format(time.RFC3339)
-		}
-		rows = append(rows, x)
-	}
+	rows := adminapi.Deliveries(recs)
 	if asJSON {
 		return json.NewEncoder(w).Encode(rows)
 	}

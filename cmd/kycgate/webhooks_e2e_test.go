@@ -332,6 +332,7 @@ func settled(t *testing.T, rcv *receiver, cli func(*testing.T, ...string) string
 // of a shared approval. Under KYCGATE_TEST_ENGINE=postgres two replicas
 // serve (and deliver) together.
 func TestWebhookEvents(t *testing.T) {
+	t.Parallel()
 	needVerifier(t)
 	r := newLinkRig(t)
 	rcv := newReceiver(t)
@@ -465,6 +466,7 @@ func newSoloRig(t *testing.T) *soloRig {
 // endpoint's hooks carry both signatures, each verifying with its secret;
 // a redelivery sends the same event (same webhook-id) again.
 func TestWebhookRetriesRotationRedelivery(t *testing.T) {
+	t.Parallel()
 	needVerifier(t)
 	r := newSoloRig(t)
 	ten, key := r.in.tenant("Partner", "--rate-limit-per-minute", "0")
@@ -578,6 +580,7 @@ func minCount(m map[string]int) int {
 // replica SIGKILLed with an attempt in its hands loses nothing: the event
 // is delivered once its lease lapses, by a replica started afterwards.
 func TestWebhookReplicas(t *testing.T) {
+	t.Parallel()
 	needVerifier(t)
 	c := rpNewCluster(t)
 	c.start(t, 2)
@@ -643,6 +646,7 @@ func TestWebhookReplicas(t *testing.T) {
 // `tenant webhook add` refuses URLs a webhook could reach inside with:
 // http://, private and loopback addresses, local names.
 func TestWebhookAddRefusesUnsafeURLs(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t, "smtp://127.0.0.1:2525")
 	env["KYCGATE_DEV"] = "0"
 	env["KYCGATE_WEBHOOK_ALLOW_PRIVATE"] = ""
@@ -713,6 +717,7 @@ func TestWebhookAddRefusesUnsafeURLs(t *testing.T) {
 // not (nothing reaches the receiver, the log says why), and a redirect is
 // never followed (its target gets nothing; the 3xx counts as a failure).
 func TestWebhookDestinations(t *testing.T) {
+	t.Parallel()
 	ss := startDiditSim(t)
 	mb := newMailbox(t)
 	env := newEnv(t, mb.srv.URL())

@@ -8,9 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strings"
 
+	"github.com/kycgate/kycgate/internal/envelope"
 	"github.com/kycgate/kycgate/internal/kyc"
 )
 
@@ -31,7 +31,6 @@ const (
 	codeInvalidBody     = "invalid_body"
 	codePayloadTooLarge = "payload_too_large"
 	codeNotFound        = "not_found"
-	codeMethodNotAllow  = "method_not_allowed"
 	codeServerError     = "server_error"
 	msgServerError      = "Server failed, try again later"
 )
@@ -86,20 +85,10 @@ func (a API) routes() []route {
 // methodRouter runs the method's handler with the admin actor in its
 // context, or answers 405 with Allow, in the envelope.
 func (a API) methodRouter(rt route) http.Handler {
-	allowed := make([]string, 0, len(rt.methods))
-	for m := range rt.methods {
-		allowed = append(allowed, m)
-	}
-	sort.Strings(allowed)
-	allow := strings.Join(allowed, ", ")
+	methods := envelope.NewMethods(rt.methods)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, ok := rt.methods[r.Method]
-		if !ok && r.Method == http.MethodHead {
-			h, ok = rt.methods[http.MethodGet]
-		}
+		h, ok := methods.Lookup(w, r)
 		if !ok {
-			w.Header().Set("Allow", allow)
-			respond(w, http.StatusMethodNotAllowed, codeMethodNotAllow, "Method not allowed")
 			return
 		}
 		r = r.WithContext(kyc.WithActor(r.Context(), kyc.Actor{Kind: kyc.ActorAdmin}))
@@ -108,7 +97,7 @@ func (a API) methodRouter(rt route) http.Handler {
 			a.fail(w, r, err)
 			return
 		}
-		writeEnvelope(w, rep.code, codeOK, rep.message, rep.data)
+		envelope.Write(w, rep.code, codeOK, rep.message, rep.data)
 	})
 }
 

@@ -29,7 +29,9 @@ func endpointOut(ep kyc.WebhookEndpoint) endpointJSON {
 		rfcp(ep.FailingSince), rfc(ep.CreatedAt)}
 }
 
-type deliveryJSON struct {
+// Delivery is one row of an endpoint's delivery log as the admin API and
+// the CLI's --json print it, so the two read alike.
+type Delivery struct {
 	EventID     string `json:"event_id"`
 	Type        string `json:"type"`
 	State       string `json:"state"`
@@ -117,17 +119,7 @@ func (a API) deliveries(r *http.Request) (reply, error) {
 	if err != nil {
 		return reply{}, notFound(err, "Webhook endpoint")
 	}
-	out := make([]deliveryJSON, 0, len(recs))
-	for _, d := range recs {
-		x := deliveryJSON{EventID: d.EventID, Type: d.Type, State: d.State, Attempts: d.Attempts,
-			CreatedAt: rfc(d.CreatedAt), LastAt: rfcp(d.LastAt), LastStatus: d.LastStatus,
-			LastError: d.LastError, DeliveredAt: rfcp(d.DeliveredAt)}
-		if d.State == kyc.DeliveryPending {
-			x.NextAt = rfc(d.NextAt)
-		}
-		out = append(out, x)
-	}
-	return reply{200, "Deliveries, newest first", map[string]any{"deliveries": out}}, nil
+	return reply{200, "Deliveries, newest first", map[string]any{"deliveries": Deliveries(recs)}}, nil
 }
 
 func (a API) redeliver(r *http.Request) (reply, error) {
@@ -137,4 +129,19 @@ func (a API) redeliver(r *http.Request) (reply, error) {
 		return reply{}, notFound(err, "Event")
 	}
 	return reply{200, "Event queued again", map[string]any{"event_id": event, "deliveries": n}}, nil
+}
+
+// Deliveries is recs as rows, never nil, so an empty log prints as [].
+func Deliveries(recs []kyc.DeliveryRecord) []Delivery {
+	out := make([]Delivery, 0, len(recs))
+	for _, d := range recs {
+		x := Delivery{EventID: d.EventID, Type: d.Type, State: d.State, Attempts: d.Attempts,
+			CreatedAt: rfc(d.CreatedAt), LastAt: rfcp(d.LastAt), LastStatus: d.LastStatus,
+			LastError: d.LastError, DeliveredAt: rfcp(d.DeliveredAt)}
+		if d.State == kyc.DeliveryPending {
+			x.NextAt = rfc(d.NextAt)
+		}
+		out = append(out, x)
+	}
+	return out
 }

@@ -8,42 +8,17 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
 
+	"github.com/kycgate/kycgate/internal/envelope"
 	"github.com/kycgate/kycgate/internal/kyc"
 )
 
-// envelope is every KYC response body (docs/api.md §1).
-type envelope struct {
-	StatusCode int    `json:"statusCode"`
-	Success    bool   `json:"success"`
-	Status     string `json:"status"`
-	Message    string `json:"message"`
-	Data       any    `json:"data,omitempty"`
-}
-
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// writeJSON encodes v into a pooled buffer first, so a failed encoding never
-// leaves a half-written body, and Content-Length is exact.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer bufPool.Put(buf)
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
-		code = http.StatusInternalServerError
-		buf.Reset()
-		buf.WriteString(`{"statusCode":500,"success":false,"status":"server_error","message":"Server failed, try again later"}` + "\n")
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(code)
-	w.Write(buf.Bytes())
-}
+// writeJSON and respond are the envelope package's, by their short local
+// names, which every handler uses.
+func writeJSON(w http.ResponseWriter, code int, v any) { envelope.WriteJSON(w, code, v) }
 
 func respond(w http.ResponseWriter, code int, status, message string, data any) {
-	writeJSON(w, code, envelope{StatusCode: code, Success: code >= 200 && code < 300, Status: status, Message: message, Data: data})
+	envelope.Write(w, code, status, message, data)
 }
 
 // httpStatus maps every error code to its one HTTP status.

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"path"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kycgate/kycgate/internal/envelope"
 	"github.com/kycgate/kycgate/internal/kyc"
 )
 
@@ -66,33 +65,13 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// validRequestID accepts a caller's id only when it is short and plain, so
-// it cannot inject anything into logs or headers.
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, c := range []byte(id) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
 // common wraps every request: id, timeout, panic recovery and the access
 // log. The log holds the matched route pattern, or for an unmatched path a
 // masked one (logPath), never a query, body, key or code.
 func (s *Server) common(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get("X-Request-Id")
-		if !validRequestID(id) {
-			var b [12]byte
-			rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
-		}
-		w.Header().Set("X-Request-Id", id)
+		id := envelope.RequestID(w, r)
 		info := &reqInfo{id: id}
 		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), keyInfo, info), s.timeout)
 		defer cancel()

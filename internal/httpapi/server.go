@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/kycgate/kycgate/internal/envelope"
 	"github.com/kycgate/kycgate/internal/kyc"
 )
 
@@ -112,24 +111,12 @@ type route struct {
 // methodRouter answers 405 with Allow in the envelope, which ServeMux's
 // built-in 405 cannot do.
 func (s *Server) methodRouter(rt route) http.Handler {
-	allowed := make([]string, 0, len(rt.methods))
-	for m := range rt.methods {
-		allowed = append(allowed, m)
-	}
-	sort.Strings(allowed)
-	allow := strings.Join(allowed, ", ")
+	methods := envelope.NewMethods(rt.methods)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		infoOf(r.Context()).route = rt.path
-		h, ok := rt.methods[r.Method]
-		if !ok && r.Method == http.MethodHead {
-			h, ok = rt.methods[http.MethodGet]
+		if h, ok := methods.Lookup(w, r); ok {
+			h.ServeHTTP(w, r)
 		}
-		if !ok {
-			w.Header().Set("Allow", allow)
-			respond(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "Method not allowed", nil)
-			return
-		}
-		h.ServeHTTP(w, r)
 	})
 }
 

@@ -28,19 +28,7 @@ func (t *txn) EnrollmentsOf(ctx context.Context, personID string) ([]kyc.Enrollm
 	if err != nil {
 		return nil, fmt.Errorf("store: person's enrollments: %w", err)
 	}
-	defer rows.Close()
-	var out []kyc.Enrollment
-	for rows.Next() {
-		var r enrollmentRow
-		if err := rows.Scan(r.dest(false)...); err != nil {
-			return nil, fmt.Errorf("store: person's enrollments: %w", err)
-		}
-		out = append(out, r.enrollment())
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: person's enrollments: %w", err)
-	}
-	return out, nil
+	return scanEnrollments(rows, "person's enrollments")
 }
 
 // bodyPattern is a LIKE pattern matching a JSON text that names v as a

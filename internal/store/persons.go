@@ -227,17 +227,23 @@ func (db *DB) PendingLinks(ctx context.Context, tenantID, email string, limit in
 	if err != nil {
 		return nil, fmt.Errorf("store: pending links: %w", err)
 	}
+	return scanEnrollments(rows, "pending links")
+}
+
+// scanEnrollments reads rows of enrollmentCols (no session) and closes
+// them; what names the query in errors.
+func scanEnrollments(rows *sql.Rows, what string) ([]kyc.Enrollment, error) {
 	defer rows.Close()
 	var out []kyc.Enrollment
 	for rows.Next() {
 		var r enrollmentRow
 		if err := rows.Scan(r.dest(false)...); err != nil {
-			return nil, fmt.Errorf("store: pending links: %w", err)
+			return nil, fmt.Errorf("store: %s: %w", what, err)
 		}
 		out = append(out, r.enrollment())
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: pending links: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	return out, nil
 }

@@ -219,9 +219,29 @@ func keyList(fs *flag.FlagSet, cio cliIO) func(context.Context) error {
 			for _, r := range rows {
 				fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\n", r.ID, r.Prefix, r.CreatedAt, r.RevokedAt)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return warnDisabledEndpoints(ctx, cio.stdout, svc, *tenantID)
 		})
 	}
+}
+
+// warnDisabledEndpoints follows a tenant's key list with its disabled
+// webhook endpoints: an operator looking at a partner's keys is the one
+// to notice that the partner hears nothing any more.
+func warnDisabledEndpoints(ctx context.Context, w io.Writer, svc *kyc.Service, tenantID string) error {
+	eps, err := svc.ListWebhookEndpoints(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	for _, ep := range eps {
+		if ep.DisabledAt != nil {
+			fmt.Fprintf(w, "\nwebhook endpoint %s (%s) is DISABLED since %s: %s\n  (kycgate tenant webhook list --tenant %s)\n",
+				ep.ID, ep.URL, ep.DisabledAt.UTC().Format(time.RFC3339), ep.DisabledReason, tenantID)
+		}
+	}
+	return nil
 }
 
 func keyRevoke(fs *flag.FlagSet, cio cliIO) func(context.Context) error {

@@ -522,6 +522,10 @@ func TestWebhookRetriesRotationRedelivery(t *testing.T) {
 	if text := r.cli(t, "tenant", "webhook", "list", "--tenant", ten); !strings.Contains(text, "DISABLED") {
 		t.Errorf("tenant webhook list does not say the endpoint is disabled:\n%s", text)
 	}
+	if text := r.cli(t, "tenant", "key", "list", "--tenant", ten); !strings.Contains(text, "webhook endpoint "+gone+" (") ||
+		!strings.Contains(text, "is DISABLED since") || strings.Contains(text, "webhook endpoint "+ep+" ") {
+		t.Errorf("tenant key list does not name (only) the disabled endpoint:\n%s", text)
+	}
 
 	// Rotation: the next event carries two signatures, and the old and the
 	// new secret each verify it.

@@ -240,12 +240,11 @@ func (s *Service) SendOTP(ctx context.Context, tenant Tenant, in OTPInput) error
 		s.obs.CodeSendFailed()
 		return err
 	}
-	rec := s.auditEntry(ctx, tenant.ID, AuditEmailCodeSent, email, "ok")
-	if cerr := s.store.ConfirmOTP(after, t.code, now, &rec); cerr != nil {
+	if cerr := s.store.ConfirmOTP(after, t.code, now); cerr != nil {
 		s.log.ErrorContext(ctx, "confirm otp send", "tenant", tenant.ID, "enrollment", t.enr.ID, "err", cerr)
-		s.appendAudit(ctx, rec) // the confirmation rolled back with it
 	}
 	s.obs.CodeSent()
+	s.audit(ctx, tenant.ID, AuditEmailCodeSent, email, "ok")
 	if err == nil {
 		s.log.InfoContext(ctx, "otp sent", "tenant", tenant.ID, "enrollment", t.enr.ID, "link", t.link(), "to", maskEmail(email))
 	}
@@ -363,32 +362,21 @@ func (s *Service) useCode(ctx context.Context, tenant Tenant, email, code string
 }
 
 // useOwnCode counts an attempt at the address's own code, compares it and,
-// when it matches, uses it, in the store's one primitive (UseOTP). The
-// attempt's audit entry goes with it where the store can take it.
+// when it matches, uses it, in the store's one primitive (UseOTP).
 func (s *Service) useOwnCode(ctx context.Context, tenant Tenant, email, code string, t otpTarget) error {
-	ok := s.auditEntry(ctx, tenant.ID, AuditEmailVerify, email, "ok")
-	missed := ok
-	missed.Result = CodeOTPInvalid
 	match := func(stored string) bool { return s.codeMatches(tenant.ID, email, strings.TrimSpace(code), stored) }
-	u, err := s.store.UseOTP(ctx, t.code, s.cfg.OTPMaxAttempts, s.now(), match, s.emailVerifiedFanout(), &ok, &missed)
+	u, err := s.store.UseOTP(ctx, t.code, s.cfg.OTPMaxAttempts, s.now(), match, s.emailVerifiedFanout())
+	if err == nil && u.Attempt == OTPCounted && !u.Used {
+		err = errOTPInvalid // a wrong code, or a concurrent request with the same code won
+	}
+	if u.Attempt == OTPCounted { // the attempt counted: the log has it, and how it ended
+		s.audit(ctx, tenant.ID, AuditEmailVerify, email, auditResult(err))
+	}
 	if err != nil {
-		if u.Attempt == OTPCounted { // the attempt counted, then the use failed
-			s.audit(ctx, tenant.ID, AuditEmailVerify, email, auditResult(err))
-		}
 		return err
 	}
 	if err := attemptRefusal(u.Attempt); err != nil {
 		return err
-	}
-	if !u.Audited {
-		if u.Used {
-			s.appendAudit(ctx, ok)
-		} else {
-			s.appendAudit(ctx, missed)
-		}
-	}
-	if !u.Used { // a wrong code, or a concurrent request with the same code won
-		return errOTPInvalid
 	}
 	s.log.InfoContext(ctx, "email verified", "tenant", tenant.ID, "enrollment", t.enr.ID)
 	return nil

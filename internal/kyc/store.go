@@ -72,9 +72,8 @@ type Store interface {
 	// counts in the limits for good, and once in the tenant's codes mailed
 	// that month (MonthUsage). Until then, a send whose lease lapsed
 	// (its process died mid-delivery) blocks nothing, and the next send
-	// takes its place. rec, when not nil, is appended to the audit log in
-	// the same transaction, whether or not the send was still leased.
-	ConfirmOTP(ctx context.Context, c CodeRef, sentAt time.Time, rec *AuditEntry) error
+	// takes its place.
+	ConfirmOTP(ctx context.Context, c CodeRef, sentAt time.Time) error
 	// CountOTPAttempt counts one verification attempt before the compare.
 	// It only counts against a live, unexpired code with attempts left;
 	// otherwise it returns the reason without counting.
@@ -84,18 +83,14 @@ type Store interface {
 	// the code once and marks the address verified on the tenant's
 	// enrollment registered under it, in one transaction (Used=false when
 	// another request used it first). The enrollment it verifies (when it
-	// was not verified yet) is fan's audience; fan's events, and used's
-	// audit entry, are written with the use. missed, when the store
-	// can write it with the attempt, records an attempt that did not
-	// match; OTPUse.Audited says whether either entry was written. After
-	// an error, Attempt is OTPCounted only if the attempt still counted.
+	// was not verified yet) is fan's audience, and fan's events are
+	// written with the use. After an error, Attempt is OTPCounted only if
+	// the attempt still counted.
 	UseOTP(ctx context.Context, c CodeRef, maxAttempts int, now time.Time, match func(codeHash string) bool,
-		fan Fanout, used, missed *AuditEntry) (OTPUse, error)
+		fan Fanout) (OTPUse, error)
 
 	// Wallet challenges.
-	// SaveChallenge stores c and, when rec is not nil, appends rec to the
-	// audit log in the same transaction.
-	SaveChallenge(ctx context.Context, c Challenge, rec *AuditEntry) error
+	SaveChallenge(ctx context.Context, c Challenge) error
 	FindChallenge(ctx context.Context, nonce string) (Challenge, error)
 
 	// InTx runs fn in one write transaction and commits when fn returns nil.
@@ -244,7 +239,6 @@ type OTPAttempt int
 type OTPUse struct {
 	Attempt OTPAttempt // OTPCounted, or why the code could not be tried
 	Used    bool       // it matched, and this request used it
-	Audited bool       // the attempt's audit entry was written with it
 }
 
 const (

@@ -106,7 +106,7 @@ func (r *walletRig) issueVector(t *testing.T, v walletVector) {
 	t.Helper()
 	nonce, _, exp := vectorTimes(t, v.Message)
 	if err := r.db.SaveChallenge(context.Background(), kyc.Challenge{Nonce: nonce, TenantID: r.tenant.ID,
-		Wallet: v.Address, Chain: v.Chain, Message: v.Message, ExpiresAt: exp}, nil); err != nil {
+		Wallet: v.Address, Chain: v.Chain, Message: v.Message, ExpiresAt: exp}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -38,10 +38,10 @@ func (s *Service) Challenge(ctx context.Context, tenant Tenant, rawWallet, purpo
 		now.Format(time.RFC3339), exp.Format(time.RFC3339))
 	c := Challenge{Nonce: nonce, TenantID: tenant.ID, Wallet: addr.String, Chain: string(addr.Chain),
 		Message: msg, ExpiresAt: exp}
-	rec := s.auditEntry(ctx, tenant.ID, AuditWalletChallenge, addr.String, "ok")
-	if err := s.store.SaveChallenge(ctx, c, &rec); err != nil {
+	if err := s.store.SaveChallenge(ctx, c); err != nil {
 		return ChallengeResult{}, err
 	}
+	s.audit(ctx, tenant.ID, AuditWalletChallenge, addr.String, "ok")
 	return ChallengeResult{Message: msg, Wallet: addr.String, Chain: string(addr.Chain)}, nil
 }
 

@@ -139,7 +139,7 @@ func insertAuditEntries(ctx context.Context, q querier, entries ...kyc.AuditEntr
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		sb.WriteString("(" + auditParams(len(args)+1, false) + ")")
+		sb.WriteString("(" + auditParams(len(args)+1) + ")")
 		args = auditArgs(args, e)
 	}
 	if _, err := q.ExecContext(ctx, sb.String(), args...); err != nil {
@@ -148,29 +148,14 @@ func insertAuditEntries(ctx context.Context, q querier, entries ...kyc.AuditEntr
 	return nil
 }
 
-// auditParams is one entry's parameter list, numbered from n, for a
-// VALUES row or (typed, PostgreSQL only: SQLite has no "::" and needs no
-// types) a SELECT list, where PostgreSQL cannot infer the types itself.
-func auditParams(n int, typed bool) string {
-	text, bigint := "", ""
-	if typed {
-		text, bigint = "::text", "::bigint"
-	}
-	return fmt.Sprintf("$%d%s, $%d%s, $%d%s, $%d%s, $%d%s, $%d%s, $%d%s",
-		n, text, n+1, bigint, n+2, text, n+3, text, n+4, text, n+5, text, n+6, text)
+// auditParams is one entry's parameter list, numbered from n.
+func auditParams(n int) string {
+	return fmt.Sprintf("$%d, $%d, $%d, $%d, $%d, $%d, $%d", n, n+1, n+2, n+3, n+4, n+5, n+6)
 }
 
 // auditArgs appends e's parameters, in auditParams' order.
 func auditArgs(args []any, e kyc.AuditEntry) []any {
 	return append(args, e.TenantID, ms(e.At), e.Actor, e.Action, e.Subject, e.Result, e.RequestID)
-}
-
-// auditInTx appends rec, when not nil, inside the change's transaction.
-func auditInTx(ctx context.Context, tx *sql.Tx, rec *kyc.AuditEntry) error {
-	if rec == nil {
-		return nil
-	}
-	return insertAuditEntries(ctx, tx, *rec)
 }
 
 // SealAudit runs in one transaction. On PostgreSQL it first takes an

@@ -9,29 +9,9 @@ import (
 	"github.com/kycgate/kycgate/internal/kyc"
 )
 
-// SaveChallenge writes the challenge and its audit entry together: on
-// PostgreSQL in one statement (one round trip), on SQLite in one
-// transaction (one turn of the writer).
-func (db *DB) SaveChallenge(ctx context.Context, c kyc.Challenge, rec *kyc.AuditEntry) error {
-	const insert = `INSERT INTO challenges (nonce, tenant_id, wallet, chain, message, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`
-	args := []any{c.Nonce, c.TenantID, c.Wallet, c.Chain, c.Message, ms(c.ExpiresAt)}
-	var err error
-	switch {
-	case rec == nil:
-		_, err = db.w.ExecContext(ctx, insert, args...)
-	case db.dialect == Postgres:
-		_, err = db.w.ExecContext(ctx, `WITH c AS (`+insert+`)
-			`+auditInsertCols+`VALUES (`+auditParams(len(args)+1, false)+`)`, auditArgs(args, *rec)...)
-	default:
-		err = db.tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
-				return err
-			}
-			return auditInTx(ctx, tx, rec)
-		})
-	}
-	if err != nil {
+func (db *DB) SaveChallenge(ctx context.Context, c kyc.Challenge) error {
+	if _, err := db.w.ExecContext(ctx, `INSERT INTO challenges (nonce, tenant_id, wallet, chain, message, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, c.Nonce, c.TenantID, c.Wallet, c.Chain, c.Message, ms(c.ExpiresAt)); err != nil {
 		return fmt.Errorf("store: save challenge: %w", err)
 	}
 	return nil

@@ -102,23 +102,15 @@ func (db *DB) SaveOTP(ctx context.Context, o kyc.OTPSend) (bool, time.Time, erro
 // ConfirmOTP ends the delivery lease of the send made at sentAt, once its
 // mail was accepted (or may have been): from then on it counts in the
 // limits for good. Nothing happens if a later send already replaced it.
-func (db *DB) ConfirmOTP(ctx context.Context, c kyc.CodeRef, sentAt time.Time, rec *kyc.AuditEntry) error {
+func (db *DB) ConfirmOTP(ctx context.Context, c kyc.CodeRef, sentAt time.Time) error {
 	month := sentAt.UTC().Format("2006-01")
 	var err error
 	if db.dialect == Postgres {
-		args := []any{c.TenantID, c.Address, ms(sentAt), month, rand.IntN(codeSentShards)}
-		audit := ""
-		if rec != nil { // a data-modifying WITH part runs whether or not it is read
-			audit = `, a AS (` + auditInsertCols + `VALUES (` + auditParams(len(args)+1, false) + `))`
-			args = auditArgs(args, *rec)
-		}
-		_, err = db.w.ExecContext(ctx, `WITH c AS (`+confirmSend+` RETURNING tenant_id)`+audit+`
-			`+countCodeSent+` SELECT tenant_id, $4, $5, 1 FROM c `+countCodeSentConflict, args...)
+		_, err = db.w.ExecContext(ctx, `WITH c AS (`+confirmSend+` RETURNING tenant_id)
+			`+countCodeSent+` SELECT tenant_id, $4, $5, 1 FROM c `+countCodeSentConflict,
+			c.TenantID, c.Address, ms(sentAt), month, rand.IntN(codeSentShards))
 	} else {
 		err = db.tx(ctx, func(tx *sql.Tx) error {
-			if err := auditInTx(ctx, tx, rec); err != nil {
-				return err
-			}
 			res, err := tx.ExecContext(ctx, confirmSend, c.TenantID, c.Address, ms(sentAt))
 			if err != nil {
 				return err
@@ -228,9 +220,9 @@ func countAttempt(ctx context.Context, q querier, c kyc.CodeRef, maxAttempts int
 // by a person id read earlier, so a link that merged the person meanwhile
 // cannot make the proof miss it. ok=false when another request used it
 // first. The enrollment it verifies (when it was not verified yet) is
-// fan's audience; fan's events, and rec when not nil, are written only
-// with the use, in the same transaction (or statement).
-func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fan kyc.Fanout, rec *kyc.AuditEntry) (bool, error) {
+// fan's audience, and fan's events are written with the use, in the same
+// transaction.
+func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fan kyc.Fanout) (bool, error) {
 	if c.Wallet != "" {
 		return false, errors.New("store: ConsumeOTP is for an address's own code; a link's code is consumed in its transaction")
 	}
@@ -242,13 +234,6 @@ func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fa
 		}
 	}
 	if db.dialect == Postgres && fan == nil {
-		args := []any{c.TenantID, c.Address, codeHash}
-		audit := ""
-		if rec != nil {
-			audit = `, audited AS (` + auditInsertCols + `SELECT ` + auditParams(len(args)+1, true) + `
-				WHERE EXISTS (SELECT 1 FROM used))`
-			args = auditArgs(args, *rec)
-		}
 		var used int
 		if err := db.w.QueryRowContext(ctx, `WITH used AS (
 				UPDATE otp_codes SET code_hash = NULL
@@ -257,22 +242,22 @@ func (db *DB) ConsumeOTP(ctx context.Context, c kyc.CodeRef, codeHash string, fa
 				UPDATE enrollments SET email_verified = TRUE,
 					pending_email = CASE WHEN pending_email = $2 THEN NULL ELSE pending_email END
 				WHERE tenant_id = $1 AND email = $2 AND EXISTS (SELECT 1 FROM used)
-			)`+audit+`
-			SELECT count(*) FROM used`, args...).Scan(&used); err != nil {
+			)
+			SELECT count(*) FROM used`, c.TenantID, c.Address, codeHash).Scan(&used); err != nil {
 			return false, fmt.Errorf("store: consume otp: %w", err)
 		}
 		return used == 1, nil
 	}
 	var ok bool
 	err := db.tx(ctx, func(tx *sql.Tx) (err error) {
-		ok, err = consumeInTx(ctx, tx, c, codeHash, fan, rec)
+		ok, err = consumeInTx(ctx, tx, c, codeHash, fan)
 		return err
 	})
 	return ok && err == nil, err
 }
 
 // consumeInTx is ConsumeOTP inside a transaction.
-func consumeInTx(ctx context.Context, tx *sql.Tx, c kyc.CodeRef, codeHash string, fan kyc.Fanout, rec *kyc.AuditEntry) (bool, error) {
+func consumeInTx(ctx context.Context, tx *sql.Tx, c kyc.CodeRef, codeHash string, fan kyc.Fanout) (bool, error) {
 	res, err := tx.ExecContext(ctx, `UPDATE otp_codes SET code_hash = NULL
 		WHERE tenant_id = $1 AND address = $2 AND wallet = '' AND code_hash = $3`, c.TenantID, c.Address, codeHash)
 	if err != nil {
@@ -280,9 +265,6 @@ func consumeInTx(ctx context.Context, tx *sql.Tx, c kyc.CodeRef, codeHash string
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return false, nil
-	}
-	if err := auditInTx(ctx, tx, rec); err != nil {
-		return false, err
 	}
 	// The enrollment is read as the update leaves it (PostgreSQL: the
 	// row stays locked), and it is news only when it was unverified.
@@ -313,12 +295,11 @@ func consumeInTx(ctx context.Context, tx *sql.Tx, c kyc.CodeRef, codeHash string
 
 // UseOTP is CountOTPAttempt, the compare and ConsumeOTP as one primitive
 // for an address's own code. On SQLite it is one transaction: one turn of
-// the single writer where the three calls took two, and the attempt's
-// audit entry, matched or not, rides along. On PostgreSQL it is the two
-// statements those calls make (a transaction would take four round
-// trips); an attempt that did not match is left for the caller to log.
+// the single writer where the three calls took two. On PostgreSQL it is
+// the two statements those calls make (a transaction would take four
+// round trips).
 func (db *DB) UseOTP(ctx context.Context, c kyc.CodeRef, maxAttempts int, now time.Time, match func(codeHash string) bool,
-	fan kyc.Fanout, used, missed *kyc.AuditEntry) (kyc.OTPUse, error) {
+	fan kyc.Fanout) (kyc.OTPUse, error) {
 	if c.Wallet != "" {
 		return kyc.OTPUse{}, errors.New("store: UseOTP is for an address's own code")
 	}
@@ -330,25 +311,18 @@ func (db *DB) UseOTP(ctx context.Context, c kyc.CodeRef, maxAttempts int, now ti
 		if res != kyc.OTPCounted || !match(stored) {
 			return kyc.OTPUse{Attempt: res}, nil
 		}
-		ok, err := db.ConsumeOTP(ctx, c, stored, fan, used)
-		return kyc.OTPUse{Attempt: res, Used: ok, Audited: ok}, err
+		ok, err := db.ConsumeOTP(ctx, c, stored, fan)
+		return kyc.OTPUse{Attempt: res, Used: ok}, err
 	}
 	var u kyc.OTPUse
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		u = kyc.OTPUse{}
 		stored, res, err := countAttempt(ctx, tx, c, maxAttempts, now)
-		if err != nil || res != kyc.OTPCounted {
-			u.Attempt = res
+		u = kyc.OTPUse{Attempt: res}
+		if err != nil || res != kyc.OTPCounted || !match(stored) {
 			return err
 		}
-		if match(stored) {
-			if u.Used, err = consumeInTx(ctx, tx, c, stored, fan, used); err != nil || u.Used {
-				u.Audited = u.Used
-				return err
-			}
-		}
-		u.Audited = true
-		return auditInTx(ctx, tx, missed)
+		u.Used, err = consumeInTx(ctx, tx, c, stored, fan)
+		return err
 	})
 	if err != nil {
 		// Rolled back: not even the attempt counted.

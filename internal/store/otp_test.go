@@ -56,7 +56,7 @@ func (f otpFixture) send(now time.Time, hash string) (bool, time.Time) {
 	f.t.Helper()
 	ok, retry := f.sendUnconfirmed(now, hash)
 	if ok {
-		must(f.t, f.db.ConfirmOTP(f.t.Context(), f.ref(), now, nil))
+		must(f.t, f.db.ConfirmOTP(f.t.Context(), f.ref(), now))
 	}
 	return ok, retry
 }
@@ -231,7 +231,7 @@ func TestSaveOTPReplacesCodeAndResetsAttempts(t *testing.T) {
 		}
 		f.wantAttempt(at(otpGap+10*time.Second), "", kyc.OTPNoAttemptsLeft)
 		// The replaced code cannot be used.
-		if ok, err := db.ConsumeOTP(t.Context(), f.ref(), "old", nil, nil); err != nil || ok {
+		if ok, err := db.ConsumeOTP(t.Context(), f.ref(), "old", nil); err != nil || ok {
 			t.Errorf("ConsumeOTP(old code) = %v, %v; want false", ok, err)
 		}
 		// The new code lives ten minutes from its own send.
@@ -436,7 +436,7 @@ func TestCountOTPAttempt(t *testing.T) {
 			f := person(t)
 			f.mustSend(t0, "h")
 			f.wantAttempt(t0, "h", kyc.OTPCounted)
-			ok, err := db.ConsumeOTP(ctx, f.ref(), "h", nil, nil)
+			ok, err := db.ConsumeOTP(ctx, f.ref(), "h", nil)
 			if err != nil || !ok {
 				t.Fatalf("ConsumeOTP = %v, %v", ok, err)
 			}
@@ -482,20 +482,20 @@ func TestConsumeOTP(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
 		f := newOTPFixture(t, db)
-		if ok, err := db.ConsumeOTP(ctx, f.ref(), "h", nil, nil); err != nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, f.ref(), "h", nil); err != nil || ok {
 			t.Errorf("ConsumeOTP with no code = %v, %v", ok, err)
 		}
 		f.mustSend(t0, "h")
-		if ok, err := db.ConsumeOTP(ctx, f.ref(), "wrong", nil, nil); err != nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, f.ref(), "wrong", nil); err != nil || ok {
 			t.Errorf("ConsumeOTP(wrong hash) = %v, %v", ok, err)
 		}
-		if ok, err := db.ConsumeOTP(ctx, kyc.CodeRef{TenantID: "tb", Address: f.address}, "h", nil, nil); err != nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, kyc.CodeRef{TenantID: "tb", Address: f.address}, "h", nil); err != nil || ok {
 			t.Errorf("ConsumeOTP through another tenant = %v, %v", ok, err)
 		}
 		if enrollmentOf(t, db, "ta", "ann@example.com").EmailVerified {
 			t.Fatal("email verified before the code was used")
 		}
-		if ok, err := db.ConsumeOTP(ctx, f.ref(), "h", nil, nil); err != nil || !ok {
+		if ok, err := db.ConsumeOTP(ctx, f.ref(), "h", nil); err != nil || !ok {
 			t.Fatalf("ConsumeOTP = %v, %v; want true", ok, err)
 		}
 		if !enrollmentOf(t, db, "ta", "ann@example.com").EmailVerified {
@@ -504,7 +504,7 @@ func TestConsumeOTP(t *testing.T) {
 		if enrollmentOf(t, db, "tb", "ann@example.com").EmailVerified {
 			t.Error("email verified for the other tenant too")
 		}
-		if ok, err := db.ConsumeOTP(ctx, f.ref(), "h", nil, nil); err != nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, f.ref(), "h", nil); err != nil || ok {
 			t.Errorf("second ConsumeOTP = %v, %v; want false", ok, err)
 		}
 	})
@@ -521,7 +521,7 @@ func TestConsumeOTPConcurrent(t *testing.T) {
 		const n = 20
 		oks := make([]bool, n)
 		errs := make([]error, n)
-		together(n, func(i int) { oks[i], errs[i] = db.ConsumeOTP(t.Context(), f.ref(), "h", nil, nil) })
+		together(n, func(i int) { oks[i], errs[i] = db.ConsumeOTP(t.Context(), f.ref(), "h", nil) })
 		noErrors(t, errs)
 		won := 0
 		for _, ok := range oks {
@@ -548,8 +548,8 @@ func TestChallenges(t *testing.T) {
 		ctx := t.Context()
 		c := kyc.Challenge{Nonce: "n1", TenantID: "ta", Wallet: "0xAbC", Chain: "evm",
 			Message: "StarkFi KYC verification\nWallet: 0xAbC\n…", ExpiresAt: at(otpTTL)}
-		must(t, db.SaveChallenge(ctx, c, nil))
-		if err := db.SaveChallenge(ctx, c, nil); err == nil {
+		must(t, db.SaveChallenge(ctx, c))
+		if err := db.SaveChallenge(ctx, c); err == nil {
 			t.Error("SaveChallenge accepted a nonce twice")
 		}
 		got, err := db.FindChallenge(ctx, "n1")
@@ -581,7 +581,7 @@ func TestConsumeChallengeConcurrent(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *store.DB) {
 		must(t, db.SaveChallenge(t.Context(), kyc.Challenge{Nonce: "n", TenantID: "ta", Wallet: "w",
-			Chain: "solana", Message: "m", ExpiresAt: at(otpTTL)}, nil))
+			Chain: "solana", Message: "m", ExpiresAt: at(otpTTL)}))
 		const n = 20
 		oks := make([]bool, n)
 		errs := make([]error, n)
@@ -649,7 +649,7 @@ func TestLinkCodes(t *testing.T) {
 		w1.refused(at(5*otpGap), t0.Add(otpWindow))
 		// ConsumeOTP is for the address's own code only; a link's is used in
 		// its transaction, once.
-		if ok, err := db.ConsumeOTP(ctx, w2.ref(), "w2b", nil, nil); err == nil || ok {
+		if ok, err := db.ConsumeOTP(ctx, w2.ref(), "w2b", nil); err == nil || ok {
 			t.Errorf("ConsumeOTP of a link code = %v, %v; want an error", ok, err)
 		}
 		consume := func(f otpFixture, hash string) bool {

@@ -64,7 +64,7 @@ func TestPrepareEmail(t *testing.T) {
 		// A proof shows in later calls, for that tenant only.
 		f := otpFixture{t: t, db: db, tenant: "ta", address: "ann@example.com"}
 		f.mustSend(t0, "h")
-		if ok, err := db.ConsumeOTP(ctx, f.ref(), "h", nil, nil); err != nil || !ok {
+		if ok, err := db.ConsumeOTP(ctx, f.ref(), "h", nil); err != nil || !ok {
 			t.Fatalf("ConsumeOTP = %v, %v", ok, err)
 		}
 		e, created, err = db.PrepareEmail(ctx, "ta", ids("ps_4", "en_4"), "ann@example.com", t0)

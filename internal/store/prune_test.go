@@ -24,12 +24,12 @@ func TestPruneOTPRows(t *testing.T) {
 				MinGap: time.Minute, Window: time.Hour, MaxPerWindow: 5})
 			must(t, err)
 			if ok {
-				must(t, db.ConfirmOTP(ctx, kyc.CodeRef{TenantID: "tn", Address: addr}, now, nil))
+				must(t, db.ConfirmOTP(ctx, kyc.CodeRef{TenantID: "tn", Address: addr}, now))
 			}
 			return ok
 		}
 		send("spent@example.com", t0)
-		used, err := db.ConsumeOTP(ctx, kyc.CodeRef{TenantID: "tn", Address: "spent@example.com"}, "h-spent@example.com", nil, nil)
+		used, err := db.ConsumeOTP(ctx, kyc.CodeRef{TenantID: "tn", Address: "spent@example.com"}, "h-spent@example.com", nil)
 		must(t, err)
 		if !used {
 			t.Fatal("code not consumed")

@@ -28,13 +28,13 @@ func TestMonthUsageCountsConfirmedCodes(t *testing.T) {
 		want("ta", 0, 0)
 		f.mustSend(t0, "h1")
 		want("ta", 0, 1)
-		must(t, db.ConfirmOTP(ctx, f.ref(), t0, nil)) // again: already confirmed
+		must(t, db.ConfirmOTP(ctx, f.ref(), t0)) // again: already confirmed
 		want("ta", 0, 1)
 
 		f.sendUnconfirmed(at(2*time.Minute), "h2")
 		want("ta", 0, 1)
 		must(t, db.DropOTP(ctx, f.ref(), "h2", at(2*time.Minute)))
-		must(t, db.ConfirmOTP(ctx, f.ref(), at(2*time.Minute), nil)) // dropped: nothing to confirm
+		must(t, db.ConfirmOTP(ctx, f.ref(), at(2*time.Minute))) // dropped: nothing to confirm
 		want("ta", 0, 1)
 
 		f.mustSend(at(4*time.Minute), "h3")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/store"
+	"github.com/kycgate/kycgate/internal/store/storetest"
 )
 
 // hookSender answers every attempt with status and keeps the requests.
@@ -48,8 +49,14 @@ type hookRig struct {
 
 func newHookRig(t *testing.T, status int) *hookRig {
 	t.Helper()
+	return newHookRigOn(t, "sqlite:"+filepath.Join(t.TempDir(), "kyc.db"), status)
+}
+
+// newHookRigOn is newHookRig on the database at url.
+func newHookRigOn(t *testing.T, url string, status int) *hookRig {
+	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "kyc.db"), store.Options{})
+	db, err := store.Open(ctx, url, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +193,12 @@ func TestWebhookRotationGrace(t *testing.T) {
 // an endpoint failing for five days is disabled. The clock moves; nothing
 // sleeps.
 func TestWebhookRetryScheduleAndDisable(t *testing.T) {
-	r := newHookRig(t, 503)
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) { retryScheduleAndDisable(t, newHookRigOn(t, e.URL, 503)) })
+	}
+}
+
+func retryScheduleAndDisable(t *testing.T, r *hookRig) {
 	r.verified(t, "retry@example.com")
 	first := r.clock.Now()
 	var times []time.Time

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kycgate/kycgate/internal/benchcpu"
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/metrics"
 	"github.com/kycgate/kycgate/internal/store"
@@ -177,7 +178,7 @@ func BenchmarkServeStatus(b *testing.B) {
 	emails := s.verified(b, 20)
 	b.ReportAllocs()
 	i := 0
-	loopCPU(b, func() {
+	benchcpu.Loop(b, func() {
 		i++
 		s.do(b, "GET", "/kyc/status?email="+emails[i%len(emails)], "", 200)
 	})
@@ -206,7 +207,7 @@ func BenchmarkServeStatusRotation(b *testing.B) {
 				}
 				b.ReportAllocs()
 				i := 0
-				loopCPU(b, func() {
+				benchcpu.Loop(b, func() {
 					i++
 					s.do(b, "GET", "/kyc/status?email="+emails[i%len(emails)], "", want)
 				})
@@ -220,7 +221,7 @@ func BenchmarkServePrepare(b *testing.B) {
 	s := newBenchServer(b)
 	b.ReportAllocs()
 	i := 0
-	loopCPU(b, func() {
+	benchcpu.Loop(b, func() {
 		i++
 		s.do(b, "POST", "/kyc/prepare", `{"email":"new`+strconv.Itoa(i)+`@example.com"}`, 201)
 	})
@@ -234,7 +235,7 @@ func BenchmarkServePrepareIdempotent(b *testing.B) {
 		s := newBenchServer(b)
 		b.ReportAllocs()
 		i := 0
-		loopCPU(b, func() {
+		benchcpu.Loop(b, func() {
 			i++
 			n := strconv.Itoa(i)
 			s.doKey(b, "POST", "/kyc/prepare", `{"email":"new`+n+`@example.com"}`, "key-"+n, 201)
@@ -244,7 +245,7 @@ func BenchmarkServePrepareIdempotent(b *testing.B) {
 		s := newBenchServer(b)
 		s.doKey(b, "POST", "/kyc/prepare", `{"email":"once@example.com"}`, "key-once", 201)
 		b.ReportAllocs()
-		loopCPU(b, func() { s.doKey(b, "POST", "/kyc/prepare", `{"email":"once@example.com"}`, "key-once", 201) })
+		benchcpu.Loop(b, func() { s.doKey(b, "POST", "/kyc/prepare", `{"email":"once@example.com"}`, "key-once", 201) })
 	})
 }
 
@@ -253,5 +254,5 @@ func BenchmarkServePrepareIdempotent(b *testing.B) {
 func BenchmarkServeProducts(b *testing.B) {
 	s := newBenchServer(b)
 	b.ReportAllocs()
-	loopCPU(b, func() { s.do(b, "GET", "/config/products", "", 200) })
+	benchcpu.Loop(b, func() { s.do(b, "GET", "/config/products", "", 200) })
 }

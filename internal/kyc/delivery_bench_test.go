@@ -1,5 +1,3 @@
-//go:build unix
-
 package kyc_test
 
 import (
@@ -9,10 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kycgate/kycgate/internal/benchcpu"
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/store"
 	"github.com/kycgate/kycgate/internal/store/storetest"
@@ -85,8 +83,7 @@ func benchDeliver(b *testing.B, url string) {
 	}
 
 	b.ResetTimer()
-	var r0, r1 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	c0 := benchcpu.Used()
 	done := 0
 	for done < b.N {
 		n, err := svc.DeliverWebhooks(ctx, 20)
@@ -98,14 +95,13 @@ func benchDeliver(b *testing.B, url string) {
 		}
 		done += n
 	}
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	cpu := benchcpu.Used() - c0
 	b.StopTimer()
 	// Every claimed attempt reached the receiver and was answered 2xx:
 	// otherwise the rate would count failures.
 	if n := got.Load(); n != int64(b.N) {
 		b.Fatalf("the receiver got %d requests for %d events", n, b.N)
 	}
-	cpu := r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+	benchcpu.Report(b, cpu, b.N)
 }

@@ -1,5 +1,3 @@
-//go:build unix
-
 package store_test
 
 import (
@@ -8,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kycgate/kycgate/internal/benchcpu"
 	"github.com/kycgate/kycgate/internal/kyc"
 	"github.com/kycgate/kycgate/internal/store/storetest"
 )
@@ -61,7 +60,7 @@ func benchApplyEvent(b *testing.B, url, variant string) {
 	}
 	b.ReportAllocs()
 	i := 0
-	loopCPU(b, func() {
+	benchcpu.Loop(b, func() {
 		i++
 		if _, err := db.ApplyEvent(ctx, "ev"+strconv.Itoa(i), s, t0, fan); err != nil {
 			b.Fatal(err)

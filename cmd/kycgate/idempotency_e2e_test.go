@@ -55,59 +55,11 @@ func TestIdempotentSendsAtOnce(t *testing.T) {
 	const email = "burst@example.com"
 	expect(t, in.call("POST", "/kyc/prepare", key, map[string]string{"email": email}), 201, "user_prepared")
 
-	inData, release := make(chan struct{}, 1), make(chan struct{})
-	mb.srv.SetDataHook(func(ctx context.Context) error {
-		inData <- struct{}{}
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-		return nil
+	first, _ := sendBurst(t, mb, 30*time.Second, func(int) (reply, error) {
+		return in.tryWith("POST", "/security/email/send-otp", key, map[string]string{"email": email}, idemKey("burst-1"))
 	})
-	type result struct {
-		r   reply
-		err error
-	}
-	results := make(chan result, 20)
-	gate := make(chan struct{})
-	for range 20 {
-		go func() {
-			<-gate
-			r, err := in.tryWith("POST", "/security/email/send-otp", key, map[string]string{"email": email}, idemKey("burst-1"))
-			results <- result{r, err}
-		}()
-	}
-	close(gate)
-	deadline := time.After(30 * time.Second)
-	for i := range 19 {
-		select {
-		case res := <-results:
-			if res.err != nil {
-				t.Fatal(res.err)
-			}
-			expect(t, res.r, 409, "idempotency_key_in_use")
-			if ra, err := strconv.Atoi(res.r.Header.Get("Retry-After")); err != nil || ra < 1 {
-				t.Fatalf("409 with Retry-After %q", res.r.Header.Get("Retry-After"))
-			}
-		case <-deadline:
-			t.Fatalf("only %d of the 19 losers answered while the winner's mail was held", i)
-		}
-	}
-	select {
-	case <-inData:
-	case <-deadline:
-		t.Fatal("no mail reached the server")
-	}
-	close(release)
-	first := <-results
-	if first.err != nil {
-		t.Fatal(first.err)
-	}
-	expect(t, first.r, 201, "otp_sent")
-	expectFresh(t, first.r)
-	mb.srv.SetDataHook(nil)
 
-	expectReplay(t, in.callKey(t, "/security/email/send-otp", key, "burst-1", map[string]string{"email": email}), first.r)
+	expectReplay(t, in.callKey(t, "/security/email/send-otp", key, "burst-1", map[string]string{"email": email}), first)
 	mb.code(email)
 	if n := mb.srv.DataCommands(); n != 1 {
 		t.Fatalf("%d mails sent, want 1", n)
@@ -226,8 +178,40 @@ func TestIdempotentAcrossReplicas(t *testing.T) {
 	body := map[string]string{"email": email}
 	expect(t, c.pick(0).call("POST", "/kyc/prepare", key, body), 201, "user_prepared")
 
+	first, refused := sendBurst(t, c.mail, 60*time.Second, func(i int) (reply, error) {
+		return c.pick(i).tryWith("POST", "/security/email/send-otp", key, body, idemKey("burst-1"))
+	})
+	// Ten went to each replica and one won: both replicas refused some,
+	// so the refusals came from the shared database, not one process.
+	refusedAt := map[int]int{}
+	for _, i := range refused {
+		refusedAt[i%2]++
+	}
+	if refusedAt[0] < 9 || refusedAt[1] < 9 {
+		t.Fatalf("409s by replica %v, want 9 or 10 at each", refusedAt)
+	}
+
+	for i := range 2 {
+		expectReplay(t, c.pick(i).callKey(t, "/security/email/send-otp", key, "burst-1", body), first)
+		expect(t, c.pick(i).callKey(t, "/security/email/send-otp", key, "burst-1", `{"email": "replicas-burst@example.com"}`),
+			422, "idempotency_key_reused")
+	}
+	c.mail.code(email)
+	if n := c.mail.srv.DataCommands(); n != 1 {
+		t.Fatalf("%d mails sent, want 1", n)
+	}
+}
+
+// sendBurst sends 20 requests at once through send(i), i = 0…19, all
+// under one Idempotency-Key, while the mail server holds the first message
+// it gets. The 19 that did not claim the key must answer 409
+// idempotency_key_in_use with a Retry-After while the mail is held; then
+// the mail is let go and the winner must answer 201 otp_sent, not
+// replayed. It returns the winner's reply and the refused requests' i.
+func sendBurst(t *testing.T, mb *mailbox, wait time.Duration, send func(i int) (reply, error)) (reply, []int) {
+	t.Helper()
 	inData, release := make(chan struct{}, 1), make(chan struct{})
-	c.mail.srv.SetDataHook(func(ctx context.Context) error {
+	mb.srv.SetDataHook(func(ctx context.Context) error {
 		inData <- struct{}{}
 		select {
 		case <-release:
@@ -235,24 +219,25 @@ func TestIdempotentAcrossReplicas(t *testing.T) {
 		}
 		return nil
 	})
+	defer mb.srv.SetDataHook(nil)
 	type result struct {
-		replica int
-		r       reply
-		err     error
+		i   int
+		r   reply
+		err error
 	}
 	results := make(chan result, 20)
 	gate := make(chan struct{})
 	for i := range 20 {
 		go func() {
 			<-gate
-			r, err := c.pick(i).tryWith("POST", "/security/email/send-otp", key, body, idemKey("burst-1"))
-			results <- result{i % 2, r, err}
+			r, err := send(i)
+			results <- result{i, r, err}
 		}()
 	}
 	close(gate)
-	deadline := time.After(60 * time.Second)
-	refusedAt := map[int]int{}
-	for i := range 19 {
+	deadline := time.After(wait)
+	var refused []int
+	for n := range 19 {
 		select {
 		case res := <-results:
 			if res.err != nil {
@@ -262,15 +247,10 @@ func TestIdempotentAcrossReplicas(t *testing.T) {
 			if ra, err := strconv.Atoi(res.r.Header.Get("Retry-After")); err != nil || ra < 1 {
 				t.Fatalf("409 with Retry-After %q", res.r.Header.Get("Retry-After"))
 			}
-			refusedAt[res.replica]++
+			refused = append(refused, res.i)
 		case <-deadline:
-			t.Fatalf("only %d of the 19 losers answered while the winner's mail was held", i)
+			t.Fatalf("only %d of the 19 losers answered while the winner's mail was held", n)
 		}
-	}
-	// Ten went to each replica and one won: both replicas refused some,
-	// so the refusals came from the shared database, not one process.
-	if refusedAt[0] < 9 || refusedAt[1] < 9 {
-		t.Fatalf("409s by replica %v, want 9 or 10 at each", refusedAt)
 	}
 	select {
 	case <-inData:
@@ -284,15 +264,5 @@ func TestIdempotentAcrossReplicas(t *testing.T) {
 	}
 	expect(t, first.r, 201, "otp_sent")
 	expectFresh(t, first.r)
-	c.mail.srv.SetDataHook(nil)
-
-	for i := range 2 {
-		expectReplay(t, c.pick(i).callKey(t, "/security/email/send-otp", key, "burst-1", body), first.r)
-		expect(t, c.pick(i).callKey(t, "/security/email/send-otp", key, "burst-1", `{"email": "replicas-burst@example.com"}`),
-			422, "idempotency_key_reused")
-	}
-	c.mail.code(email)
-	if n := c.mail.srv.DataCommands(); n != 1 {
-		t.Fatalf("%d mails sent, want 1", n)
-	}
+	return first.r, refused
 }

@@ -509,6 +509,7 @@ func TestWebhookRetriesRotationRedelivery(t *testing.T) {
 		DisabledReason string `json:"disabled_reason"`
 	}
 	r.rcv.waitFor(t, "the 410 endpoint disabled", func([]hook) bool {
+		list = nil // afresh: a field this poll leaves out must not keep the last poll's value
 		if err := json.Unmarshal([]byte(r.cli(t, "tenant", "webhook", "list", "--tenant", ten, "--json")), &list); err != nil {
 			t.Fatal(err)
 		}
@@ -768,7 +769,13 @@ func TestWebhookDestinations(t *testing.T) {
 	}
 	rcvWaitLog(t, rcv, cli, ten, epLoop, func(deliveryLog) bool {
 		out := cli(t, "tenant", "webhook", "deliveries", "--tenant", ten, "--endpoint", epLoop, "--json")
-		json.Unmarshal([]byte(out), &full)
+		// Decoded afresh each time: decoding into the last poll's rows
+		// would keep a field this poll's JSON leaves out (a last_error
+		// not written yet), and a stale error could pass for this one.
+		full = nil
+		if err := json.Unmarshal([]byte(out), &full); err != nil {
+			t.Fatalf("deliveries --json printed %q: %v", out, err)
+		}
 		return len(full) == 1 && full[0].Attempts >= 1 && full[0].LastError != ""
 	})
 	if !strings.Contains(full[0].LastError, "refused") {
@@ -808,7 +815,13 @@ func TestWebhookDestinations(t *testing.T) {
 	in.verifyEmail(mb, key, "rebind@example.com")
 	rcvWaitLog(t, rcv, cli, ten, epName, func(deliveryLog) bool {
 		out := cli(t, "tenant", "webhook", "deliveries", "--tenant", ten, "--endpoint", epName, "--json")
-		json.Unmarshal([]byte(out), &full)
+		// Decoded afresh each time: decoding into the last poll's rows
+		// would keep a field this poll's JSON leaves out (a last_error
+		// not written yet), and a stale error could pass for this one.
+		full = nil
+		if err := json.Unmarshal([]byte(out), &full); err != nil {
+			t.Fatalf("deliveries --json printed %q: %v", out, err)
+		}
 		return len(full) == 1 && full[0].Attempts >= 1 && full[0].LastError != ""
 	})
 	if e := full[0].LastError; !strings.Contains(e, "refused") || !strings.Contains(e, ip.String()+" is not a public address") {

@@ -114,30 +114,17 @@ func (s *Service) AuditSubjectOf(email, wallet string) (string, error) {
 // to record is logged, not returned: the change it reports already
 // happened.
 //
-// It is an unsealed entry, appended after the change's own transaction:
-// the chain is built later by SealAudit, so no request waits for its
-// tenant's chain head, on any number of replicas. The hottest changes
-// (a code used, a code mailed, a challenge issued) hand auditEntry's
-// entry to the store instead, which writes it in the change's own
-// transaction: one commit fewer per request, and the change and its
-// record cannot part.
+// It is one INSERT of an unsealed entry, outside the change's own
+// transaction: the chain is built later by SealAudit, so no request waits
+// for its tenant's chain head, on any number of replicas.
 func (s *Service) audit(ctx context.Context, tenantID, action, subject, result string) {
-	s.appendAudit(ctx, s.auditEntry(ctx, tenantID, action, subject, result))
+	s.appendAudit(ctx, AuditEntry{TenantID: tenantID, Action: action, Subject: s.AuditSubject(subject), Result: result})
 }
 
-// auditEntry is the entry audit would append, stamped with the time,
-// ctx's actor and request id, and subject hashed.
-func (s *Service) auditEntry(ctx context.Context, tenantID, action, subject, result string) AuditEntry {
-	return s.stamp(ctx, AuditEntry{TenantID: tenantID, Action: action, Subject: s.AuditSubject(subject), Result: result})
-}
-
-func (s *Service) stamp(ctx context.Context, e AuditEntry) AuditEntry {
-	e.At, e.Actor, e.RequestID = s.now().Truncate(time.Millisecond), ActorOf(ctx).String(), RequestIDOf(ctx)
-	return e
-}
-
-// appendAudit appends e as it is (see stamp).
+// appendAudit stamps e with the time, ctx's actor and request id, and
+// appends it.
 func (s *Service) appendAudit(ctx context.Context, e AuditEntry) {
+	e.At, e.Actor, e.RequestID = s.now().Truncate(time.Millisecond), ActorOf(ctx).String(), RequestIDOf(ctx)
 	// The change happened whatever the caller does next: a partner that
 	// hangs up must not cancel its record.
 	if err := s.store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
@@ -150,7 +137,7 @@ func (s *Service) appendAudit(ctx context.Context, e AuditEntry) {
 // (an API key, an endpoint, a session): its subject is "kind:id" in clear,
 // which names no person.
 func (s *Service) auditObject(ctx context.Context, tenantID, action, kind, id, result string) {
-	s.appendAudit(ctx, s.stamp(ctx, AuditEntry{TenantID: tenantID, Action: action, Subject: kind + ":" + id, Result: result}))
+	s.appendAudit(ctx, AuditEntry{TenantID: tenantID, Action: action, Subject: kind + ":" + id, Result: result})
 }
 
 // auditResult is the result an audit entry records for a change that

@@ -100,11 +100,10 @@ func (db *DB) writeAudits(ctx context.Context) {
 	if err == nil {
 		err = insertAudits(ctx, conn, batch)
 		conn.Close()
-	} else {
-		err = fmt.Errorf("store: append %d audit entries: %w", len(batch), err)
 	}
 	if err != nil {
 		db.NoteFault(err)
+		err = fmt.Errorf("store: append %d audit entries: %w", len(batch), err)
 	}
 	for _, w := range batch {
 		w.done <- err
@@ -119,43 +118,21 @@ func (db *DB) writeAudits(ctx context.Context) {
 	}
 }
 
-func insertAudits(ctx context.Context, q querier, batch []auditWaiter) error {
-	entries := make([]kyc.AuditEntry, len(batch))
-	for i, w := range batch {
-		entries[i] = w.e
-	}
-	return insertAuditEntries(ctx, q, entries...)
-}
-
-const auditInsertCols = `INSERT INTO audit_log (tenant_id, at, actor, action, subject, result, request_id) `
-
-// insertAuditEntries writes entries in one statement, on the pool's writer
-// or inside a change's own transaction.
-func insertAuditEntries(ctx context.Context, q querier, entries ...kyc.AuditEntry) error {
+func insertAudits(ctx context.Context, conn *sql.Conn, batch []auditWaiter) error {
 	var sb strings.Builder
-	sb.WriteString(auditInsertCols + `VALUES `)
-	args := make([]any, 0, 7*len(entries))
-	for i, e := range entries {
+	sb.WriteString(`INSERT INTO audit_log (tenant_id, at, actor, action, subject, result, request_id) VALUES `)
+	args := make([]any, 0, 7*len(batch))
+	for i, w := range batch {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		sb.WriteString("(" + auditParams(len(args)+1) + ")")
-		args = auditArgs(args, e)
+		n := len(args)
+		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+		e := w.e
+		args = append(args, e.TenantID, ms(e.At), e.Actor, e.Action, e.Subject, e.Result, e.RequestID)
 	}
-	if _, err := q.ExecContext(ctx, sb.String(), args...); err != nil {
-		return fmt.Errorf("store: append %d audit entries: %w", len(entries), err)
-	}
-	return nil
-}
-
-// auditParams is one entry's parameter list, numbered from n.
-func auditParams(n int) string {
-	return fmt.Sprintf("$%d, $%d, $%d, $%d, $%d, $%d, $%d", n, n+1, n+2, n+3, n+4, n+5, n+6)
-}
-
-// auditArgs appends e's parameters, in auditParams' order.
-func auditArgs(args []any, e kyc.AuditEntry) []any {
-	return append(args, e.TenantID, ms(e.At), e.Actor, e.Action, e.Subject, e.Result, e.RequestID)
+	_, err := conn.ExecContext(ctx, sb.String(), args...)
+	return err
 }
 
 // SealAudit runs in one transaction. On PostgreSQL it first takes an

@@ -195,10 +195,11 @@ func addEndpoint(t *testing.T, cli func(*testing.T, ...string) string, tenantID,
 
 // deliveryLog is `tenant webhook deliveries --json`.
 type deliveryLog []struct {
-	EventID  string `json:"event_id"`
-	Type     string `json:"type"`
-	State    string `json:"state"`
-	Attempts int    `json:"attempts"`
+	EventID   string `json:"event_id"`
+	Type      string `json:"type"`
+	State     string `json:"state"`
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"last_error"`
 }
 
 func deliveries(t *testing.T, cli func(*testing.T, ...string) string, tenantID, endpointID string) deliveryLog {
@@ -762,22 +763,10 @@ func TestWebhookDestinations(t *testing.T) {
 	in.env["KYCGATE_WEBHOOK_ALLOW_PRIVATE"] = "0"
 	in.restart()
 	in.verifyEmail(mb, key, "private@example.com")
-	var full []struct {
-		State     string `json:"state"`
-		Attempts  int    `json:"attempts"`
-		LastError string `json:"last_error"`
-	}
-	rcvWaitLog(t, rcv, cli, ten, epLoop, func(deliveryLog) bool {
-		out := cli(t, "tenant", "webhook", "deliveries", "--tenant", ten, "--endpoint", epLoop, "--json")
-		// Decoded afresh each time: decoding into the last poll's rows
-		// would keep a field this poll's JSON leaves out (a last_error
-		// not written yet), and a stale error could pass for this one.
-		full = nil
-		if err := json.Unmarshal([]byte(out), &full); err != nil {
-			t.Fatalf("deliveries --json printed %q: %v", out, err)
-		}
-		return len(full) == 1 && full[0].Attempts >= 1 && full[0].LastError != ""
-	})
+	// Each poll's log is decoded afresh (deliveries): one decoded into
+	// the last poll's rows would keep a last_error this poll leaves out.
+	attemptFailed := func(l deliveryLog) bool { return len(l) == 1 && l[0].Attempts >= 1 && l[0].LastError != "" }
+	full := rcvWaitLog(t, rcv, cli, ten, epLoop, attemptFailed)
 	if !strings.Contains(full[0].LastError, "refused") {
 		t.Errorf("loopback delivery's error %q, want a refusal", full[0].LastError)
 	}
@@ -813,17 +802,7 @@ func TestWebhookDestinations(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	epName, _ := addEndpoint(t, cli, ten, "https://"+net.JoinHostPort(host, port)+"/rebind")
 	in.verifyEmail(mb, key, "rebind@example.com")
-	rcvWaitLog(t, rcv, cli, ten, epName, func(deliveryLog) bool {
-		out := cli(t, "tenant", "webhook", "deliveries", "--tenant", ten, "--endpoint", epName, "--json")
-		// Decoded afresh each time: decoding into the last poll's rows
-		// would keep a field this poll's JSON leaves out (a last_error
-		// not written yet), and a stale error could pass for this one.
-		full = nil
-		if err := json.Unmarshal([]byte(out), &full); err != nil {
-			t.Fatalf("deliveries --json printed %q: %v", out, err)
-		}
-		return len(full) == 1 && full[0].Attempts >= 1 && full[0].LastError != ""
-	})
+	full = rcvWaitLog(t, rcv, cli, ten, epName, attemptFailed)
 	if e := full[0].LastError; !strings.Contains(e, "refused") || !strings.Contains(e, ip.String()+" is not a public address") {
 		t.Errorf("delivery to %s (resolving to %s): error %q, want a refusal of %s at connect time", host, ip, e, ip)
 	}

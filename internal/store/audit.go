@@ -43,7 +43,8 @@ func scanAudits(rows *sql.Rows, what string) ([]kyc.AuditEntry, error) {
 	return out, nil
 }
 
-// AppendAudit writes e and returns once it is committed. Entries that
+// AppendAudit writes e into audit_pending, the unsealed entries' table,
+// and returns once it is committed. Entries that
 // arrive while another batch is being written are written together, in
 // one multi-row INSERT, by whichever caller finds the writer idle: every
 // state change would otherwise pay one more commit (on SQLite, one more
@@ -120,7 +121,7 @@ func (db *DB) writeAudits(ctx context.Context) {
 
 func insertAudits(ctx context.Context, conn *sql.Conn, batch []auditWaiter) error {
 	var sb strings.Builder
-	sb.WriteString(`INSERT INTO audit_log (tenant_id, at, actor, action, subject, result, request_id) VALUES `)
+	sb.WriteString(`INSERT INTO audit_pending (tenant_id, at, actor, action, subject, result, request_id) VALUES `)
 	args := make([]any, 0, 7*len(batch))
 	for i, w := range batch {
 		if i > 0 {
@@ -135,12 +136,19 @@ func insertAudits(ctx context.Context, conn *sql.Conn, batch []auditWaiter) erro
 	return err
 }
 
-// SealAudit runs in one transaction. On PostgreSQL it first takes an
-// advisory lock held until it ends, so two replicas never read the same
-// chain head; every statement after the lock sees what the previous sealer
-// committed (READ COMMITTED). On SQLite the transaction is the one writer.
-// The unique (tenant_id, seq) index is the last guard: a duplicate place
-// fails the whole batch.
+// pendingCols reads an audit_pending row as auditCols reads an audit_log
+// one: not sealed yet, so no place in a chain.
+const pendingCols = `id, tenant_id, at, actor, action, subject, result, request_id,
+	CAST(NULL AS BIGINT) AS seq, '' AS prev_hash, '' AS hash`
+
+// SealAudit moves up to limit entries from audit_pending into audit_log,
+// chained, in one transaction. On PostgreSQL it first takes an advisory
+// lock held until it ends, so two replicas never read the same chain head;
+// every statement after the lock sees what the previous sealer committed
+// (READ COMMITTED). On SQLite the transaction is the one writer. The
+// unique (tenant_id, seq) index is the last guard: a duplicate place fails
+// the whole batch. It deletes exactly the rows it read: on PostgreSQL an
+// entry with a lower id may commit after them, and is sealed next time.
 func (db *DB) SealAudit(ctx context.Context, limit int, hash func(kyc.AuditEntry) string) (int, error) {
 	sealed := 0
 	err := db.tx(ctx, func(tx *sql.Tx) error {
@@ -150,7 +158,7 @@ func (db *DB) SealAudit(ctx context.Context, limit int, hash func(kyc.AuditEntry
 				return fmt.Errorf("store: seal audit log: lock: %w", err)
 			}
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+auditCols+` FROM audit_log WHERE seq IS NULL ORDER BY id LIMIT $1`, limit)
+		rows, err := tx.QueryContext(ctx, `SELECT `+pendingCols+` FROM audit_pending ORDER BY id LIMIT $1`, limit)
 		if err != nil {
 			return fmt.Errorf("store: seal audit log: %w", err)
 		}
@@ -159,7 +167,8 @@ func (db *DB) SealAudit(ctx context.Context, limit int, hash func(kyc.AuditEntry
 			return err
 		}
 		heads := map[string]kyc.AuditEntry{}
-		for _, e := range pending {
+		for i := range pending {
+			e := &pending[i]
 			head, ok := heads[e.TenantID]
 			if !ok {
 				if head, err = auditHead(ctx, tx, e.TenantID); err != nil {
@@ -167,13 +176,20 @@ func (db *DB) SealAudit(ctx context.Context, limit int, hash func(kyc.AuditEntry
 				}
 			}
 			e.Seq, e.PrevHash = head.Seq+1, head.Hash
-			e.Hash = hash(e)
-			if _, err := tx.ExecContext(ctx, `UPDATE audit_log SET seq = $2, prev_hash = $3, hash = $4
-				WHERE id = $1 AND seq IS NULL`, e.ID, e.Seq, e.PrevHash, e.Hash); err != nil {
-				return fmt.Errorf("store: seal audit entry %d: %w", e.ID, err)
+			e.Hash = hash(*e)
+			heads[e.TenantID] = *e
+		}
+		if db.dialect == SQLite {
+			sealed, err = moveAuditsSQLite(ctx, tx, pending)
+			return err
+		}
+		for len(pending) > 0 {
+			n := min(len(pending), auditMoveMax)
+			if err := moveAudits(ctx, tx, pending[:n]); err != nil {
+				return err
 			}
-			heads[e.TenantID] = e
-			sealed++
+			pending = pending[n:]
+			sealed += n
 		}
 		return nil
 	})
@@ -181,6 +197,71 @@ func (db *DB) SealAudit(ctx context.Context, limit int, hash func(kyc.AuditEntry
 		return 0, err
 	}
 	return sealed, nil
+}
+
+// moveAuditsSQLite moves sealed entries one cached INSERT at a time: the
+// single writer makes no round trip, and a multi-row INSERT would be
+// compiled anew for every batch size. Inside the write transaction every
+// pending row is visible, so the entries read (the lowest ids, in order)
+// are exactly those up to the last one.
+func moveAuditsSQLite(ctx context.Context, tx *sql.Tx, es []kyc.AuditEntry) (int, error) {
+	if len(es) == 0 {
+		return 0, nil
+	}
+	for _, e := range es {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (`+auditCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			e.ID, e.TenantID, ms(e.At), e.Actor, e.Action, e.Subject, e.Result, e.RequestID, e.Seq, e.PrevHash, e.Hash); err != nil {
+			return 0, fmt.Errorf("store: seal audit entry %d: %w", e.ID, err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM audit_pending WHERE id <= $1`, es[len(es)-1].ID)
+	if err != nil {
+		return 0, fmt.Errorf("store: seal %d audit entries: %w", len(es), err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(es)) {
+		return 0, fmt.Errorf("store: seal %d audit entries: %d left the pending table (%v)", len(es), n, err)
+	}
+	return len(es), nil
+}
+
+// auditMoveMax bounds one move's parameters (11 per entry) well inside both
+// engines' limits.
+const auditMoveMax = 200
+
+// moveAudits writes sealed entries into audit_log, under the ids they had,
+// and deletes them from audit_pending, in two statements per batch: on
+// PostgreSQL each statement is a round trip.
+func moveAudits(ctx context.Context, tx *sql.Tx, es []kyc.AuditEntry) error {
+	var ins, del strings.Builder
+	ins.WriteString(`INSERT INTO audit_log (` + auditCols + `) VALUES `)
+	del.WriteString(`DELETE FROM audit_pending WHERE id IN (`)
+	args := make([]any, 0, 11*len(es))
+	ids := make([]any, 0, len(es))
+	for i, e := range es {
+		if i > 0 {
+			ins.WriteByte(',')
+			del.WriteByte(',')
+		}
+		n := len(args)
+		fmt.Fprintf(&ins, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
+		args = append(args, e.ID, e.TenantID, ms(e.At), e.Actor, e.Action, e.Subject, e.Result, e.RequestID,
+			e.Seq, e.PrevHash, e.Hash)
+		fmt.Fprintf(&del, "$%d", i+1)
+		ids = append(ids, e.ID)
+	}
+	del.WriteByte(')')
+	if _, err := tx.ExecContext(ctx, ins.String(), args...); err != nil {
+		return fmt.Errorf("store: seal %d audit entries: %w", len(es), err)
+	}
+	res, err := tx.ExecContext(ctx, del.String(), ids...)
+	if err != nil {
+		return fmt.Errorf("store: seal %d audit entries: %w", len(es), err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(es)) {
+		return fmt.Errorf("store: seal %d audit entries: %d left the pending table (%v)", len(es), n, err)
+	}
+	return nil
 }
 
 // auditHead is the last sealed entry of a tenant's chain (its Seq and
@@ -199,7 +280,10 @@ func auditHead(ctx context.Context, tx *sql.Tx, tenantID string) (kyc.AuditEntry
 }
 
 // ListAudit builds its WHERE from the filters given: each is an indexed
-// column or a range on the primary key the scan walks anyway.
+// column or a range on the primary key the scan walks anyway. The same
+// WHERE selects from the sealed log and from audit_pending (a few seconds
+// of entries, no index but the key), in one statement so that an entry the
+// sealer moves meanwhile is read once.
 func (db *DB) ListAudit(ctx context.Context, f kyc.AuditFilter) ([]kyc.AuditEntry, error) {
 	var where []string
 	var args []any
@@ -236,11 +320,13 @@ func (db *DB) ListAudit(ctx context.Context, f kyc.AuditFilter) ([]kyc.AuditEntr
 	if f.BeforeID > 0 {
 		add(`id < ?`, f.BeforeID)
 	}
-	q := `SELECT ` + auditCols + ` FROM audit_log`
+	cond := ""
 	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
+		cond = ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	q += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args)+1)
+	tail := fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args)+1)
+	q := `SELECT * FROM (SELECT ` + auditCols + ` FROM audit_log` + cond + tail + `) AS sealed
+		UNION ALL SELECT * FROM (SELECT ` + pendingCols + ` FROM audit_pending` + cond + tail + `) AS pending` + tail
 	rows, err := db.r.QueryContext(ctx, q, append(args, f.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list audit log: %w", err)
@@ -248,8 +334,12 @@ func (db *DB) ListAudit(ctx context.Context, f kyc.AuditFilter) ([]kyc.AuditEntr
 	return scanAudits(rows, "list audit log")
 }
 
+// AuditChains counts each tenant's pending entries; a tenant with sealed
+// entries only counts none (MAX of 0 and nothing).
 func (db *DB) AuditChains(ctx context.Context) ([]kyc.AuditChain, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT tenant_id, COUNT(*) - COUNT(seq) FROM audit_log
+	rows, err := db.r.QueryContext(ctx, `SELECT tenant_id, MAX(n) FROM (
+			SELECT tenant_id, 0 AS n FROM audit_log GROUP BY tenant_id
+			UNION ALL SELECT tenant_id, COUNT(*) AS n FROM audit_pending GROUP BY tenant_id) AS c
 		GROUP BY tenant_id ORDER BY tenant_id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit chains: %w", err)
@@ -281,8 +371,9 @@ func (db *DB) AuditChain(ctx context.Context, tenantID string, afterSeq int64, l
 // pruneAudit deletes, per chain, the sealed entries before the first one
 // at or after before (by seq, so clocks that disagree between replicas
 // cannot make a hole), never the chain's head: the next entry links to it.
-// Unsealed entries stay, however old. Deleting below a seq is the same
-// whoever does it, so replicas pruning together delete each entry once.
+// Unsealed entries (audit_pending) stay, however old. Deleting below a
+// seq is the same whoever does it, so replicas pruning together delete
+// each entry once.
 func (db *DB) pruneAudit(ctx context.Context, before time.Time) (int64, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT tenant_id, MIN(seq), MAX(seq), MIN(CASE WHEN at >= $1 THEN seq END)
 		FROM audit_log WHERE seq IS NOT NULL GROUP BY tenant_id`, ms(before))

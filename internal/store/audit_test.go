@@ -55,17 +55,6 @@ func TestAuditAppendSealList(t *testing.T) {
 		for i := range 12 {
 			must(t, db.AppendAudit(ctx, auditEntry([]string{"tn_a", "tn_b", ""}[i%3], i, time.Duration(i)*time.Minute)))
 		}
-		// Sealed in batches; a batch ends mid-chain and the next goes on.
-		for {
-			n, err := db.SealAudit(ctx, 5, kyc.AuditHash)
-			must(t, err)
-			if n == 0 {
-				break
-			}
-		}
-		if got := checkChains(t, db); got["tn_a"] != 4 || got["tn_b"] != 4 || got[""] != 4 {
-			t.Fatalf("chains %v; want 4 each", got)
-		}
 		list := func(f kyc.AuditFilter) []string {
 			t.Helper()
 			if f.Limit == 0 {
@@ -79,24 +68,55 @@ func TestAuditAppendSealList(t *testing.T) {
 			}
 			return rq
 		}
-		for name, c := range map[string]struct {
-			f    kyc.AuditFilter
-			want string
-		}{
-			"all":         {kyc.AuditFilter{}, "[rq11 rq10 rq9 rq8 rq7 rq6 rq5 rq4 rq3 rq2 rq1 rq0]"},
-			"tenant":      {kyc.AuditFilter{TenantID: "tn_b"}, "[rq10 rq7 rq4 rq1]"},
-			"actor kind":  {kyc.AuditFilter{Actor: "api_key", Limit: 3}, "[rq11 rq10 rq9]"},
-			"actor":       {kyc.AuditFilter{Actor: "api_key:k1"}, "[rq11 rq9 rq7 rq5 rq3 rq1]"},
-			"other kind":  {kyc.AuditFilter{Actor: "api"}, "[]"},
-			"action":      {kyc.AuditFilter{Action: "act.2", TenantID: "tn_c"}, "[]"},
-			"subject":     {kyc.AuditFilter{Subject: "subj3"}, "[rq11 rq7 rq3]"},
-			"since until": {kyc.AuditFilter{Since: at(3 * time.Minute), Until: at(6 * time.Minute)}, "[rq5 rq4 rq3]"},
-			"before":      {kyc.AuditFilter{BeforeID: 3, Limit: 1}, "[rq1]"},
-		} {
-			if got := fmt.Sprint(list(c.f)); got != c.want {
-				t.Errorf("%s: %s, want %s", name, got, c.want)
+		lists := func(when string) {
+			t.Helper()
+			for name, c := range map[string]struct {
+				f    kyc.AuditFilter
+				want string
+			}{
+				"all":         {kyc.AuditFilter{}, "[rq11 rq10 rq9 rq8 rq7 rq6 rq5 rq4 rq3 rq2 rq1 rq0]"},
+				"tenant":      {kyc.AuditFilter{TenantID: "tn_b"}, "[rq10 rq7 rq4 rq1]"},
+				"actor kind":  {kyc.AuditFilter{Actor: "api_key", Limit: 3}, "[rq11 rq10 rq9]"},
+				"actor":       {kyc.AuditFilter{Actor: "api_key:k1"}, "[rq11 rq9 rq7 rq5 rq3 rq1]"},
+				"other kind":  {kyc.AuditFilter{Actor: "api"}, "[]"},
+				"action":      {kyc.AuditFilter{Action: "act.2", TenantID: "tn_c"}, "[]"},
+				"subject":     {kyc.AuditFilter{Subject: "subj3"}, "[rq11 rq7 rq3]"},
+				"since until": {kyc.AuditFilter{Since: at(3 * time.Minute), Until: at(6 * time.Minute)}, "[rq5 rq4 rq3]"},
+				"before":      {kyc.AuditFilter{BeforeID: 3, Limit: 1}, "[rq1]"},
+				"across":      {kyc.AuditFilter{BeforeID: 9, Limit: 4}, "[rq7 rq6 rq5 rq4]"},
+			} {
+				if got := fmt.Sprint(list(c.f)); got != c.want {
+					t.Errorf("%s, %s: %s, want %s", when, name, got, c.want)
+				}
 			}
 		}
+		// Listing reads sealed and pending entries as one log: before any
+		// sealing, with the first 6 sealed (a page then spans both), and
+		// after.
+		lists("none sealed")
+		n, err := db.SealAudit(ctx, 6, kyc.AuditHash)
+		must(t, err)
+		if n != 6 {
+			t.Fatalf("sealed %d, want 6", n)
+		}
+		lists("6 sealed")
+		chains, err := db.AuditChains(ctx)
+		must(t, err)
+		if fmt.Sprint(chains) != "[{ 2} {tn_a 2} {tn_b 2}]" {
+			t.Errorf("chains with 6 of 12 sealed: %v", chains)
+		}
+		// Sealed in batches; a batch ends mid-chain and the next goes on.
+		for {
+			n, err := db.SealAudit(ctx, 5, kyc.AuditHash)
+			must(t, err)
+			if n == 0 {
+				break
+			}
+		}
+		if got := checkChains(t, db); got["tn_a"] != 4 || got["tn_b"] != 4 || got[""] != 4 {
+			t.Fatalf("chains %v; want 4 each", got)
+		}
+		lists("all sealed")
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -240,6 +241,77 @@ func TestMigrationChecksums(t *testing.T) {
 			err = db.Migrate(ctx)
 			if err == nil || !strings.Contains(err.Error(), files[1].name) || !strings.Contains(err.Error(), "changed after it ran") {
 				t.Fatalf("Migrate with an edited migration 2 = %v; want it refused, naming %s", err, files[1].name)
+			}
+		})
+	}
+}
+
+// Migration 14 moves the unsealed audit entries into audit_pending under
+// the ids they had: they list as before, seal into the chain after the
+// sealed ones, and entries appended after the upgrade get ids above them
+// all.
+func TestMigrationMovesUnsealedAudit(t *testing.T) {
+	t.Parallel()
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := t.Context()
+			db, err := OpenNoMigrate(ctx, e.URL, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			if err := db.migrate(ctx, 13); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.w.ExecContext(ctx, `INSERT INTO audit_log (tenant_id, at, actor, action, result, request_id) VALUES
+					('ta', 1, 'cli', 'a', 'ok', 'r1'), ('ta', 2, 'cli', 'a', 'ok', 'r2'), ('ta', 3, 'cli', 'a', 'ok', 'r3'),
+					('ta', 4, 'cli', 'a', 'ok', 'r4')`); err != nil {
+				t.Fatal(err)
+			}
+			// r1 and r2 sealed before the upgrade (as its sealer did, in
+			// place), r3 and r4 not.
+			var prev kyc.AuditEntry
+			for id := int64(1); id <= 2; id++ {
+				e, err := scanAudit(db.w.QueryRowContext(ctx, `SELECT `+auditCols+` FROM audit_log WHERE id = $1`, id))
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.Seq, e.PrevHash = prev.Seq+1, prev.Hash
+				e.Hash = kyc.AuditHash(e)
+				if _, err := db.w.ExecContext(ctx, `UPDATE audit_log SET seq = $2, prev_hash = $3, hash = $4 WHERE id = $1`,
+					e.ID, e.Seq, e.PrevHash, e.Hash); err != nil {
+					t.Fatal(err)
+				}
+				prev = e
+			}
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if chains, err := db.AuditChains(ctx); err != nil || fmt.Sprint(chains) != "[{ta 2}]" {
+				t.Fatalf("chains after the upgrade: %v, %v", chains, err)
+			}
+			if err := db.AppendAudit(ctx, kyc.AuditEntry{TenantID: "ta", At: time.UnixMilli(5), Actor: "cli", Action: "a", Result: "ok", RequestID: "r5"}); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := db.SealAudit(ctx, 10, kyc.AuditHash); err != nil || n != 3 {
+				t.Fatalf("sealing after the upgrade: %d, %v", n, err)
+			}
+			es, err := db.ListAudit(ctx, kyc.AuditFilter{Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for i, e := range es {
+				got = append(got, fmt.Sprintf("%s:%d:%d", e.RequestID, e.ID, e.Seq))
+				if i+1 < len(es) && es[i+1].Hash != e.PrevHash {
+					t.Errorf("%s does not link to %s", e.RequestID, es[i+1].RequestID)
+				}
+				if e.Hash != kyc.AuditHash(e) {
+					t.Errorf("%s: hash %s, want %s", e.RequestID, e.Hash, kyc.AuditHash(e))
+				}
+			}
+			if fmt.Sprint(got) != "[r5:5:5 r4:4:4 r3:3:3 r2:2:2 r1:1:1]" {
+				t.Errorf("log after the upgrade (request:id:seq): %v", got)
 			}
 		})
 	}

@@ -210,18 +210,32 @@ func moveAuditsSQLite(ctx context.Context, tx *sql.Tx, es []kyc.AuditEntry) (int
 	}
 	for _, e := range es {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (`+auditCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			e.ID, e.TenantID, ms(e.At), e.Actor, e.Action, e.Subject, e.Result, e.RequestID, e.Seq, e.PrevHash, e.Hash); err != nil {
+			auditArgs(e)...); err != nil {
 			return 0, fmt.Errorf("store: seal audit entry %d: %w", e.ID, err)
 		}
 	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM audit_pending WHERE id <= $1`, es[len(es)-1].ID)
-	if err != nil {
-		return 0, fmt.Errorf("store: seal %d audit entries: %w", len(es), err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n != int64(len(es)) {
-		return 0, fmt.Errorf("store: seal %d audit entries: %d left the pending table (%v)", len(es), n, err)
+	if err := movedAll(res, err, len(es)); err != nil {
+		return 0, err
 	}
 	return len(es), nil
+}
+
+// auditArgs are e's fields in auditCols order, the order scanAudit reads.
+func auditArgs(e kyc.AuditEntry) []any {
+	return []any{e.ID, e.TenantID, ms(e.At), e.Actor, e.Action, e.Subject, e.Result, e.RequestID, e.Seq, e.PrevHash, e.Hash}
+}
+
+// movedAll checks a move's DELETE from audit_pending: exactly the n
+// entries just inserted into the log left it, or the seal rolls back.
+func movedAll(res sql.Result, err error, n int) error {
+	if err != nil {
+		return fmt.Errorf("store: seal %d audit entries: %w", n, err)
+	}
+	if got, err := res.RowsAffected(); err != nil || got != int64(n) {
+		return fmt.Errorf("store: seal %d audit entries: %d left the pending table (%v)", n, got, err)
+	}
+	return nil
 }
 
 // auditMoveMax bounds one move's parameters (11 per entry) well inside both
@@ -245,8 +259,7 @@ func moveAudits(ctx context.Context, tx *sql.Tx, es []kyc.AuditEntry) error {
 		n := len(args)
 		fmt.Fprintf(&ins, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
 			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
-		args = append(args, e.ID, e.TenantID, ms(e.At), e.Actor, e.Action, e.Subject, e.Result, e.RequestID,
-			e.Seq, e.PrevHash, e.Hash)
+		args = append(args, auditArgs(e)...)
 		fmt.Fprintf(&del, "$%d", i+1)
 		ids = append(ids, e.ID)
 	}
@@ -255,13 +268,7 @@ func moveAudits(ctx context.Context, tx *sql.Tx, es []kyc.AuditEntry) error {
 		return fmt.Errorf("store: seal %d audit entries: %w", len(es), err)
 	}
 	res, err := tx.ExecContext(ctx, del.String(), ids...)
-	if err != nil {
-		return fmt.Errorf("store: seal %d audit entries: %w", len(es), err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n != int64(len(es)) {
-		return fmt.Errorf("store: seal %d audit entries: %d left the pending table (%v)", len(es), n, err)
-	}
-	return nil
+	return movedAll(res, err, len(es))
 }
 
 // auditHead is the last sealed entry of a tenant's chain (its Seq and
